@@ -1,0 +1,123 @@
+"""The ``asd-se`` command: parses arguments, sets up logging, calls the layers. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("asd_se")
+
+EXIT_FAILED = 1
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard wants I/N, e.g. 0/4, not {text!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= I < N")
+    return index, count
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size wants WIDTHxHEIGHT, e.g. 1280x720, not {text!r}") from None
+    return width, height
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from data_prep.synth.dataset import SynthConfig, make_dataset
+
+    config = SynthConfig(videos=args.videos, minutes=args.minutes, seed=args.seed, size=args.size, fps=args.fps)
+    counts = make_dataset(args.out_dir, config, workers=args.workers)
+    print(f"synthetic AVA-format dataset in {args.out_dir}:")
+    for split in ("train", "val"):
+        print(f"  {split}: {counts[f'{split}_videos']} videos, {counts[f'{split}_rows']} rows "
+              f"(SPEAKING_AUDIBLE {counts[f'{split}_SPEAKING_AUDIBLE']}, "
+              f"SPEAKING_NOT_AUDIBLE {counts[f'{split}_SPEAKING_NOT_AUDIBLE']}, "
+              f"NOT_SPEAKING {counts[f'{split}_NOT_SPEAKING']})")
+    return 0
+
+
+def cmd_prep(args: argparse.Namespace) -> int:
+    from data_prep.prep import PrepConfig, dataset_layout, prepare
+
+    annotations, videos = (args.annotations, args.videos)
+    if args.root is not None:
+        default_annotations, default_videos = dataset_layout(args.dataset, args.root)
+        annotations, videos = annotations or default_annotations, videos or default_videos
+    if not annotations or videos is None:
+        raise SystemExit("asd-se prep: give --annotations and --videos, or --root with --dataset")
+    summary = prepare(PrepConfig(tuple(annotations), videos, args.out, args.workers, args.shard))
+    print(summary.render())
+    if args.shard[1] > 1:
+        print(f"shard {args.shard[0]}/{args.shard[1]} done; build the index with a run without --shard, "
+              f"or `asd-se merge --out STORE SHARD_STORES...`")
+    return summary.exit_code
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from data_prep.prep import merge
+
+    print(f"{args.out}: index of {merge(args.out, args.stores)} tracks")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asd-se", description="Active speaker detection that explains itself.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    synth = commands.add_parser("synth", help="write a synthetic AVA-format dataset (videos + CSVs)",
+                                description="Write a synthetic dataset laid out like AVA-ActiveSpeaker: "
+                                            "OUT_DIR/videos/*.mp4 and OUT_DIR/annotations/{train,val}.csv.")
+    synth.add_argument("out_dir", type=Path)
+    synth.add_argument("--videos", type=int, default=16, help="number of videos (default 16)")
+    synth.add_argument("--minutes", type=float, default=0.5, help="length of EACH video in minutes (default 0.5)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--size", type=_size, default=None, help="fixed frame size WxH (default: varied sizes)")
+    synth.add_argument("--fps", type=float, default=None, help="fixed frame rate (default: 10-30 fps, varied)")
+    synth.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    synth.set_defaults(run=cmd_synth)
+
+    prep = commands.add_parser("prep", help="videos + AVA-format CSVs -> face-track store",
+                               description="Decode each video once and store every annotated face track at "
+                                           "25 fps. Exit code 3: finished, but rows or videos were skipped.")
+    prep.add_argument("--annotations", type=Path, nargs="+", help="AVA-format CSV files or folders of them")
+    prep.add_argument("--videos", type=Path, help="folder with <video_id>.{mp4,mkv,webm,avi,mov}")
+    prep.add_argument("--out", type=Path, required=True, help="track store folder (created or resumed)")
+    prep.add_argument("--dataset", choices=("ava", "wasd", "synth"), default="ava",
+                      help="folder layout used with --root (see README)")
+    prep.add_argument("--root", type=Path, help="dataset root; fills in --annotations/--videos from the layout")
+    prep.add_argument("--workers", type=int, default=1, help="videos prepared in parallel processes")
+    prep.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: prepare every N-th video from the I-th")
+    prep.set_defaults(run=cmd_prep)
+
+    merge = commands.add_parser("merge", help="merge shard stores into one store and build its index")
+    merge.add_argument("--out", type=Path, required=True)
+    merge.add_argument("stores", type=Path, nargs="+")
+    merge.set_defaults(run=cmd_merge)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``asd-se`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    from asd_se.media import MediaError
+    from data_prep.store import StoreError
+
+    try:
+        return args.run(args)
+    except (MediaError, StoreError, FileNotFoundError, ValueError) as err:
+        print(f"asd-se {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

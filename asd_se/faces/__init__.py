@@ -1,0 +1,1 @@
+"""Faces: the one crop function, the detector and the tracker."""

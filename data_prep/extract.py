@@ -1,0 +1,132 @@
+"""Decode one video once, in order, and cut every annotated face track at the model's 25 fps.
+
+Classic AVA prep seeks once per CSV row and writes a JPG per face-frame; here every track sample is
+assigned to the decoded frame nearest its time as the frames stream past, so each video is decoded once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from asd_se.faces.crop import face_crop
+from asd_se.media import DecodedVideo, MediaError, decode, probe
+from data_prep.annotations import Problem, Row
+from data_prep.store import LABEL_CODES, StoreSettings, Track, TrackMeta, TrackRows, encode_crop
+
+
+@dataclass
+class TrackPlan:
+    """A track to cut: its rows (sorted by time), 25 fps sample times ``(T,)`` and boxes ``(T, 4)``."""
+
+    entity_id: str
+    rows: list[Row]
+    times: np.ndarray
+    boxes: np.ndarray
+
+    def row_frames(self, fps: int) -> np.ndarray:
+        """``(R,)`` the 25 fps frame of each row."""
+        return np.round((np.array([r.timestamp for r in self.rows]) - self.times[0]) * fps).astype(int)
+
+
+def plan_tracks(rows: list[Row], fps: int) -> list[TrackPlan]:
+    """One track per entity: samples every 1/fps s from its first to its last row, boxes interpolated."""
+    by_entity: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_entity[row.entity_id].append(row)
+    plans = []
+    for entity_id in sorted(by_entity):
+        entity_rows = sorted(by_entity[entity_id], key=lambda r: r.timestamp)
+        stamps = np.array([r.timestamp for r in entity_rows])
+        count = int(round((stamps[-1] - stamps[0]) * fps)) + 1
+        times = stamps[0] + np.arange(count) / fps
+        boxes = np.stack([np.interp(times, stamps, [r.box[j] for r in entity_rows]) for j in range(4)], axis=1)
+        plans.append(TrackPlan(entity_id, entity_rows, times, boxes))
+    return plans
+
+
+def _nearest_labels(plan: TrackPlan) -> list[int]:
+    stamps = np.array([r.timestamp for r in plan.rows])
+    nearest = np.round(np.interp(plan.times, stamps, np.arange(len(stamps)))).astype(int)
+    return [LABEL_CODES[plan.rows[i].label] for i in nearest]
+
+
+def _audio_segment(audio: np.ndarray, start: float, frames: int, settings: StoreSettings) -> np.ndarray:
+    """``(frames * 640,)`` samples from ``start`` s, zero-padded where the audio does not reach."""
+    per_frame = settings.audio_rate // settings.fps
+    first = int(round(start * settings.audio_rate))
+    segment = np.zeros(frames * per_frame, np.float32)
+    lo, hi = max(first, 0), min(first + len(segment), len(audio))
+    if hi > lo:
+        segment[lo - first:hi - first] = audio[lo:hi]
+    return segment
+
+
+def extract_video(path, rows: list[Row], settings: StoreSettings
+                  ) -> tuple[list[Track], list[Problem], dict]:
+    """Cut all tracks of one video. Returns tracks, the rows skipped (as Problems) and a few facts."""
+    first = rows[0]
+    where = (first.source, first.line)
+    try:
+        info = probe(path)
+    except MediaError as err:
+        return [], [Problem(*where, f"{err}; {len(rows)} rows of {first.video_id} skipped")], {}
+    if not info.has_audio:
+        return [], [Problem(*where, f"{path}: has no audio stream; {len(rows)} rows of {first.video_id} skipped")], {}
+    plans = plan_tracks(rows, settings.fps)
+    sample_times = np.concatenate([p.times for p in plans])
+    owners = np.concatenate([np.stack([np.full(len(p.times), i), np.arange(len(p.times))], 1)
+                             for i, p in enumerate(plans)])
+    order = np.argsort(sample_times, kind="stable")
+    jpegs: list[list[bytes]] = [[] for _ in plans]
+    decoded = DecodedVideo()
+    cursor = 0
+    previous: tuple[float, np.ndarray] | None = None
+
+    def cut_until(limit: float, gray: np.ndarray) -> None:
+        nonlocal cursor
+        height, width = gray.shape
+        while cursor < len(order) and sample_times[order[cursor]] <= limit:
+            track, k = owners[order[cursor]]
+            x1, y1, x2, y2 = plans[track].boxes[k]
+            crop, _ = face_crop(gray, (x1 * width, y1 * height, x2 * width, y2 * height),
+                                settings.crop_size, settings.crop_margin)
+            jpegs[track].append(encode_crop(crop, settings.jpeg_quality))
+            cursor += 1
+
+    frames = 0
+    try:
+        for time, (gray,) in decode(path, ("gray",), with_audio=True, result=decoded):
+            if previous is not None:
+                cut_until((previous[0] + time) / 2, previous[1])
+            previous = (time, gray)
+            frames += 1
+    except MediaError as err:
+        return [], [Problem(*where, f"{err}; {len(rows)} rows of {first.video_id} skipped")], {}
+    if previous is None:
+        return [], [Problem(*where, f"{path}: no decodable video frames; {len(rows)} rows skipped")], {}
+    last_time = previous[0]
+    cut_until(last_time + 1.0 / info.fps, previous[1])
+    problems = [Problem(*where, warning) for warning in decoded.warnings]
+    tracks = []
+    for plan, crops in zip(plans, jpegs):
+        row_frames = plan.row_frames(settings.fps)
+        keep = row_frames < len(crops)
+        for row in (r for r, k in zip(plan.rows, keep) if not k):
+            problems.append(Problem(row.source, row.line, f"timestamp {row.timestamp_text} is past the end of "
+                                                          f"{path} (last frame at {last_time:.3f} s)"))
+        if not keep.any():
+            continue
+        count = int(row_frames[keep].max()) + 1
+        kept = [r for r, k in zip(plan.rows, keep) if k]
+        meta = TrackMeta(first.video_id, plan.entity_id, kept[0].split, round(info.fps, 4), float(plan.times[0]),
+                         count, _nearest_labels(plan)[:count],
+                         TrackRows([r.timestamp_text for r in kept], [r.label for r in kept],
+                                   [[round(v, 6) for v in r.box] for r in kept], row_frames[keep].tolist()),
+                         file="", member="")
+        tracks.append(Track(meta, crops[:count], _audio_segment(decoded.audio, meta.start, count, settings)))
+    facts = {"decoded_frames": frames, "source_fps": info.fps, "width": info.width, "height": info.height,
+             "truncated": decoded.truncated}
+    return tracks, problems, facts

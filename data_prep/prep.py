@@ -1,0 +1,197 @@
+"""``asd-se prep``: videos + AVA-format CSVs -> track store. Resumable, parallel, shardable.
+
+A video is the unit of work. Its files are written atomically and its manifest last, carrying a fingerprint
+of its rows and the settings; a rerun skips every video whose manifest matches, so a run killed at any
+moment (SIGKILL included) is finished by running it again, and a rerun on a complete store does nothing.
+``--shard I/N`` takes every N-th video; the index is built by the run (or ``asd-se merge``) that sees all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asd_se.parallel import parallel_map
+from asd_se.fsio import atomic_path, write_json_atomic
+from data_prep.annotations import Problem, Row, read_annotations
+from data_prep.extract import extract_video
+from data_prep.store import StoreError, StoreSettings, TrackStore
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+EXIT_SKIPPED = 3  # finished, but some rows or videos were skipped: see the summary
+
+
+@dataclass(frozen=True)
+class PrepConfig:
+    """What ``asd-se prep`` was asked to do."""
+
+    annotations: tuple[Path, ...]
+    videos: Path
+    out: Path
+    workers: int = 1
+    shard: tuple[int, int] = (0, 1)
+    settings: StoreSettings = field(default_factory=StoreSettings)
+
+
+@dataclass
+class PrepSummary:
+    """What the store holds for the videos asked for, and what was skipped."""
+
+    videos_asked: int = 0
+    videos_done: int = 0
+    videos_prepared_now: int = 0
+    tracks: int = 0
+    face_frames: int = 0
+    rows: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    index_tracks: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SKIPPED if self.problems else 0
+
+    def render(self) -> str:
+        """A human-readable summary."""
+        lines = [f"videos: {self.videos_done}/{self.videos_asked} in store ({self.videos_prepared_now} prepared now)",
+                 f"tracks: {self.tracks}, face-frames at 25 fps: {self.face_frames}",
+                 "rows kept: " + ", ".join(f"{k} {v}" for k, v in sorted(self.rows.items()))]
+        if self.index_tracks is not None:
+            lines.append(f"index: {self.index_tracks} tracks")
+        if self.problems:
+            reasons = Counter(_reason(p) for p in self.problems)
+            lines.append(f"rows/videos skipped: {len(self.problems)} problem(s) — " +
+                         "; ".join(f"{n} × {r}" for r, n in reasons.most_common()))
+            lines.extend(f"  {p}" for p in self.problems[:20])
+            if len(self.problems) > 20:
+                lines.append(f"  ... {len(self.problems) - 20} more in prep_report.json")
+        return "\n".join(lines)
+
+
+def _reason(problem: str) -> str:
+    """The kind of a problem message, for grouping in the summary."""
+    text = problem.split(": ", 1)[-1]
+    for marker in ("duplicate", "past the end", "columns", "unknown label", "outside", "NaN", "empty",
+                   "characters", "no video file", "no audio", "empty (0 bytes)", "not a readable", "corrupt",
+                   "ends in an error", "non-numeric", "timestamp"):
+        if marker in text:
+            return marker
+    return text[:40]
+
+
+# Where each dataset keeps its CSVs and videos under a root folder (README: "Getting AVA and WASD").
+LAYOUTS = {"ava": ("csv", "videos"), "wasd": ("csv", "videos"), "synth": ("annotations", "videos")}
+
+
+def dataset_layout(dataset: str, root: Path) -> tuple[tuple[Path, ...], Path]:
+    """``(annotation paths, video folder)`` of a dataset laid out as the README describes."""
+    annotations, videos = LAYOUTS[dataset]
+    return (Path(root) / annotations,), Path(root) / videos
+
+
+def fingerprint(rows: list[Row], settings: StoreSettings, video: Path) -> str:
+    """Changes when the video's rows, the settings or the video file change."""
+    digest = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
+    stat = video.stat()
+    digest.update(f"{video.name}|{stat.st_size}".encode())
+    for row in sorted(rows, key=lambda r: (r.entity_id, r.timestamp)):
+        digest.update(f"{row.timestamp_text}|{row.entity_id}|{row.box}|{row.label}|{row.split}".encode())
+    return digest.hexdigest()
+
+
+def find_videos(folder: Path) -> dict[str, Path]:
+    """``{video_id: path}`` of the video files in ``folder`` (by file stem)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: video folder does not exist")
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES}
+
+
+def _prepare_one(job: tuple[Path, str, list[Row], StoreSettings, str]) -> dict:
+    """Worker: cut one video's tracks and store them. Returns the stored manifest."""
+    root, video_path, rows, settings, stamp = job
+    store = TrackStore.open(root)
+    tracks, problems, facts = extract_video(Path(video_path), rows, settings)
+    manifest = {"video_id": rows[0].video_id, "source": Path(video_path).name, "fingerprint": stamp,
+                "facts": facts, "problems": [str(p) for p in problems]}
+    if not tracks:  # nothing usable: no manifest, so the next run tries again (after the user fixes it)
+        return {**manifest, "tracks": [], "stored": False}
+    store.write_video(rows[0].video_id, tracks, manifest)
+    return {**store.manifest(rows[0].video_id), "stored": True}
+
+
+def prepare(config: PrepConfig) -> PrepSummary:
+    """Run prep; returns the summary (its ``exit_code`` says whether anything was skipped)."""
+    rows, problems = read_annotations(list(config.annotations))
+    by_video: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_video[row.video_id].append(row)
+    files = find_videos(config.videos)
+    store = TrackStore.create(config.out, config.settings)
+    index, count = config.shard
+    video_ids = sorted(by_video)[index::count]
+    summary = PrepSummary(videos_asked=len(video_ids))
+    jobs, manifests = [], []
+    for video_id in video_ids:
+        video_rows = by_video[video_id]
+        if video_id not in files:
+            first = video_rows[0]
+            problems.append(Problem(first.source, first.line, f"no video file for {video_id} in {config.videos}; "
+                                                              f"{len(video_rows)} rows skipped"))
+            continue
+        stamp = fingerprint(video_rows, config.settings, files[video_id])
+        done = store.manifest(video_id)
+        if done is not None and done["fingerprint"] == stamp:
+            manifests.append(done)
+        else:
+            jobs.append((store.root, files[video_id], video_rows, config.settings, stamp))
+    if jobs:
+        log.info("preparing %d videos (%d already in the store)", len(jobs), len(manifests))
+        results = parallel_map(_prepare_one, jobs, config.workers)
+        for manifest in tqdm(results, total=len(jobs), desc="prep videos", unit="video"):
+            if manifest.pop("stored"):
+                manifests.append(manifest)
+                summary.videos_prepared_now += 1
+            else:
+                summary.problems.extend(manifest["problems"])
+    summary.problems = [str(p) for p in problems] + summary.problems
+    for manifest in manifests:
+        summary.videos_done += 1
+        summary.problems.extend(manifest["problems"])
+        for meta in manifest["tracks"]:
+            summary.tracks += 1
+            summary.face_frames += meta["frames"]
+            summary.rows.update(meta["rows"]["labels"])
+    if count == 1:
+        summary.index_tracks = store.build_index()
+    write_json_atomic(store.root / "prep_report.json", {
+        "videos_asked": summary.videos_asked, "videos_done": summary.videos_done, "tracks": summary.tracks,
+        "face_frames": summary.face_frames, "rows": dict(summary.rows), "problems": summary.problems,
+        "shard": list(config.shard)})
+    return summary
+
+
+def merge(out: Path, sources: list[Path]) -> int:
+    """Copy finished videos of shard stores into ``out`` (same settings required) and build its index."""
+    target = TrackStore.create(out, TrackStore.open(sources[0]).settings)
+    for source in sources:
+        store = TrackStore.open(source)
+        if store.settings != target.settings:
+            raise StoreError(f"{source}: settings {store.settings} differ from {out}'s {target.settings}")
+        for manifest_path in sorted((store.root / "videos").glob("*.json")):
+            npz = manifest_path.with_suffix(".npz")
+            for path in (npz, manifest_path):  # npz first: the manifest marks completeness
+                destination = target.root / "videos" / path.name
+                if destination.exists() and destination.read_bytes() == path.read_bytes():
+                    continue
+                with atomic_path(destination) as tmp:
+                    shutil.copyfile(path, tmp)
+    return target.build_index()

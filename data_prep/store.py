@@ -1,0 +1,190 @@
+"""The track store: face tracks at 25 fps as JPEG-in-npz, one file per video, plus one index.
+
+    STORE/store.json                 format version and the settings every crop was made with
+    STORE/videos/<stem>.npz          per track ``t<i>``: ``t<i>_jpeg`` (bytes) + ``t<i>_offsets`` (T+1,) +
+                                     ``t<i>_audio`` (T * 640,) int16 16 kHz mono aligned to the track's frames
+    STORE/videos/<stem>.json         the video's manifest (tracks, row mapping, problems); written LAST, so its
+                                     presence means the video is complete
+    STORE/index.jsonl                every track of every finished video, sorted: the store's table of contents
+    STORE/prep_report.json           the last run's summary and every skipped row with its reason
+
+Each track keeps the exact mapping back to its annotation rows (timestamp text, label, box, 25 fps frame),
+so predictions are reported at the annotated timestamps, joined by key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from asd_se.faces.crop import CROP_MARGIN, CROP_SIZE
+from asd_se.fsio import atomic_path, inside, safe_stem, write_json_atomic, write_text_atomic
+from asd_se.media import AUDIO_RATE
+
+STORE_FORMAT = "asd-se-track-store"
+STORE_VERSION = 1
+FPS = 25
+SAMPLES_PER_FRAME = AUDIO_RATE // FPS
+LABEL_CODES = {"NOT_SPEAKING": 0, "SPEAKING_AUDIBLE": 1, "SPEAKING_NOT_AUDIBLE": 2}
+
+
+class StoreError(Exception):
+    """A store that cannot be used as asked; the message names it."""
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """How every crop in a store was made; a store never mixes settings."""
+
+    fps: int = FPS
+    crop_size: int = CROP_SIZE
+    crop_margin: float = CROP_MARGIN
+    audio_rate: int = AUDIO_RATE
+    jpeg_quality: int = 90
+
+
+@dataclass
+class TrackRows:
+    """A track's original annotation rows: verbatim timestamps, labels, normalised boxes, 25 fps frame."""
+
+    timestamps: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    boxes: list[list[float]] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+
+
+@dataclass
+class TrackMeta:
+    """One track as the index lists it."""
+
+    video_id: str
+    entity_id: str
+    split: str
+    source_fps: float
+    start: float  # time (s) of frame 0 in the source video
+    frames: int
+    labels: list[int]  # (frames,) LABEL_CODES per 25 fps frame
+    rows: TrackRows
+    file: str
+    member: str
+
+    @property
+    def track_id(self) -> str:
+        return f"{self.video_id}/{self.entity_id}"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrackMeta":
+        return cls(**{**data, "rows": TrackRows(**data["rows"])})
+
+
+@dataclass
+class Track:
+    """A finished track in memory: meta, JPEG crops ``T x bytes`` and audio ``(T * 640,)`` float32."""
+
+    meta: TrackMeta
+    jpegs: list[bytes]
+    audio: np.ndarray
+
+
+def encode_crop(crop: np.ndarray, quality: int) -> bytes:
+    """A ``(S, S)`` uint8 crop as JPEG bytes."""
+    ok, buffer = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buffer.tobytes()
+
+
+class TrackStore:
+    """Reads and writes one store folder."""
+
+    def __init__(self, root: Path, settings: StoreSettings):
+        self.root = Path(root)
+        self.settings = settings
+
+    @classmethod
+    def create(cls, root: Path, settings: StoreSettings | None = None) -> "TrackStore":
+        """Open ``root`` for writing, creating it; refuse a store made with other settings or version."""
+        root = Path(root)
+        settings = settings or StoreSettings()
+        if (root / "store.json").exists():
+            store = cls.open(root)
+            if store.settings != settings:
+                raise StoreError(f"{root}: made with {store.settings}, asked for {settings}")
+            return store
+        (root / "videos").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(root / "store.json", {"format": STORE_FORMAT, "version": STORE_VERSION,
+                                                "settings": asdict(settings)})
+        return cls(root, settings)
+
+    @classmethod
+    def open(cls, root: Path) -> "TrackStore":
+        """Open an existing store; StoreError if it is not one or was made by an incompatible version."""
+        root = Path(root)
+        try:
+            header = json.loads((root / "store.json").read_text())
+        except (OSError, ValueError) as err:
+            raise StoreError(f"{root}: not a track store (no readable store.json: {err})") from err
+        if header.get("format") != STORE_FORMAT or header.get("version") != STORE_VERSION:
+            raise StoreError(f"{root}: store format {header.get('format')} v{header.get('version')} is not "
+                             f"{STORE_FORMAT} v{STORE_VERSION}; run `asd-se prep` again into a new folder")
+        return cls(root, StoreSettings(**header["settings"]))
+
+    def _paths(self, video_id: str) -> tuple[Path, Path]:
+        stem = safe_stem(video_id)
+        return inside(self.root / "videos", f"{stem}.npz"), inside(self.root / "videos", f"{stem}.json")
+
+    def manifest(self, video_id: str) -> dict | None:
+        """The finished video's manifest, or None if the video is not (completely) in the store."""
+        path = self._paths(video_id)[1]
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def write_video(self, video_id: str, tracks: list[Track], manifest: dict) -> None:
+        """Store a finished video: the npz first, then the manifest that marks it complete."""
+        npz_path, json_path = self._paths(video_id)
+        arrays: dict[str, np.ndarray] = {}
+        metas = []
+        for index, track in enumerate(tracks):
+            member = f"t{index}"
+            arrays[f"{member}_jpeg"] = np.frombuffer(b"".join(track.jpegs), np.uint8)
+            arrays[f"{member}_offsets"] = np.cumsum([0] + [len(j) for j in track.jpegs]).astype(np.int64)
+            arrays[f"{member}_audio"] = np.clip(track.audio * 32767, -32768, 32767).astype(np.int16)
+            track.meta.file, track.meta.member = f"videos/{npz_path.name}", member
+            metas.append(asdict(track.meta))
+        with atomic_path(npz_path) as tmp:
+            np.savez(tmp, **arrays)
+        write_json_atomic(json_path, {**manifest, "tracks": metas})
+
+    def manifests(self) -> list[dict]:
+        """Every finished video's manifest, sorted by video id."""
+        found = [json.loads(p.read_text()) for p in (self.root / "videos").glob("*.json")]
+        return sorted(found, key=lambda m: m["video_id"])
+
+    def build_index(self) -> int:
+        """Write ``index.jsonl`` from the manifests (only if it changed); returns the number of tracks."""
+        lines = [json.dumps(meta, sort_keys=True) for m in self.manifests() for meta in m["tracks"]]
+        text = "".join(line + "\n" for line in lines)
+        index = self.root / "index.jsonl"
+        if not index.exists() or index.read_text() != text:
+            write_text_atomic(index, text)
+        return len(lines)
+
+    def tracks(self, split: str | None = None) -> list[TrackMeta]:
+        """The index's tracks, optionally of one split."""
+        index = self.root / "index.jsonl"
+        if not index.exists():
+            raise StoreError(f"{self.root}: has no index.jsonl; finish `asd-se prep` (or `asd-se merge`) first")
+        with open(index) as handle:
+            metas = [TrackMeta.from_dict(json.loads(line)) for line in handle if line.strip()]
+        return [m for m in metas if split is None or m.split == split]
+
+    def load(self, meta: TrackMeta) -> tuple[np.ndarray, np.ndarray]:
+        """A track's faces ``(T, S, S)`` uint8 and audio ``(T * 640,)`` float32 aligned to its frames."""
+        with np.load(self.root / meta.file) as data:
+            blob, offsets = data[f"{meta.member}_jpeg"], data[f"{meta.member}_offsets"]
+            audio = data[f"{meta.member}_audio"].astype(np.float32) / 32768.0
+        faces = np.stack([cv2.imdecode(blob[a:b], cv2.IMREAD_GRAYSCALE) for a, b in zip(offsets[:-1], offsets[1:])])
+        return faces, audio
