@@ -68,6 +68,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from asd_se.demo import run_demo
+
+    for line in run_demo(args.out, workers=args.workers):
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asd-se", description="Active speaker detection that explains itself.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -102,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--out", type=Path, required=True)
     merge.add_argument("stores", type=Path, nargs="+")
     merge.set_defaults(run=cmd_merge)
+
+    demo = commands.add_parser("demo", help="the whole pipeline on synthetic data, no downloads")
+    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
+    demo.add_argument("--workers", type=int, default=2)
+    demo.set_defaults(run=cmd_demo)
     return parser
 
 

@@ -137,6 +137,8 @@ def prepare(config: PrepConfig) -> PrepSummary:
     files = find_videos(config.videos)
     store = TrackStore.create(config.out, config.settings)
     index, count = config.shard
+    if count == 1 and store.remove_partial_files():  # shards may share the folder: only a full run cleans
+        log.info("removed partial files left by an interrupted run")
     video_ids = sorted(by_video)[index::count]
     summary = PrepSummary(videos_asked=len(video_ids))
     jobs, manifests = [], []

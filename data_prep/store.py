@@ -158,6 +158,13 @@ class TrackStore:
             np.savez(tmp, **arrays)
         write_json_atomic(json_path, {**manifest, "tracks": metas})
 
+    def remove_partial_files(self) -> int:
+        """Delete temporary files a killed writer left behind; call only when no other writer is running."""
+        partial = [p for p in (self.root / "videos").glob(".*") if ".part" in p.name]
+        for path in partial:
+            path.unlink(missing_ok=True)
+        return len(partial)
+
     def manifests(self) -> list[dict]:
         """Every finished video's manifest, sorted by video id."""
         found = [json.loads(p.read_text()) for p in (self.root / "videos").glob("*.json")]

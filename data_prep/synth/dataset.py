@@ -41,6 +41,7 @@ class SynthConfig:
     val_every: int = 4
     size: tuple[int, int] | None = None  # fixed (width, height) instead of the varied sizes
     fps: float | None = None  # fixed frame rate instead of the varied ones
+    face_counts: tuple[int, ...] = (1, 2, 3)
 
 
 def video_specs(config: SynthConfig) -> list[tuple[VideoSpec, str]]:
@@ -53,7 +54,7 @@ def video_specs(config: SynthConfig) -> list[tuple[VideoSpec, str]]:
         is_val = config.videos > 1 and (index % config.val_every == config.val_every - 1
                                         or index == config.videos - 1 and config.videos < config.val_every)
         spec = VideoSpec(f"synth_{config.seed:03d}_{index:03d}", width, height, fps, config.minutes * 60.0,
-                         rate, channels, seed=config.seed * 100_003 + index)
+                         rate, channels, seed=config.seed * 100_003 + index, face_counts=config.face_counts)
         specs.append((spec, "val" if is_val else "train"))
     return specs
 

@@ -35,6 +35,7 @@ class VideoSpec:
     audio_rate: int
     audio_channels: int
     seed: int
+    face_counts: tuple[int, ...] = (1, 2, 3)  # how many faces to draw, chosen among these
 
     @property
     def frame_times(self) -> np.ndarray:
@@ -165,7 +166,8 @@ def _mouthing(rng: np.random.Generator, faces: list[SynthFace], speech: list[Utt
 def plan_scene(spec: VideoSpec) -> ScenePlan:
     """The whole plan of one video, deterministic for ``spec``."""
     rng = np.random.default_rng(spec.seed)
-    faces = _place_faces(rng, spec, int(rng.choice([1, 2, 3], p=[0.3, 0.4, 0.3])))
+    weights = np.array([{1: 0.3, 2: 0.4, 3: 0.3}.get(n, 0.3) for n in spec.face_counts])
+    faces = _place_faces(rng, spec, int(rng.choice(spec.face_counts, p=weights / weights.sum())))
     off_screen = random_voice(rng) if rng.random() < 0.5 else None
     speech = _turns(rng, spec, faces, off_screen)
     utterances = sorted(speech + _mouthing(rng, faces, speech), key=lambda u: (u.start, u.speaker))

@@ -1,0 +1,38 @@
+"""Shared tiny data, built once per test session with the project's own generator (nothing downloaded)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from data_prep.prep import PrepConfig, prepare
+from data_prep.synth.dataset import SynthConfig, make_dataset
+
+TINY = SynthConfig(videos=3, minutes=0.1, seed=1)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """3 synthetic videos of 6 s (2 train, 1 val) in AVA layout."""
+    root = tmp_path_factory.mktemp("synth")
+    make_dataset(root, TINY, workers=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def store_root(synth_root, tmp_path_factory) -> Path:
+    """The track store of ``synth_root`` made by one plain prep run."""
+    root = tmp_path_factory.mktemp("store") / "store"
+    summary = prepare(PrepConfig((synth_root / "annotations",), synth_root / "videos", root))
+    assert summary.exit_code == 0, summary.render()
+    return root
+
+
+@pytest.fixture
+def synth_copy(synth_root, tmp_path) -> Path:
+    """A private copy of the synthetic set that a test may damage."""
+    copy = tmp_path / "data"
+    shutil.copytree(synth_root, copy)
+    return copy
