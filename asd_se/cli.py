@@ -10,6 +10,7 @@ from pathlib import Path
 log = logging.getLogger("asd_se")
 
 EXIT_FAILED = 1
+EXIT_UNDEFINED = 4  # evaluate: the split has no positives, mAP is undefined
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -68,6 +69,36 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from asd_se.config import load_config
+    from asd_se.train import Trainer
+
+    if args.resume and args.config is None and (args.out / "config.yaml").exists():
+        args.config = args.out / "config.yaml"
+    config = load_config(args.config, args.set)
+    history = Trainer(config, args.data, args.out, resume=args.resume).fit()
+    if history:
+        print(f"run folder: {args.out} (last.pt, best.pt, metrics.jsonl, curves.png); last epoch: {history[-1]}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from asd_se.checkpoint import load_model
+    from asd_se.evaluate import predict_split, read_categories, summarise, write_predictions
+    from asd_se.train import resolve_device
+    from data_prep.store import TrackStore
+
+    device = resolve_device(args.device)
+    model, _ = load_model(args.checkpoint, device)
+    predictions = predict_split(model, TrackStore.open(args.data), args.split, device)
+    if args.predictions:
+        write_predictions(args.predictions, predictions)
+        print(f"predictions (official AVA format): {args.predictions}")
+    result = summarise(predictions, read_categories(args.categories) if args.categories else None)
+    print(result.render())
+    return 0 if result.undefined is None else EXIT_UNDEFINED
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from asd_se.demo import run_demo
 
@@ -111,6 +142,28 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("stores", type=Path, nargs="+")
     merge.set_defaults(run=cmd_merge)
 
+    train = commands.add_parser("train", help="train the model on a track store",
+                                description="Train on STORE's train split, validate on its val split each epoch. "
+                                            "Multi-GPU/multi-node: torchrun --nproc-per-node N -m asd_se train ...")
+    train.add_argument("--data", type=Path, required=True, help="track store made by asd-se prep")
+    train.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, metrics, curves)")
+    train.add_argument("--config", type=Path, help="YAML config (default: configs/light.yaml settings)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set train.epochs=5 --set model.se=false")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a split, write predictions, print mAP",
+                                   description="mAP with the official AVA-ActiveSpeaker semantics. Exit code 4: "
+                                               "the split has no positives, so mAP is undefined.")
+    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("--data", type=Path, required=True, help="track store")
+    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--predictions", type=Path, help="write predictions CSV (official format) here")
+    evaluate.add_argument("--categories", type=Path, help="CSV video_id,category for per-category mAP (WASD)")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(run=cmd_evaluate)
+
     demo = commands.add_parser("demo", help="the whole pipeline on synthetic data, no downloads")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
     demo.add_argument("--workers", type=int, default=2)
@@ -122,12 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asd-se`` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    from asd_se.checkpoint import CheckpointError
     from asd_se.media import MediaError
+    from asd_se.train import TrainingDiverged
     from data_prep.store import StoreError
 
     try:
         return args.run(args)
-    except (MediaError, StoreError, FileNotFoundError, ValueError) as err:
+    except (MediaError, StoreError, CheckpointError, TrainingDiverged, FileNotFoundError, ValueError) as err:
         print(f"asd-se {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FAILED
 

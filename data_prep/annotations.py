@@ -24,7 +24,8 @@ BOX_TOLERANCE = 0.01  # AVA boxes sometimes overshoot [0, 1] by rounding; clip w
 
 @dataclass(frozen=True)
 class Row:
-    """One annotation row. ``timestamp_text`` is kept verbatim so predictions join back on the exact key."""
+    """One annotation row. ``timestamp_text`` is kept verbatim so predictions join back on the exact key, and
+    ``box`` unclipped (the official evaluation checks prediction boxes against these within 1e-9)."""
 
     video_id: str
     timestamp: float
@@ -85,7 +86,7 @@ def _parse_row(cells: list[str], where: tuple[str, int], split: str) -> Row | st
         return f"box {box_text} is empty (needs x2 > x1 and y2 > y1)"
     if label not in LABELS:
         return f"unknown label {label!r} (expected one of {', '.join(LABELS)})"
-    return Row(video_id, timestamp, ts_text, (x1, y1, x2, y2), label, entity_id, split, *where)
+    return Row(video_id, timestamp, ts_text, tuple(box), label, entity_id, split, *where)
 
 
 def read_csv(path: Path) -> tuple[list[Row], list[Problem]]:

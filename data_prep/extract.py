@@ -42,7 +42,8 @@ def plan_tracks(rows: list[Row], fps: int) -> list[TrackPlan]:
         stamps = np.array([r.timestamp for r in entity_rows])
         count = int(round((stamps[-1] - stamps[0]) * fps)) + 1
         times = stamps[0] + np.arange(count) / fps
-        boxes = np.stack([np.interp(times, stamps, [r.box[j] for r in entity_rows]) for j in range(4)], axis=1)
+        corners = np.clip([r.box for r in entity_rows], 0.0, 1.0)
+        boxes = np.stack([np.interp(times, stamps, corners[:, j]) for j in range(4)], axis=1)
         plans.append(TrackPlan(entity_id, entity_rows, times, boxes))
     return plans
 
@@ -124,7 +125,7 @@ def extract_video(path, rows: list[Row], settings: StoreSettings
         meta = TrackMeta(first.video_id, plan.entity_id, kept[0].split, round(info.fps, 4), float(plan.times[0]),
                          count, _nearest_labels(plan)[:count],
                          TrackRows([r.timestamp_text for r in kept], [r.label for r in kept],
-                                   [[round(v, 6) for v in r.box] for r in kept], row_frames[keep].tolist()),
+                                   [list(r.box) for r in kept], row_frames[keep].tolist()),
                          file="", member="")
         tracks.append(Track(meta, crops[:count], _audio_segment(decoded.audio, meta.start, count, settings)))
     facts = {"decoded_frames": frames, "source_fps": info.fps, "width": info.width, "height": info.height,

@@ -188,10 +188,13 @@ class TrackStore:
             metas = [TrackMeta.from_dict(json.loads(line)) for line in handle if line.strip()]
         return [m for m in metas if split is None or m.split == split]
 
-    def load(self, meta: TrackMeta) -> tuple[np.ndarray, np.ndarray]:
-        """A track's faces ``(T, S, S)`` uint8 and audio ``(T * 640,)`` float32 aligned to its frames."""
+    def load(self, meta: TrackMeta, start: int = 0, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Frames ``[start, start + length)`` of a track: faces ``(L, S, S)`` uint8 and audio ``(L * 640,)`` float32."""
+        length = meta.frames - start if length is None else length
+        per_frame = self.settings.audio_rate // self.settings.fps
         with np.load(self.root / meta.file) as data:
             blob, offsets = data[f"{meta.member}_jpeg"], data[f"{meta.member}_offsets"]
-            audio = data[f"{meta.member}_audio"].astype(np.float32) / 32768.0
-        faces = np.stack([cv2.imdecode(blob[a:b], cv2.IMREAD_GRAYSCALE) for a, b in zip(offsets[:-1], offsets[1:])])
-        return faces, audio
+            audio = data[f"{meta.member}_audio"][start * per_frame:(start + length) * per_frame]
+        bounds = offsets[start:start + length + 1]
+        faces = np.stack([cv2.imdecode(blob[a:b], cv2.IMREAD_GRAYSCALE) for a, b in zip(bounds[:-1], bounds[1:])])
+        return faces, audio.astype(np.float32) / 32768.0

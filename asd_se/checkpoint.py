@@ -1,0 +1,62 @@
+"""Checkpoints: written atomically, read with ``weights_only=True`` onto the CPU, checked before use."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+from asd_se.config import Config
+from asd_se.fsio import atomic_path
+from asd_se.models import ActiveSpeakerModel
+
+CHECKPOINT_FORMAT = "asd-se-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A file that is not a usable asd-se checkpoint; the message names it and why."""
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write ``payload`` (plain containers and tensors only) atomically."""
+    with atomic_path(Path(path)) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **payload}, tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint on the CPU without unpickling code; CheckpointError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path}: refused — holds objects beyond weights (weights_only load: {err})") from err
+    except Exception as err:  # the weights-only unpickler raises many kinds on foreign files
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an asd-se checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')}, expected {CHECKPOINT_VERSION}")
+    return payload
+
+
+def model_mismatch(saved: dict, wanted: dict) -> str | None:
+    """A sentence naming what differs between two model configs, or None."""
+    diffs = [f"model.{k}={saved.get(k)!r} in the checkpoint, {wanted.get(k)!r} asked"
+             for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)]
+    return "; ".join(diffs) or None
+
+
+def load_model(path: Path, device: torch.device) -> tuple[ActiveSpeakerModel, Config]:
+    """The model a checkpoint holds, built from its own config, in eval mode on ``device``."""
+    payload = load_checkpoint(path)
+    config = Config.from_dict(payload["config"])
+    model = ActiveSpeakerModel(config.model)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the model its config describes ({err})") from err
+    return model.to(device).eval(), config

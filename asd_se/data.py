@@ -1,0 +1,111 @@
+"""Training data from the track store: windows, frame-budget batches, augmentation.
+
+Every random choice derives from ``(seed, epoch, rank)``, never from state carried between epochs, so a run
+resumed from an epoch checkpoint sees exactly the batches and augmentations the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from data_prep.store import TrackMeta, TrackStore
+
+SPEAKING = 1  # LABEL_CODES["SPEAKING_AUDIBLE"]; SPEAKING_NOT_AUDIBLE counts as negative (official AVA semantics)
+
+
+@dataclass(frozen=True)
+class Window:
+    """``length`` frames of a track from ``start``."""
+
+    track: int
+    start: int
+    length: int
+
+
+def epoch_rng(seed: int, epoch: int, rank: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch, rank])
+
+
+def make_batches(metas: list[TrackMeta], frame_budget: int, max_frames: int, min_frames: int,
+                 rng: np.random.Generator) -> list[list[Window]]:
+    """Cut tracks into windows of at most ``max_frames``, group windows of similar length into batches of
+    about ``frame_budget`` frames (all windows of a batch trimmed to its shortest), in shuffled order."""
+    windows = []
+    for index, meta in enumerate(metas):
+        if meta.frames < min_frames:
+            continue
+        pieces = int(np.ceil(meta.frames / max_frames))
+        length = min(max_frames, meta.frames)
+        starts = np.linspace(0, meta.frames - length, pieces) + rng.integers(-length // 4, length // 4 + 1, pieces)
+        windows += [Window(index, int(s), length) for s in np.clip(starts, 0, meta.frames - length)]
+    windows.sort(key=lambda w: (w.length, rng.random()))
+    batches, current = [], []
+    for window in windows:
+        if current and (len(current) + 1) * current[0].length > frame_budget:
+            batches.append(current)
+            current = []
+        current.append(window)
+    if current:
+        batches.append(current)
+    batches = [[Window(w.track, w.start, b[0].length) for w in b] for b in batches]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def augment_faces(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same flip, crop-and-scale and small rotation applied to every frame ``(T, S, S)`` of a window."""
+    size = faces.shape[-1]
+    scale = 1.0 / rng.uniform(0.8, 1.0)
+    angle = rng.uniform(-10, 10)
+    shift = rng.uniform(-0.08, 0.08, 2) * size
+    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+    matrix[:, 2] += shift
+    flip = rng.random() < 0.5
+    out = np.empty_like(faces)
+    for i, face in enumerate(faces):
+        warped = cv2.warpAffine(face, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        out[i] = warped[:, ::-1] if flip else warped
+    return out
+
+
+def augment_audio(audio: np.ndarray, other: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """White noise at 5-30 dB SNR (half the time) and, given ``other``, another track's audio mixed in quietly."""
+    out = audio.copy()
+    power = float(np.mean(audio ** 2)) + 1e-8
+    if rng.random() < 0.5:
+        out += rng.normal(0, np.sqrt(power / 10 ** (rng.uniform(5, 30) / 10)), len(audio)).astype(np.float32)
+    if other is not None:
+        out += other[: len(out)] * rng.uniform(0.05, 0.3)
+    return out
+
+
+class BatchDataset(Dataset):
+    """Item ``i`` is batch ``i``: faces ``(B, T, S, S)`` uint8, audio ``(B, 640·T)`` float32, labels ``(B, T)``."""
+
+    def __init__(self, store: TrackStore, metas: list[TrackMeta], batches: list[list[Window]], augment: bool,
+                 seed: int, epoch: int, rank: int = 0):
+        self.store, self.metas, self.batches = store, metas, batches
+        self.augment, self.seed, self.epoch, self.rank = augment, seed, epoch, rank
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, index])
+        faces, audio, labels = [], [], []
+        loaded = [self.store.load(self.metas[w.track], w.start, w.length) for w in self.batches[index]]
+        for i, (window, (clip_faces, clip_audio)) in enumerate(zip(self.batches[index], loaded)):
+            if self.augment:
+                clip_faces = augment_faces(clip_faces, rng)
+                other = loaded[(i + 1) % len(loaded)][1] if len(loaded) > 1 and rng.random() < 0.3 else None
+                clip_audio = augment_audio(clip_audio, other, rng)
+            meta = self.metas[window.track]
+            faces.append(clip_faces)
+            audio.append(clip_audio)
+            labels.append(np.array(meta.labels[window.start:window.start + window.length]) == SPEAKING)
+        return (torch.from_numpy(np.stack(faces)), torch.from_numpy(np.stack(audio)),
+                torch.from_numpy(np.stack(labels).astype(np.float32)))

@@ -1,0 +1,61 @@
+"""Scoring a face track: whole-track, or overlapping windows for long tracks. Used by evaluate AND render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from asd_se.models import ActiveSpeakerModel, ASDOutput
+
+SAMPLES_PER_FRAME = 640
+WINDOW_FRAMES = 1000  # 40 s: longer tracks are scored in overlapping windows
+
+
+@dataclass
+class TrackScores:
+    """Per-frame speaking probabilities ``(T,)`` of the AV head and of the audio-only and visual-only heads."""
+
+    probs: np.ndarray
+    audio_probs: np.ndarray
+    visual_probs: np.ndarray
+
+
+def windows(frames: int, window: int = WINDOW_FRAMES) -> list[tuple[int, int, int, int]]:
+    """``(start, end, keep_start, keep_end)`` windows covering ``frames``; overlap by half, and each frame is
+    taken from the window where it lies most central (context on both sides)."""
+    if frames <= window:
+        return [(0, frames, 0, frames)]
+    hop = window // 2
+    starts = list(range(0, frames - window, hop)) + [frames - window]
+    spans = []
+    for i, start in enumerate(starts):
+        keep_start = 0 if i == 0 else (start + window // 4 if i < len(starts) - 1 else spans[-1][3])
+        keep_end = frames if i == len(starts) - 1 else start + 3 * window // 4
+        spans.append((start, start + window, keep_start, keep_end))
+    return spans
+
+
+@torch.no_grad()
+def iter_track(model: ActiveSpeakerModel, faces: np.ndarray, audio: np.ndarray, device: torch.device,
+               explain: bool = False, window: int = WINDOW_FRAMES) -> Iterator[tuple[slice, slice, ASDOutput]]:
+    """Run the model over a track ``faces (T, S, S)`` uint8, ``audio (640·T,)``; yields, per window, the
+    track frames it decides, where those lie inside the window, and the model's output for the window."""
+    model.eval()
+    for start, end, keep_start, keep_end in windows(len(faces), window):
+        clip = torch.from_numpy(np.ascontiguousarray(faces[start:end]))[None].to(device)
+        sound = torch.from_numpy(np.ascontiguousarray(audio[start * SAMPLES_PER_FRAME:end * SAMPLES_PER_FRAME]))
+        output = model(clip, sound[None].to(device), explain=explain)
+        yield slice(keep_start, keep_end), slice(keep_start - start, keep_end - start), output
+
+
+def score_track(model: ActiveSpeakerModel, faces: np.ndarray, audio: np.ndarray, device: torch.device,
+                window: int = WINDOW_FRAMES) -> TrackScores:
+    """Speaking probabilities for every frame of a track."""
+    heads = np.zeros((3, len(faces)), np.float32)
+    for frames, inside, output in iter_track(model, faces, audio, device, window=window):
+        logits = torch.stack([output.logits[0], output.audio_logits[0], output.visual_logits[0]])
+        heads[:, frames] = torch.sigmoid(logits[:, inside].float()).cpu().numpy()
+    return TrackScores(*heads)

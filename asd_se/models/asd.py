@@ -1,0 +1,73 @@
+"""The two-stream active speaker model: faces + waveform -> per-frame speaking logits (+ SE maps on request)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from asd_se.audio import MfccFrontEnd
+from asd_se.config import ModelConfig
+from asd_se.models.audio_encoder import AudioEncoder
+from asd_se.models.fusion import build_backend, build_fusion
+from asd_se.models.se import SEBlock
+from asd_se.models.visual import build_visual_encoder
+
+# Grey-level statistics of face crops, for input normalisation.
+FACE_MEAN, FACE_STD = 0.45, 0.22
+
+
+@dataclass
+class ASDOutput:
+    """Per-frame logits ``(B, T)`` of the AV head and the two auxiliary heads.
+
+    With ``explain=True``: ``feature_maps`` ``(B, T, C, h, w)`` — the visual encoder's last maps, as the SE block
+    saw them — and ``se_weights`` ``(B, C)`` (clip squeeze) or ``(B, T, C)`` (frame squeeze), from the same pass.
+    """
+
+    logits: torch.Tensor
+    audio_logits: torch.Tensor
+    visual_logits: torch.Tensor
+    feature_maps: torch.Tensor | None = None
+    se_weights: torch.Tensor | None = None
+
+
+class ActiveSpeakerModel(nn.Module):
+    """faces ``(B, T, 112, 112)`` uint8 or float in [0, 255], audio ``(B, 640·T)`` 16 kHz -> ASDOutput."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        dim = config.embed_dim
+        self.frontend = MfccFrontEnd()
+        self.visual = build_visual_encoder(config.variant)
+        channels = self.visual.out_channels
+        self.se = SEBlock(channels, config.se_reduction, config.se_squeeze) if config.se else None
+        self.visual_proj = nn.Sequential(nn.Linear(channels, dim), nn.ReLU(inplace=True))
+        self.audio = AudioEncoder(dim)
+        self.fusion = build_fusion(config.fusion, dim)
+        self.backend = build_backend(config.backend, dim)
+        self.head = nn.Linear(dim, 1)
+        self.audio_head = nn.Linear(dim, 1)
+        self.visual_head = nn.Linear(dim, 1)
+
+    def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H, W)`` faces -> the last visual feature maps ``(B, C, T, h, w)`` (before the SE block)."""
+        x = (faces.float() / 255.0 - FACE_MEAN) / FACE_STD
+        return self.visual(x.unsqueeze(1))
+
+    def forward(self, faces: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
+        frames = faces.shape[1]
+        maps = self.visual_maps(faces)
+        scaled, se_weights = self.se(maps) if self.se is not None else (maps, None)
+        visual = self.visual_proj(scaled.mean(dim=(3, 4)).transpose(1, 2))  # (B, T, D)
+        sound = self.audio(self.frontend(audio))[:, :frames]  # (B, T, D)
+        fused = self.backend(self.fusion(sound, visual))
+        return ASDOutput(self.head(fused).squeeze(-1), self.audio_head(sound).squeeze(-1),
+                         self.visual_head(visual).squeeze(-1),
+                         maps.transpose(1, 2) if explain else None, se_weights if explain else None)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

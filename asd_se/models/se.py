@@ -1,0 +1,31 @@
+"""Squeeze-and-Excitation over video feature maps, returning the SE vector that the heatmaps are built from."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SEBlock(nn.Module):
+    """SE block (Hu et al.) for ``(B, C, T, h, w)`` maps.
+
+    ``squeeze="clip"`` averages over (T, h, w): one SE vector ``(B, C)`` for the whole clip.
+    ``squeeze="frame"`` averages over (h, w): one SE vector per frame ``(B, T, C)``.
+    Returns the rescaled maps (same shape as the input) and the SE vector (values in (0, 1)).
+    """
+
+    def __init__(self, channels: int, reduction: int = 4, squeeze: str = "clip"):
+        super().__init__()
+        if squeeze not in ("clip", "frame"):
+            raise ValueError(f"se_squeeze must be 'clip' or 'frame', not {squeeze!r}")
+        self.squeeze = squeeze
+        hidden = max(channels // reduction, 4)
+        self.excite = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True),
+                                    nn.Linear(hidden, channels), nn.Sigmoid())
+
+    def forward(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.squeeze == "clip":
+            weights = self.excite(maps.mean(dim=(2, 3, 4)))  # (B, C)
+            return maps * weights[:, :, None, None, None], weights
+        weights = self.excite(maps.mean(dim=(3, 4)).transpose(1, 2))  # (B, T, C)
+        return maps * weights.transpose(1, 2)[:, :, :, None, None], weights

@@ -1,0 +1,87 @@
+"""Visual encoders: grayscale face clips ``(B, 1, T, 112, 112)`` -> feature maps ``(B, C, T, 7, 7)``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _bn_relu(channels: int) -> list[nn.Module]:
+    return [nn.BatchNorm3d(channels), nn.ReLU(inplace=True)]
+
+
+class SplitConvBlock(nn.Module):
+    """A (1×3×3) spatial then (3×1×1) temporal convolution (Light-ASD style), with a residual path."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.spatial = nn.Sequential(nn.Conv3d(in_channels, out_channels, (1, 3, 3), (1, stride, stride), (0, 1, 1),
+                                               bias=False), *_bn_relu(out_channels))
+        self.temporal = nn.Sequential(nn.Conv3d(out_channels, out_channels, (3, 1, 1), padding=(1, 0, 0),
+                                                bias=False), nn.BatchNorm3d(out_channels))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spatial = self.spatial(x)
+        return self.relu(spatial + self.temporal(spatial))
+
+
+class LightVisualEncoder(nn.Module):
+    """~0.5M parameters; 112 -> 56 (stem) -> 28 (pool) -> 14 -> 7 -> 7, so heatmaps are 7×7 before upsampling."""
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 192)):
+        super().__init__()
+        self.out_channels = widths[-1]
+        self.stem = nn.Sequential(nn.Conv3d(1, widths[0], (1, 3, 3), (1, 2, 2), (0, 1, 1), bias=False),
+                                  *_bn_relu(widths[0]), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
+        self.blocks = nn.Sequential(SplitConvBlock(widths[0], widths[1], 2), SplitConvBlock(widths[1], widths[2], 2),
+                                    SplitConvBlock(widths[2], widths[3], 1))
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem(faces))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block on 2D maps ``(N, C, h, w)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False), nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True), nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_channels))
+        self.shortcut = nn.Identity() if stride == 1 and in_channels == out_channels else nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNet18VisualEncoder(nn.Module):
+    """TalkNet/BIAS class: a 3D stem (5×7×7) then ResNet-18 per frame. layer4 keeps stride 1 so maps stay 7×7."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out_channels = 512
+        self.stem = nn.Sequential(nn.Conv3d(1, 64, (5, 7, 7), (1, 2, 2), (2, 3, 3), bias=False), *_bn_relu(64),
+                                  nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
+        layers, channels = [], 64
+        for width, stride in ((64, 1), (128, 2), (256, 2), (512, 1)):
+            layers += [BasicBlock(channels, width, stride), BasicBlock(width, width, 1)]
+            channels = width
+        self.trunk = nn.Sequential(*layers)
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        stem = self.stem(faces)  # (B, 64, T, 28, 28)
+        batch, channels, frames, height, width = stem.shape
+        flat = stem.transpose(1, 2).reshape(batch * frames, channels, height, width)
+        maps = self.trunk(flat)  # (B·T, 512, 7, 7)
+        return maps.reshape(batch, frames, *maps.shape[1:]).transpose(1, 2)
+
+
+def build_visual_encoder(variant: str) -> nn.Module:
+    encoders = {"light": LightVisualEncoder, "resnet18": ResNet18VisualEncoder}
+    if variant not in encoders:
+        raise ValueError(f"model.variant must be one of {sorted(encoders)}, not {variant!r}")
+    return encoders[variant]()

@@ -1,0 +1,233 @@
+"""``asd-se train``: the training loop. One command from a laptop CPU to several GPUs (``torchrun``).
+
+Each epoch ends with an atomic ``last.pt`` (model, optimizer, scheduler, epoch, RNG state, full config),
+a ``best.pt`` by val mAP, a line in ``metrics.jsonl`` and a fresh ``curves.png``. ``--resume`` continues from
+``last.pt`` exactly: batches and augmentations are functions of (seed, epoch, rank), not of carried state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from asd_se.checkpoint import CheckpointError, load_checkpoint, model_mismatch, save_checkpoint
+from asd_se.config import Config
+from asd_se.data import BatchDataset, epoch_rng, make_batches
+from asd_se.evaluate import predict_split, summarise
+from asd_se.fsio import atomic_path, write_text_atomic
+from asd_se.models import ActiveSpeakerModel, count_parameters
+from data_prep.store import StoreError, TrackStore
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a (possibly single-process) distributed run."""
+
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` picks this process's GPU when CUDA is available, else the CPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(name)
+
+
+def _init_distributed(device: torch.device) -> Ranks:
+    """Join the process group ``torchrun`` describes in the environment (gloo on CPU, NCCL on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Ranks()
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Ranks(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _losses(output, labels: torch.Tensor, aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    bce = nn.functional.binary_cross_entropy_with_logits
+    main = bce(output.logits.float(), labels)
+    aux = bce(output.audio_logits.float(), labels) + bce(output.visual_logits.float(), labels)
+    return main + aux_weight * aux, main
+
+
+def _plot_curves(history: list[dict], path: Path) -> None:
+    figure = Figure(figsize=(9, 3.5))
+    FigureCanvasAgg(figure)
+    loss_axes, map_axes = figure.subplots(1, 2)
+    epochs = [h["epoch"] for h in history]
+    loss_axes.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss (AV + aux)")
+    loss_axes.set_xlabel("epoch")
+    loss_axes.legend()
+    for key, name in (("val_map", "audio-visual"), ("val_map_audio", "audio only"), ("val_map_visual", "visual only")):
+        values = [h.get(key) for h in history]
+        if any(v is not None for v in values):
+            map_axes.plot(epochs, [np.nan if v is None else 100 * v for v in values], marker="o", label=name)
+    map_axes.set_xlabel("epoch")
+    map_axes.set_ylabel("val mAP (%)")
+    map_axes.legend()
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100)
+
+
+class Trainer:
+    """Owns the model, optimizer, scheduler and run folder of one training run."""
+
+    def __init__(self, config: Config, store_root: Path, run_dir: Path, resume: bool = False):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        train = config.train
+        if train.threads:
+            torch.set_num_threads(train.threads)
+        self.ranks = Ranks(local=int(os.environ.get("LOCAL_RANK", "0")))
+        self.device = resolve_device(train.device, self.ranks.local)
+        self.ranks = _init_distributed(self.device)
+        self.store = TrackStore.open(store_root)
+        self.train_tracks = self.store.tracks("train")
+        self.val_tracks = self.store.tracks("val")
+        if not self.train_tracks:
+            raise StoreError(f"{store_root}: no training tracks (split 'train' is empty)")
+        torch.manual_seed(train.seed)
+        self.model = ActiveSpeakerModel(config.model).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.start_epoch, self.best_map, self.history = 0, -1.0, []
+        if resume:
+            self._resume()
+        self.network = (DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                                if self.device.type == "cuda" else None)
+                        if self.ranks.world > 1 else self.model)
+        self.use_amp = train.amp and self.device.type == "cuda"
+
+    def _lr_factor(self, epoch: int) -> float:
+        """One warm-up epoch, then cosine decay to 5%."""
+        epochs = self.config.train.epochs
+        if epoch == 0:
+            return 0.3
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(1, epochs - 1)))
+
+    def _resume(self) -> None:
+        path = self.run_dir / "last.pt"
+        payload = load_checkpoint(path)
+        mismatch = model_mismatch(payload["config"]["model"], self.config.to_dict()["model"])
+        if mismatch:
+            raise CheckpointError(f"{path}: cannot resume, {mismatch}")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        torch.set_rng_state(payload["rng"]["torch"])
+        self.start_epoch, self.best_map = payload["epoch"] + 1, payload["best_map"]
+        self.history = [json.loads(line) for line in (self.run_dir / "metrics.jsonl").read_text().splitlines()
+                        if line.strip() and json.loads(line)["epoch"] <= payload["epoch"]]
+        log.info("resumed from %s after epoch %d (best val mAP %.4f)", path, payload["epoch"], self.best_map)
+
+    def _loader(self, epoch: int) -> DataLoader:
+        train = self.config.train
+        batches = make_batches(self.train_tracks, train.frame_budget, train.max_frames, train.min_frames,
+                               epoch_rng(train.seed, epoch))
+        per_rank = len(batches) // self.ranks.world  # equal step counts, so no rank waits forever
+        mine = batches[self.ranks.rank::self.ranks.world][:per_rank]
+        dataset = BatchDataset(self.store, self.train_tracks, mine, train.augment, train.seed, epoch, self.ranks.rank)
+        return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=train.loader_workers,
+                          pin_memory=self.device.type == "cuda")
+
+    def _train_epoch(self, epoch: int) -> dict:
+        train = self.config.train
+        torch.manual_seed(train.seed * 1000 + epoch)  # dropout etc.: a function of the epoch, resume-exact
+        self.network.train()
+        loader = self._loader(epoch)
+        total_loss = frames = 0.0
+        started = time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train.epochs}", unit="batch", disable=not self.ranks.main)
+        for faces, audio, labels in bar:
+            faces, audio, labels = (t.to(self.device, non_blocking=True) for t in (faces, audio, labels))
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+                output = self.network(faces, audio)
+            loss, _ = _losses(output, labels, train.aux_weight)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch + 1}; stopped. The last good "
+                                       f"checkpoint is {self.run_dir / 'last.pt'} — lower train.lr and --resume")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
+            self.optimizer.step()
+            total_loss += loss.item() * labels.numel()
+            frames += labels.numel()
+            bar.set_postfix(loss=f"{total_loss / frames:.3f}",
+                            fps=f"{frames * self.ranks.world / (time.perf_counter() - started):.0f}")
+        self.scheduler.step()
+        seconds = time.perf_counter() - started
+        return {"epoch": epoch, "train_loss": total_loss / max(frames, 1), "train_frames": int(frames),
+                "train_seconds": round(seconds, 2), "train_fps": round(frames * self.ranks.world / seconds, 1),
+                "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def _validate(self, record: dict) -> None:
+        if not self.val_tracks:
+            return
+        result = summarise(predict_split(self.model, self.store, "val", self.device, progress=False))
+        record.update(val_map=result.map_av, val_map_audio=result.map_audio, val_map_visual=result.map_visual)
+        if result.undefined:
+            record["val_note"] = result.undefined
+
+    def _save(self, epoch: int, record: dict) -> None:
+        score = record.get("val_map")
+        improved = score is not None and score > self.best_map
+        self.best_map = score if improved else self.best_map
+        payload = {"config": self.config.to_dict(), "model": self.model.state_dict(),
+                   "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                   "epoch": epoch, "best_map": self.best_map, "rng": {"torch": torch.get_rng_state()},
+                   "metrics": record}
+        save_checkpoint(self.run_dir / "last.pt", payload)
+        if improved:
+            save_checkpoint(self.run_dir / "best.pt", payload)
+        self.history.append(record)
+        write_text_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+        _plot_curves(self.history, self.run_dir / "curves.png")
+
+    def fit(self) -> list[dict]:
+        """Train the remaining epochs; returns the metrics history."""
+        if self.ranks.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+            log.info("model %s: %d parameters on %s, %d process(es)", self.config.model.variant,
+                     count_parameters(self.model), self.device, self.ranks.world)
+        try:
+            for epoch in range(self.start_epoch, self.config.train.epochs):
+                record = self._train_epoch(epoch)
+                if self.ranks.main:
+                    self._validate(record)
+                    self._save(epoch, record)
+                    log.info("epoch %d: %s", epoch + 1, {k: v for k, v in record.items() if k != "epoch"})
+                if self.ranks.world > 1:
+                    dist.barrier()
+        finally:
+            if self.ranks.world > 1:
+                dist.destroy_process_group()
+        return self.history

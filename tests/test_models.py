@@ -1,0 +1,63 @@
+"""Model shapes, parameter counts, the SE vector, and the audio front end."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asd_se.audio import MfccFrontEnd
+from asd_se.config import ModelConfig
+from asd_se.models import ActiveSpeakerModel, count_parameters
+
+
+def _inputs(batch: int = 2, frames: int = 6):
+    torch.manual_seed(0)
+    return torch.randint(0, 256, (batch, frames, 112, 112), dtype=torch.uint8), torch.randn(batch, frames * 640) * 0.1
+
+
+@pytest.mark.parametrize("variant, low, high, channels", [("light", 0.5e6, 1.5e6, 192),
+                                                          ("resnet18", 10e6, 14e6, 512)])
+def test_variants_shapes_and_sizes(variant, low, high, channels):
+    model = ActiveSpeakerModel(ModelConfig(variant=variant)).eval()
+    assert low < count_parameters(model) < high
+    faces, audio = _inputs()
+    with torch.no_grad():
+        out = model(faces, audio, explain=True)
+    for logits in (out.logits, out.audio_logits, out.visual_logits):
+        assert logits.shape == (2, 6)
+    assert out.feature_maps.shape == (2, 6, channels, 7, 7)
+    assert out.se_weights.shape == (2, channels)
+    assert ((out.se_weights > 0) & (out.se_weights < 1)).all()
+
+
+def test_frame_squeeze_gives_one_se_vector_per_frame():
+    model = ActiveSpeakerModel(ModelConfig(se_squeeze="frame")).eval()
+    with torch.no_grad():
+        out = model(*_inputs(), explain=True)
+    assert out.se_weights.shape == (2, 6, 192)
+
+
+def test_se_off_is_the_same_model_without_the_block():
+    with_se, without = ActiveSpeakerModel(ModelConfig()), ActiveSpeakerModel(ModelConfig(se=False))
+    se_params = count_parameters(with_se.se)
+    assert count_parameters(with_se) - count_parameters(without) == se_params > 0
+    with torch.no_grad():
+        out = without.eval()(*_inputs(), explain=True)
+    assert out.se_weights is None and out.feature_maps.shape == (2, 6, 192, 7, 7)
+
+
+def test_explain_does_not_change_the_decision():
+    model = ActiveSpeakerModel(ModelConfig()).eval()
+    faces, audio = _inputs()
+    with torch.no_grad():
+        assert torch.equal(model(faces, audio).logits, model(faces, audio, explain=True).logits)
+
+
+def test_mfcc_front_end_gives_four_frames_per_video_frame():
+    frontend = MfccFrontEnd()
+    audio = torch.randn(3, 25 * 640)
+    mfcc = frontend(audio)
+    assert mfcc.shape == (3, 13, 100)
+    silence = frontend(torch.zeros(1, 640))
+    assert torch.allclose(silence, silence[:, :, :1].expand_as(silence))  # constant input, constant features
+    assert not torch.allclose(mfcc[0], mfcc[1])
