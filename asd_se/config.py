@@ -27,7 +27,7 @@ class TrainConfig:
     """The training loop."""
 
     epochs: int = 10
-    lr: float = 2e-3
+    lr: float = 5e-4
     weight_decay: float = 1e-4
     frame_budget: int = 400  # about this many face-frames per batch (small batches: faster on CPU too)
     max_frames: int = 100  # longest training window (4 s at 25 fps)

@@ -70,11 +70,11 @@ def _init_distributed(device: torch.device) -> Ranks:
     return Ranks(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _losses(output, labels: torch.Tensor, aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+def training_loss(output, labels: torch.Tensor, aux_weight: float) -> torch.Tensor:
+    """BCE of the AV head plus ``aux_weight`` × (BCE of the audio-only head + BCE of the visual-only head)."""
     bce = nn.functional.binary_cross_entropy_with_logits
-    main = bce(output.logits.float(), labels)
     aux = bce(output.audio_logits.float(), labels) + bce(output.visual_logits.float(), labels)
-    return main + aux_weight * aux, main
+    return bce(output.logits.float(), labels) + aux_weight * aux
 
 
 def _plot_curves(history: list[dict], path: Path) -> None:
@@ -170,7 +170,7 @@ class Trainer:
             faces, audio, labels = (t.to(self.device, non_blocking=True) for t in (faces, audio, labels))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
                 output = self.network(faces, audio)
-            loss, _ = _losses(output, labels, train.aux_weight)
+            loss = training_loss(output, labels, train.aux_weight)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch + 1}; stopped. The last good "
                                        f"checkpoint is {self.run_dir / 'last.pt'} — lower train.lr and --resume")

@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Benchmark training on the default synthetic set: light with SE, light without SE, resnet18. Prints JSON.
+
+Per variant: training frames/s, loader frames/s (batches built and augmented in-process, as training does),
+wall time, and the val mAP of the AV head and of the audio-only and visual-only heads after each epoch.
+``--steps-only`` variants (resnet18 on CPU by default) are timed over a few steps instead of trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from asd_se.config import load_config
+from asd_se.data import BatchDataset, epoch_rng, make_batches
+from asd_se.models import count_parameters
+from asd_se.train import Trainer, training_loss
+from data_prep.prep import PrepConfig, prepare
+from data_prep.store import TrackStore
+from data_prep.synth.dataset import SynthConfig, make_dataset
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def default_store(cache: Path) -> Path:
+    if not (cache / "store" / "index.jsonl").exists():
+        make_dataset(cache / "data", SynthConfig(), workers=2)
+        prepare(PrepConfig((cache / "data" / "annotations",), cache / "data" / "videos", cache / "store", workers=2))
+    return cache / "store"
+
+
+def loader_fps(store: Path, config, batches: int = 20) -> float:
+    track_store = TrackStore.open(store)
+    metas = track_store.tracks("train")
+    train = config.train
+    plan = make_batches(metas, train.frame_budget, train.max_frames, train.min_frames, epoch_rng(0, 0))[:batches]
+    dataset = BatchDataset(track_store, metas, plan, True, 0, 0)
+    start, frames = time.perf_counter(), 0
+    for index in range(len(dataset)):
+        frames += dataset[index][2].numel()
+    return frames / (time.perf_counter() - start)
+
+
+def step_fps(trainer: Trainer, steps: int) -> float:
+    """Frames/s of ``steps`` optimizer steps (after one warm-up step)."""
+    loader = iter(trainer._loader(0))
+    trainer.model.train()
+    frames, start = 0, None
+    for step in range(steps + 1):
+        faces, audio, labels = next(loader)
+        loss = training_loss(trainer.model(faces, audio), labels, trainer.config.train.aux_weight)
+        trainer.optimizer.zero_grad()
+        loss.backward()
+        trainer.optimizer.step()
+        if step == 0:
+            start = time.perf_counter()
+        else:
+            frames += labels.numel()
+    return frames / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, help="track store (default: the default synthetic set, made once)")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "asd_se_bench_train")
+    parser.add_argument("--variants", default="light,light_no_se,resnet18")
+    parser.add_argument("--steps-only", default="resnet18", help="variants only timed, not trained")
+    parser.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    parser.add_argument("--set", action="append", default=[], help="extra config overrides")
+    args = parser.parse_args()
+    store = args.data or default_store(args.cache)
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                          f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
+               "store": str(store), "variants": {}}
+    for variant in args.variants.split(","):
+        overrides = list(args.set) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+        config = load_config(CONFIGS / f"{variant}.yaml", overrides)
+        run_dir = Path(tempfile.mkdtemp()) / variant
+        trainer = Trainer(config, store, run_dir)
+        entry = {"parameters": count_parameters(trainer.model), "loader_fps": round(loader_fps(store, config), 1)}
+        if variant in args.steps_only.split(","):
+            entry["train_fps"] = round(step_fps(trainer, 5), 1)
+            entry["note"] = "timed over 5 steps only (too slow to train here)"
+        else:
+            start = time.perf_counter()
+            history = trainer.fit()
+            entry.update(wall_s=round(time.perf_counter() - start, 1), epochs=len(history),
+                         train_fps=round(sum(h["train_frames"] for h in history) /
+                                         sum(h["train_seconds"] for h in history), 1),
+                         val_map_by_epoch=[round(h["val_map"], 4) for h in history],
+                         final={k: round(history[-1][k], 4) for k in ("val_map", "val_map_audio", "val_map_visual")},
+                         best_val_map=round(max(h["val_map"] for h in history), 4))
+        entry["loader_over_train"] = round(entry["loader_fps"] / entry["train_fps"], 1)
+        results["variants"][variant] = entry
+        print(json.dumps({variant: entry}), flush=True)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
