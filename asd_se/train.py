@@ -81,7 +81,7 @@ def _plot_curves(history: list[dict], path: Path) -> None:
     figure = Figure(figsize=(9, 3.5))
     FigureCanvasAgg(figure)
     loss_axes, map_axes = figure.subplots(1, 2)
-    epochs = [h["epoch"] for h in history]
+    epochs = [h["epoch"] + 1 for h in history]
     loss_axes.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss (AV + aux)")
     loss_axes.set_xlabel("epoch")
     loss_axes.legend()

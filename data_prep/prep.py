@@ -80,7 +80,7 @@ def _reason(problem: str) -> str:
     """The kind of a problem message, for grouping in the summary."""
     text = problem.split(": ", 1)[-1]
     for marker in ("duplicate", "past the end", "columns", "unknown label", "outside", "NaN", "empty",
-                   "characters", "no video file", "no audio", "empty (0 bytes)", "not a readable", "corrupt",
+                   "characters", "no video file", "no audio", "not a readable", "corrupt",
                    "ends in an error", "non-numeric", "timestamp"):
         if marker in text:
             return marker

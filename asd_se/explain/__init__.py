@@ -1,0 +1,1 @@
+"""Explanations of the model's decisions: SE heatmaps (one forward pass, no gradients)."""

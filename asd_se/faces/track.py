@@ -1,0 +1,95 @@
+"""Turning per-frame detections into face tracks: IoU matching, gap filling, minimum length, smoothing, cuts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from asd_se.faces.detect import Detection
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix ``(N, M)`` of boxes ``a (N, 4)`` and ``b (M, 4)``, both ``(x1, y1, x2, y2)``."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+@dataclass
+class FaceTrack:
+    """A face over consecutive frames: ``frames (N,)`` and one box ``(N, 4)`` per frame, gaps filled."""
+
+    track_id: int
+    frames: np.ndarray
+    boxes: np.ndarray
+
+
+@dataclass
+class _Open:
+    frames: list[int] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)
+
+
+class IouTracker:
+    """Greedy IoU tracker. Feed detections frame by frame (every frame or every K-th), call ``cut()`` at shot
+    cuts, and ``finish()`` for tracks with every frame filled by linear interpolation and smoothed boxes."""
+
+    def __init__(self, min_iou: float = 0.3, max_gap: int = 10, min_length: int = 10, smooth: int = 5):
+        self.min_iou, self.max_gap, self.min_length, self.smooth = min_iou, max_gap, min_length, smooth
+        self._open: list[_Open] = []
+        self._closed: list[_Open] = []
+
+    def update(self, frame: int, detections: list[Detection]) -> None:
+        """Match this frame's detections to the open tracks; unmatched detections start new tracks."""
+        self._close_stale(frame)
+        boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
+        unmatched = set(range(len(boxes)))
+        if self._open and len(boxes):
+            overlaps = iou(np.array([t.boxes[-1] for t in self._open]), boxes)
+            for flat in np.argsort(-overlaps, axis=None):
+                track, det = np.unravel_index(flat, overlaps.shape)
+                if overlaps[track, det] < self.min_iou:
+                    break
+                if det in unmatched and self._open[track].frames[-1] != frame:
+                    self._open[track].frames.append(frame)
+                    self._open[track].boxes.append(boxes[det])
+                    unmatched.discard(det)
+        for det in sorted(unmatched):
+            self._open.append(_Open([frame], [boxes[det]]))
+
+    def cut(self) -> None:
+        """A shot cut: no track continues across it."""
+        self._closed += self._open
+        self._open = []
+
+    def _close_stale(self, frame: int) -> None:
+        stale = [t for t in self._open if frame - t.frames[-1] > self.max_gap]
+        self._closed += stale
+        self._open = [t for t in self._open if t not in stale]
+
+    def finish(self) -> list[FaceTrack]:
+        """All tracks spanning at least ``min_length`` frames, in order of first frame."""
+        self.cut()
+        tracks = []
+        for raw in sorted(self._closed, key=lambda t: t.frames[0]):
+            known = np.array(raw.frames)
+            if known[-1] - known[0] + 1 < self.min_length:
+                continue
+            frames = np.arange(known[0], known[-1] + 1)
+            boxes = np.stack([np.interp(frames, known, np.array(raw.boxes)[:, j]) for j in range(4)], axis=1)
+            tracks.append(FaceTrack(len(tracks), frames, self._smoothed(boxes)))
+        return tracks
+
+    def _smoothed(self, boxes: np.ndarray) -> np.ndarray:
+        """Centred moving average over ``smooth`` frames (edges use the frames available)."""
+        if self.smooth <= 1 or len(boxes) < 2:
+            return boxes
+        kernel = np.ones(self.smooth)
+        counts = np.convolve(np.ones(len(boxes)), kernel, mode="same")
+        return np.stack([np.convolve(boxes[:, j], kernel, mode="same") / counts for j in range(4)], axis=1)

@@ -1,0 +1,67 @@
+"""The face tracker and the SE heatmap on cases with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from asd_se.explain.se_map import se_heatmaps, select_channels
+from asd_se.faces.detect import Detection
+from asd_se.faces.track import IouTracker
+
+
+def _det(x: float, y: float, size: float = 40) -> Detection:
+    return Detection((x, y, x + size, y + size), 0.9)
+
+
+def test_two_moving_faces_every_third_frame_with_a_miss_become_two_full_tracks():
+    tracker = IouTracker(max_gap=8, min_length=10, smooth=1)
+    for frame in range(0, 31, 3):
+        detections = [_det(10 + frame, 20)]
+        if frame != 12:  # the second face is missed once
+            detections.append(_det(200 - frame, 50))
+        tracker.update(frame, detections)
+    tracker.update(33, [_det(400, 400)])  # a one-off false detection
+    tracks = tracker.finish()
+    assert len(tracks) == 2
+    for track in tracks:
+        assert list(track.frames) == list(range(0, 31))
+    left = next(t for t in tracks if t.boxes[0, 0] < 100)
+    assert left.boxes[10, 0] == pytest.approx(20)  # interpolated between frames 9 and 12
+    right = next(t for t in tracks if t is not left)
+    assert right.boxes[12, 0] == pytest.approx(188)  # filled across the miss
+
+
+def test_a_cut_ends_tracks_and_smoothing_removes_jitter():
+    tracker = IouTracker(min_length=3, smooth=5)
+    for frame in range(20):
+        if frame == 10:
+            tracker.cut()
+        tracker.update(frame, [_det(100 + (2 if frame % 2 else -2), 100)])
+    tracks = tracker.finish()
+    assert [(t.frames[0], t.frames[-1]) for t in tracks] == [(0, 9), (10, 19)]
+    assert np.ptp(tracks[0].boxes[2:-2, 0]) < 2.0  # ±2 px jitter averaged out
+
+
+def test_threshold_selection_is_mean_plus_1282_std():
+    weights = torch.tensor([0.1] * 18 + [0.9, 0.3])  # mean 0.15, std 0.1775: threshold 0.3775
+    threshold = weights.mean() + 1.282 * weights.std(unbiased=False)
+    assert threshold.item() == pytest.approx(0.3775, abs=1e-4)
+    assert select_channels(weights).tolist() == [False] * 18 + [True, False]
+    assert select_channels(weights, "rank", 0.1).tolist() == [False] * 18 + [True, True]
+    assert select_channels(torch.full((8,), 0.5)).sum() == 1  # flat vector: the top channel
+
+
+def test_heatmap_follows_the_selected_channel():
+    maps = torch.zeros(2, 10, 7, 7)
+    maps[:, 3, 5, 1] = 4.0  # the channel SE rates highest fires low-left
+    maps[:, 7, 0, 6] = 9.0  # a strong channel SE rates low must not show
+    weights = torch.full((10,), 0.2)
+    weights[3] = 0.95
+    heat = se_heatmaps(maps, weights, size=112)
+    assert heat.shape == (2, 112, 112) and heat.min() >= 0 and heat.max() == pytest.approx(1.0, abs=0.05)
+    row, col = np.unravel_index(heat[0].argmax().item(), (112, 112))
+    assert row // 16 == 5 and col // 16 == 1
+    per_frame = se_heatmaps(maps, weights.expand(2, 10), size=14)
+    assert torch.allclose(per_frame, se_heatmaps(maps, weights, size=14))
