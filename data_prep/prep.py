@@ -54,6 +54,7 @@ class PrepSummary:
     rows: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     index_tracks: int | None = None
+    videos_not_indexed: int = 0  # finished videos in the store that these annotations no longer name
 
     @property
     def exit_code(self) -> int:
@@ -66,6 +67,9 @@ class PrepSummary:
                  "rows kept: " + ", ".join(f"{k} {v}" for k, v in sorted(self.rows.items()))]
         if self.index_tracks is not None:
             lines.append(f"index: {self.index_tracks} tracks")
+        if self.videos_not_indexed:
+            lines.append(f"{self.videos_not_indexed} video(s) in the store are not in these annotations: "
+                         "kept on disk, left out of the index")
         if self.problems:
             reasons = Counter(_reason(p) for p in self.problems)
             lines.append(f"rows/videos skipped: {len(self.problems)} problem(s) — " +
@@ -172,8 +176,10 @@ def prepare(config: PrepConfig) -> PrepSummary:
             summary.tracks += 1
             summary.face_frames += meta["frames"]
             summary.rows.update(meta["rows"]["labels"])
-    if count == 1:
-        summary.index_tracks = store.build_index()
+    if count == 1:  # the index lists exactly the videos of these annotations that are complete
+        indexed = {m["video_id"] for m in manifests}
+        summary.index_tracks = store.build_index(indexed)
+        summary.videos_not_indexed = len({m["video_id"] for m in store.manifests()} - indexed)
     write_json_atomic(store.root / "prep_report.json", {
         "videos_asked": summary.videos_asked, "videos_done": summary.videos_done, "tracks": summary.tracks,
         "face_frames": summary.face_frames, "rows": dict(summary.rows), "problems": summary.problems,

@@ -170,9 +170,11 @@ class TrackStore:
         found = [json.loads(p.read_text()) for p in (self.root / "videos").glob("*.json")]
         return sorted(found, key=lambda m: m["video_id"])
 
-    def build_index(self) -> int:
-        """Write ``index.jsonl`` from the manifests (only if it changed); returns the number of tracks."""
-        lines = [json.dumps(meta, sort_keys=True) for m in self.manifests() for meta in m["tracks"]]
+    def build_index(self, video_ids: set[str] | None = None) -> int:
+        """Write ``index.jsonl`` from the manifests of ``video_ids`` (all when None), only if it changed;
+        returns the number of tracks."""
+        chosen = [m for m in self.manifests() if video_ids is None or m["video_id"] in video_ids]
+        lines = [json.dumps(meta, sort_keys=True) for m in chosen for meta in m["tracks"]]
         text = "".join(line + "\n" for line in lines)
         index = self.root / "index.jsonl"
         if not index.exists() or index.read_text() != text:

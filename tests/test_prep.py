@@ -86,6 +86,18 @@ def test_shards_merge_to_the_single_run_index(synth_root, store_root, tmp_path):
     assert (tmp_path / "shared" / "index.jsonl").read_bytes() == (store_root / "index.jsonl").read_bytes()
 
 
+def test_index_lists_only_the_videos_of_the_current_annotations(synth_root, store_root, tmp_path):
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(store_root, store)
+    summary = prepare(PrepConfig((synth_root / "annotations" / "train.csv",), synth_root / "videos", store))
+    assert summary.videos_prepared_now == 0 and summary.videos_not_indexed == 1
+    assert "1 video(s) in the store are not in these annotations" in summary.render()
+    assert {m.split for m in TrackStore.open(store).tracks()} == {"train"}
+    assert len(list((store / "videos").glob("*.npz"))) == 3  # nothing deleted
+
+
 def _run_cli(synth: Path, out: Path, capsys) -> tuple[int, str]:
     code = main(["prep", "--annotations", str(synth / "annotations"), "--videos", str(synth / "videos"),
                  "--out", str(out)])
