@@ -194,7 +194,7 @@ def merge(out: Path, sources: list[Path]) -> int:
         store = TrackStore.open(source)
         if store.settings != target.settings:
             raise StoreError(f"{source}: settings {store.settings} differ from {out}'s {target.settings}")
-        for manifest_path in sorted((store.root / "videos").glob("*.json")):
+        for manifest_path in store.manifest_paths():
             npz = manifest_path.with_suffix(".npz")
             for path in (npz, manifest_path):  # npz first: the manifest marks completeness
                 destination = target.root / "videos" / path.name

@@ -165,10 +165,13 @@ class TrackStore:
             path.unlink(missing_ok=True)
         return len(partial)
 
+    def manifest_paths(self) -> list[Path]:
+        """The finished videos' manifests (temporary files of unfinished writes start with '.')."""
+        return sorted(p for p in (self.root / "videos").glob("*.json") if not p.name.startswith("."))
+
     def manifests(self) -> list[dict]:
         """Every finished video's manifest, sorted by video id."""
-        found = [json.loads(p.read_text()) for p in (self.root / "videos").glob("*.json")]
-        return sorted(found, key=lambda m: m["video_id"])
+        return sorted((json.loads(p.read_text()) for p in self.manifest_paths()), key=lambda m: m["video_id"])
 
     def build_index(self, video_ids: set[str] | None = None) -> int:
         """Write ``index.jsonl`` from the manifests of ``video_ids`` (all when None), only if it changed;
