@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 
 from asd_se.cli import main
@@ -141,15 +142,36 @@ def test_missing_video_and_video_without_audio(synth_copy, tmp_path, capsys):
     assert f"{silent}: has no audio stream" in out
 
 
-def test_truncated_video_keeps_what_decodes_and_reports_rows_past_the_end(synth_copy, tmp_path, capsys):
+def test_truncated_mp4_without_its_index_is_named_unreadable(synth_copy, tmp_path, capsys):
     video = sorted((synth_copy / "videos").glob("*.mp4"))[0]
     data = video.read_bytes()
-    video.write_bytes(data[: len(data) // 2])
+    video.write_bytes(data[: len(data) // 2])  # the moov atom sits at the end: nothing is decodable
     code, out = _run_cli(synth_copy, tmp_path / "store", capsys)
     assert code == EXIT_SKIPPED
-    assert "past the end of" in out or "skipped" in out
-    store = TrackStore.open(tmp_path / "store")
-    assert any(m.video_id == video.stem for m in store.tracks()) or "not a readable" in out
+    assert f"{video}: not a readable media file" in out and "videos: 2/3 in store" in out
+
+
+def _remux_to_mkv(source: Path) -> Path:
+    target = source.with_suffix(".mkv")
+    with av.open(str(source)) as inp, av.open(str(target), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    source.unlink()
+    return target
+
+
+def test_truncated_streamable_video_keeps_what_decodes(synth_copy, tmp_path, capsys):
+    video = _remux_to_mkv(sorted((synth_copy / "videos").glob("*.mp4"))[0])
+    data = video.read_bytes()
+    video.write_bytes(data[: int(len(data) * 0.6)])
+    code, out = _run_cli(synth_copy, tmp_path / "store", capsys)
+    assert code == EXIT_SKIPPED
+    assert "is past the end of" in out and str(video) in out
+    kept = [m for m in TrackStore.open(tmp_path / "store").tracks() if m.video_id == video.stem]
+    assert kept and 0 < max(m.start + m.frames / 25 for m in kept) < 6.0 * 0.8
 
 
 def test_rows_past_the_end_and_hostile_ids_never_escape_the_store(synth_copy, tmp_path, capsys):
