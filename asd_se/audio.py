@@ -14,7 +14,8 @@ import torch
 from scipy.fft import dct
 from torch import nn
 
-SAMPLE_RATE = 16_000
+from asd_se.media import AUDIO_RATE
+
 HOP = 160  # 10 ms -> 100 frames/s
 WINDOW = 400  # 25 ms
 N_FFT = 512
@@ -27,7 +28,7 @@ class MfccFrontEnd(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        mel = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=20.0, fmax=SAMPLE_RATE / 2)
+        mel = librosa.filters.mel(sr=AUDIO_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=20.0, fmax=AUDIO_RATE / 2)
         self.register_buffer("mel", torch.from_numpy(mel.astype(np.float32)), persistent=False)
         basis = dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC]
         self.register_buffer("dct", torch.from_numpy(basis.astype(np.float32)), persistent=False)

@@ -8,9 +8,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from asd_se.media import SAMPLES_PER_FRAME
 from asd_se.models import ActiveSpeakerModel, ASDOutput
 
-SAMPLES_PER_FRAME = 640
 WINDOW_FRAMES = 1000  # 40 s: longer tracks are scored in overlapping windows
 
 

@@ -18,7 +18,9 @@ from asd_se.fsio import atomic_path
 
 log = logging.getLogger(__name__)
 
-AUDIO_RATE = 16_000
+AUDIO_RATE = 16_000  # every waveform inside asd-se
+MODEL_FPS = 25  # the one internal frame rate: tracks, features and scores
+SAMPLES_PER_FRAME = AUDIO_RATE // MODEL_FPS  # 640
 
 
 class MediaError(Exception):

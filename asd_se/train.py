@@ -106,8 +106,7 @@ class Trainer:
         train = config.train
         if train.threads:
             torch.set_num_threads(train.threads)
-        self.ranks = Ranks(local=int(os.environ.get("LOCAL_RANK", "0")))
-        self.device = resolve_device(train.device, self.ranks.local)
+        self.device = resolve_device(train.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.ranks = _init_distributed(self.device)
         self.store = TrackStore.open(store_root)
         self.train_tracks = self.store.tracks("train")

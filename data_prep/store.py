@@ -23,12 +23,10 @@ import numpy as np
 
 from asd_se.faces.crop import CROP_MARGIN, CROP_SIZE
 from asd_se.fsio import atomic_path, inside, safe_stem, write_json_atomic, write_text_atomic
-from asd_se.media import AUDIO_RATE
+from asd_se.media import AUDIO_RATE, MODEL_FPS
 
 STORE_FORMAT = "asd-se-track-store"
 STORE_VERSION = 1
-FPS = 25
-SAMPLES_PER_FRAME = AUDIO_RATE // FPS
 LABEL_CODES = {"NOT_SPEAKING": 0, "SPEAKING_AUDIBLE": 1, "SPEAKING_NOT_AUDIBLE": 2}
 
 
@@ -40,7 +38,7 @@ class StoreError(Exception):
 class StoreSettings:
     """How every crop in a store was made; a store never mixes settings."""
 
-    fps: int = FPS
+    fps: int = MODEL_FPS
     crop_size: int = CROP_SIZE
     crop_margin: float = CROP_MARGIN
     audio_rate: int = AUDIO_RATE

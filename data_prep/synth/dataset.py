@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from asd_se.parallel import parallel_map
@@ -106,9 +105,3 @@ def make_dataset(out_dir: Path, config: SynthConfig, workers: int = 1) -> dict[s
         for label in ("SPEAKING_AUDIBLE", "SPEAKING_NOT_AUDIBLE", "NOT_SPEAKING"):
             counts[f"{split}_{label}"] = sum(r.label == label for r in flat)
     return counts
-
-
-def read_mouth_boxes(path: Path) -> dict[tuple[str, str, str], np.ndarray]:
-    """The sidecar as ``{(video_id, frame_timestamp, entity_id): (4,) normalised mouth box}``."""
-    with open(path, newline="") as handle:
-        return {(r[0], r[1], r[2]): np.array([float(v) for v in r[3:7]]) for r in csv.reader(handle)}
