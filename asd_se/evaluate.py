@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import torch
 from tqdm import tqdm
@@ -98,7 +99,7 @@ def summarise(predictions: list[Prediction], categories: dict[str, str] | None =
     return result
 
 
-def write_predictions(path: Path, predictions: list[Prediction]) -> None:
+def write_predictions(path: Path, predictions: Iterable[Prediction]) -> None:
     """Headerless official format: the 8 ground-truth columns (label ``SPEAKING_AUDIBLE``) + score."""
     with atomic_path(Path(path)) as tmp:
         with open(tmp, "w", newline="") as handle:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -67,3 +68,19 @@ def write_text_atomic(target: Path, text: str) -> None:
 def write_json_atomic(target: Path, payload: object) -> None:
     """Write ``payload`` as pretty JSON to ``target`` atomically."""
     write_text_atomic(target, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def staged_outputs(folder: Path) -> Iterator[Path]:
+    """Yield a hidden staging folder inside ``folder``; once the block succeeds, every file in it moves into
+    ``folder`` (each by one rename). On any exception nothing moves and the staging folder is removed, so a
+    set of outputs appears together or not at all."""
+    folder = Path(folder)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    try:
+        yield staging
+        for path in sorted(staging.iterdir()):
+            if not path.name.startswith("."):
+                os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

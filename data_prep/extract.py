@@ -13,6 +13,7 @@ import numpy as np
 
 from asd_se.faces.crop import face_crop
 from asd_se.media import DecodedVideo, MediaError, decode, probe
+from asd_se.sampling import audio_segment, nearest_frames, sample_grid
 from data_prep.annotations import Problem, Row
 from data_prep.store import LABEL_CODES, StoreSettings, Track, TrackMeta, TrackRows, encode_crop
 
@@ -40,8 +41,7 @@ def plan_tracks(rows: list[Row], fps: int) -> list[TrackPlan]:
     for entity_id in sorted(by_entity):
         entity_rows = sorted(by_entity[entity_id], key=lambda r: r.timestamp)
         stamps = np.array([r.timestamp for r in entity_rows])
-        count = int(round((stamps[-1] - stamps[0]) * fps)) + 1
-        times = stamps[0] + np.arange(count) / fps
+        times = sample_grid(stamps[0], stamps[-1], fps)
         corners = np.clip([r.box for r in entity_rows], 0.0, 1.0)
         boxes = np.stack([np.interp(times, stamps, corners[:, j]) for j in range(4)], axis=1)
         plans.append(TrackPlan(entity_id, entity_rows, times, boxes))
@@ -52,17 +52,6 @@ def _nearest_labels(plan: TrackPlan) -> list[int]:
     stamps = np.array([r.timestamp for r in plan.rows])
     nearest = np.round(np.interp(plan.times, stamps, np.arange(len(stamps)))).astype(int)
     return [LABEL_CODES[plan.rows[i].label] for i in nearest]
-
-
-def _audio_segment(audio: np.ndarray, start: float, frames: int, settings: StoreSettings) -> np.ndarray:
-    """``(frames * 640,)`` samples from ``start`` s, zero-padded where the audio does not reach."""
-    per_frame = settings.audio_rate // settings.fps
-    first = int(round(start * settings.audio_rate))
-    segment = np.zeros(frames * per_frame, np.float32)
-    lo, hi = max(first, 0), min(first + len(segment), len(audio))
-    if hi > lo:
-        segment[lo - first:hi - first] = audio[lo:hi]
-    return segment
 
 
 def extract_video(path, rows: list[Row], settings: StoreSettings
@@ -80,36 +69,23 @@ def extract_video(path, rows: list[Row], settings: StoreSettings
     sample_times = np.concatenate([p.times for p in plans])
     owners = np.concatenate([np.stack([np.full(len(p.times), i), np.arange(len(p.times))], 1)
                              for i, p in enumerate(plans)])
-    order = np.argsort(sample_times, kind="stable")
     jpegs: list[list[bytes]] = [[] for _ in plans]
     decoded = DecodedVideo()
-    cursor = 0
-    previous: tuple[float, np.ndarray] | None = None
-
-    def cut_until(limit: float, gray: np.ndarray) -> None:
-        nonlocal cursor
-        height, width = gray.shape
-        while cursor < len(order) and sample_times[order[cursor]] <= limit:
-            track, k = owners[order[cursor]]
-            x1, y1, x2, y2 = plans[track].boxes[k]
-            crop, _ = face_crop(gray, (x1 * width, y1 * height, x2 * width, y2 * height),
-                                settings.crop_size, settings.crop_margin)
-            jpegs[track].append(encode_crop(crop, settings.jpeg_quality))
-            cursor += 1
-
-    frames = 0
+    frames, last_time = 0, None
     try:
-        for time, (gray,) in decode(path, ("gray",), with_audio=True, result=decoded):
-            if previous is not None:
-                cut_until((previous[0] + time) / 2, previous[1])
-            previous = (time, gray)
+        stream = decode(path, ("gray",), with_audio=True, result=decoded)
+        for last_time, (gray,), samples in nearest_frames(sample_times, stream, tail=1.0 / info.fps):
             frames += 1
+            height, width = gray.shape
+            for track, k in owners[samples]:
+                x1, y1, x2, y2 = plans[track].boxes[k]
+                crop, _ = face_crop(gray, (x1 * width, y1 * height, x2 * width, y2 * height),
+                                    settings.crop_size, settings.crop_margin)
+                jpegs[track].append(encode_crop(crop, settings.jpeg_quality))
     except MediaError as err:
         return [], [Problem(*where, f"{err}; {len(rows)} rows of {first.video_id} skipped")], {}
-    if previous is None:
+    if last_time is None:
         return [], [Problem(*where, f"{path}: no decodable video frames; {len(rows)} rows skipped")], {}
-    last_time = previous[0]
-    cut_until(last_time + 1.0 / info.fps, previous[1])
     problems = [Problem(*where, warning) for warning in decoded.warnings]
     tracks = []
     for plan, crops in zip(plans, jpegs):
@@ -127,7 +103,7 @@ def extract_video(path, rows: list[Row], settings: StoreSettings
                          TrackRows([r.timestamp_text for r in kept], [r.label for r in kept],
                                    [list(r.box) for r in kept], row_frames[keep].tolist()),
                          file="", member="")
-        tracks.append(Track(meta, crops[:count], _audio_segment(decoded.audio, meta.start, count, settings)))
+        tracks.append(Track(meta, crops[:count], audio_segment(decoded.audio, meta.start, count)))
     facts = {"decoded_frames": frames, "source_fps": info.fps, "width": info.width, "height": info.height,
              "truncated": decoded.truncated}
     return tracks, problems, facts
