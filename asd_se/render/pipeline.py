@@ -1,0 +1,194 @@
+"""``asd-se render``: the streaming pipeline. Three decodes of the input, nothing per frame on disk:
+
+1. scan: frame times, audio, faces (detection every K frames + IoU tracker + shot cuts) or the given boxes;
+2. crops: every track's 25 fps face crops (THE crop) into an unlinked temporary file; then the model scores
+   and explains each track window by window (SE maps from the same forward pass);
+3. draw: boxes, probabilities and heatmaps onto every frame, encoded with the original audio and timing.
+
+All outputs appear together, once everything succeeded; the input is never written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from asd_se.checkpoint import load_model
+from asd_se.evaluate import write_predictions
+from asd_se.faces.detect import FaceDetector
+from asd_se.fsio import staged_outputs
+from asd_se.media import DecodedVideo, FrameConverter, Mp4Writer, demux, probe
+from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
+from asd_se.render.report import plot_timeline, predictions, write_report
+from asd_se.render.scan import SourceScan, scan
+from asd_se.render.scores import CropSpool, TrackResult, cut_crops, score_tracks
+from asd_se.render.timing import StageTimer
+from asd_se.render.tracks import FaceFinder, RenderTrack, annotated_tracks
+from asd_se.train import resolve_device
+from data_prep.annotations import read_annotations
+
+log = logging.getLogger(__name__)
+
+
+class RenderError(Exception):
+    """A render that cannot start (bad paths, annotations that do not fit); the message says why."""
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How ``asd-se render`` finds faces, explains and draws."""
+
+    detect_every: int = 5  # run the detector every K frames (and on every shot cut)
+    min_face: int = 12  # ignore detections less than this many pixels tall
+    alpha: float = 0.45  # heatmap opacity inside the face box (0: no heatmap)
+    se_select: str = "threshold"  # SE channels: above mean + 1.282 std ("threshold") or the top fraction ("rank")
+    se_top: float = 0.1
+    panel: bool = False  # side panel with the enlarged crops and their heatmaps
+    device: str = "auto"
+    crf: int = 20
+    preset: str = "veryfast"
+
+
+@dataclass
+class RenderResult:
+    """Where the outputs went and what happened."""
+
+    outputs: dict[str, Path]
+    tracks: int
+    frames: int
+    duration: float
+    seconds: float
+    timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+
+def output_paths(out: Path) -> dict[str, Path]:
+    """``OUT.mp4`` and its companions ``OUT.json``, ``OUT.csv``, ``OUT.timeline.png``."""
+    return {"video": out, "json": out.with_suffix(".json"), "csv": out.with_suffix(".csv"),
+            "timeline": out.with_name(out.stem + ".timeline.png")}
+
+
+def check_paths(video: Path, out: Path) -> None:
+    """Refuse outputs that cannot be written or would overwrite the input, before any work is done."""
+    if out.suffix.lower() != ".mp4":
+        raise RenderError(f"{out}: the output must be an .mp4 file")
+    if not out.parent.is_dir():
+        raise RenderError(f"{out.parent}: output folder does not exist")
+    for path in output_paths(out).values():
+        if path.resolve() == video.resolve() or (path.exists() and video.exists() and path.samefile(video)):
+            raise RenderError(f"{path}: would overwrite the input video {video}; choose another -o")
+
+
+def _annotation_rows(csv_path: Path, video: Path) -> tuple[list, list[str]]:
+    """The CSV rows of this video (by file stem; a CSV of one video is taken whole) and the CSV's problems."""
+    rows, problems = read_annotations([csv_path])
+    notes = [str(p) for p in problems]
+    ids = sorted({r.video_id for r in rows})
+    if not rows:
+        raise RenderError(f"{csv_path}: no usable annotation rows" + (f" ({notes[0]})" if notes else ""))
+    chosen = [r for r in rows if r.video_id == video.stem] or (rows if len(ids) == 1 else [])
+    if not chosen:
+        raise RenderError(f"{csv_path}: no rows for video_id {video.stem!r} (the CSV has {len(ids)} videos: "
+                          f"{', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})")
+    return chosen, notes
+
+
+def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[TrackResult], path: Path,
+                 settings: RenderSettings, banner: str | None, timer: StageTimer, progress: bool) -> int:
+    """Pass 3: decode again, draw every face on every frame, encode with the audio; returns frames written."""
+    panel = max(96, source.height // 3) if settings.panel else 0
+    starts = np.array([t.frames[0] for t in tracks], np.int64)
+    ends = np.array([t.frames[-1] for t in tracks], np.int64)
+    decoded, convert = DecodedVideo(), FrameConverter()
+    index = -1
+    with Mp4Writer(path, source.width + panel, source.height, source.fps, audio_rate=source.audio_rate,
+                   audio_channels=source.audio_channels, crf=settings.crf, preset=settings.preset,
+                   time_base=source.time_base) as writer:
+        stream = timer.iterate("decode", demux(source.path, with_audio=source.has_audio, result=decoded))
+        for frame in tqdm(stream, desc="drawing", unit="frame", disable=not progress):
+            if isinstance(frame, av.AudioFrame):
+                with timer.stage("encode"):
+                    writer.write_audio_frame(frame, (frame.time or 0.0) - decoded.start)
+                continue
+            index += 1
+            frame_time = decoded.frame_time(frame)
+            with timer.stage("draw"):
+                image = convert(frame, "bgr24")
+                gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if panel else None
+                faces = []
+                for k in np.flatnonzero((starts <= index) & (ends >= index)):
+                    track, result = tracks[k], results[k]
+                    sample = track.frame_samples[index - track.frames[0]]
+                    faces.append(FaceDrawing(track.boxes[index - track.frames[0]], float(result.probs[sample]),
+                                             track.name, None if result.maps is None else result.maps[sample]))
+                    draw_face(image, faces[-1], settings.alpha)
+                if banner:
+                    draw_banner(image, banner)
+                if panel:
+                    image = side_panel(image, gray, faces, settings.alpha, panel)
+            with timer.stage("encode"):
+                writer.write_frame(image, pts=int(round(frame_time / source.time_base)))
+    return index + 1
+
+
+def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotations: Path | None = None,
+                 settings: RenderSettings = RenderSettings(), progress: bool = True) -> RenderResult:
+    """Render ``video`` with every face's speaking probability and SE heatmap into ``out`` (default:
+    ``VIDEO_STEM.asd.mp4`` beside the input) plus ``.json``, ``.csv`` and ``.timeline.png`` companions."""
+    started = time.perf_counter()
+    video = Path(video)
+    out = Path(out) if out is not None else video.with_name(video.stem + ".asd.mp4")
+    check_paths(video, out)
+    probe(video)  # a missing, empty, unreadable or video-less input fails here, before the model loads
+    device = resolve_device(settings.device)
+    model, _ = load_model(checkpoint, device)
+    timer, notes = StageTimer(), []
+    rows = None
+    if annotations is not None:
+        rows, notes = _annotation_rows(Path(annotations), video)
+    finder = None if rows is not None else FaceFinder(FaceDetector(), settings.detect_every, settings.min_face)
+    source = scan(video, finder, timer, progress)
+    notes += source.warnings
+    if rows is not None:
+        tracks = annotated_tracks(rows, source.frame_times, source.width, source.height)
+    else:
+        tracks = finder.tracks(source.frame_times)
+        notes += [f"{finder.too_small} detections under {settings.min_face} px ignored"] if finder.too_small else []
+        notes += [f"{finder.cuts} shot cuts: tracks restart at each"] if finder.cuts else []
+    banner = None
+    if not source.has_audio:
+        banner = "NO AUDIO: scores from faces + silence"
+        notes.append(f"{video}: has no audio stream; faces were scored against silence and the output has no audio")
+    if not tracks:
+        banner = "NO FACES FOUND" if banner is None else banner + " | NO FACES FOUND"
+        notes.append(f"{video}: no faces found; the output is the input re-encoded with this note")
+    for note in notes:
+        log.warning(note)
+    results: list[TrackResult] = []
+    if tracks:
+        with CropSpool([len(t.sample_times) for t in tracks]) as spool:
+            cut_crops(source, tracks, spool, timer, progress)
+            results = score_tracks(model, tracks, spool, source.audio, device, timer, settings.se_select,
+                                   settings.se_top, progress)
+    paths = output_paths(out)
+    video_id = rows[0].video_id if rows else video.stem
+    with staged_outputs(out.parent) as staging:
+        staged = {key: staging / path.name for key, path in paths.items()}
+        frames = _draw_frames(source, tracks, results, staged["video"], settings, banner, timer, progress)
+        write_predictions(staged["csv"], predictions(video_id, tracks, results, source))
+        plot_timeline(staged["timeline"], tracks, results, source.duration)
+        summary = {"input": str(video), "output": str(out), "checkpoint": str(checkpoint),
+                   "mode": "annotations" if rows is not None else "detection", "explainer": "se",
+                   "settings": asdict(settings), "width": source.width, "height": source.height,
+                   "fps": round(source.fps, 4), "frames": frames, "duration_s": round(source.duration, 3),
+                   "has_audio": source.has_audio, "notes": notes, "timings_s": timer.report()}
+        write_report(staged["json"], summary, tracks, results, source)
+    return RenderResult(paths, len(tracks), frames, source.duration, time.perf_counter() - started,
+                        timer.report(), notes)

@@ -1,0 +1,89 @@
+"""What a render writes beside the MP4: ``OUT.json`` (per track and frame), ``OUT.csv`` (AVA prediction
+format, scoreable like ``asd-se evaluate`` output) and ``OUT.timeline.png`` (speaking probability over time)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from asd_se.evaluate import Prediction
+from asd_se.faces.crop import crop_region
+from asd_se.fsio import atomic_path
+from asd_se.metrics import POSITIVE
+from asd_se.render.scan import SourceScan
+from asd_se.render.scores import TrackResult
+from asd_se.render.tracks import RenderTrack
+
+
+def frame_records(track: RenderTrack, result: TrackResult, source: SourceScan) -> list[dict]:
+    """Per source frame of a track: time, box (pixels), probability, SE channels, heatmap peak (pixels)."""
+    records = []
+    for frame, box, sample in zip(track.frames, track.boxes, track.frame_samples):
+        region = crop_region(tuple(box))
+        record = {"frame": int(frame), "time": round(float(source.frame_times[frame]), 4),
+                  "box": [round(float(v), 1) for v in box], "prob": round(float(result.probs[sample]), 4)}
+        if result.maps is not None:
+            u, v = result.peaks[sample]
+            record["se_channels"] = result.channels[sample]
+            record["heatmap_peak"] = [round(region.x0 + float(u) * region.side, 1),
+                                      round(region.y0 + float(v) * region.side, 1)]
+        records.append(record)
+    return records
+
+
+def write_report(path: Path, summary: dict, tracks: list[RenderTrack], results: list[TrackResult],
+                 source: SourceScan) -> None:
+    """``summary`` (input, settings, notes, timings) plus ``tracks``: every track's frame records. Written
+    track by track, so a long video's records are never all in memory at once."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        head = json.dumps(dict(summary, tracks=[]), indent=1, sort_keys=True)
+        opening, closing = head.rsplit('"tracks": []', 1)
+        handle.write(opening + '"tracks": [')
+        for index, (track, result) in enumerate(zip(tracks, results)):
+            entry = {"track_id": track.track_id, "name": track.name, "first_frame": int(track.frames[0]),
+                     "last_frame": int(track.frames[-1]), "mean_prob": round(float(result.probs.mean()), 4),
+                     "frames": frame_records(track, result, source)}
+            handle.write(("," if index else "") + "\n  " + json.dumps(entry))
+        handle.write("]" + closing + "\n")
+
+
+def predictions(video_id: str, tracks: list[RenderTrack], results: list[TrackResult], source: SourceScan
+                ) -> Iterator[Prediction]:
+    """AVA prediction rows: annotated tracks give one per annotation row (same key as the CSV, so the render
+    can be scored); detected tracks one per source frame, entity ``VIDEO_ID:faceN``, boxes normalised."""
+    scale = np.array([source.width, source.height, source.width, source.height], np.float64)
+    for track, result in zip(tracks, results):
+        if track.rows is not None:
+            yield from (Prediction(video_id, stamp, list(box), POSITIVE, track.name, float(result.probs[sample]), 0, 0)
+                        for stamp, box, sample in track.rows if sample < len(result.probs))
+            continue
+        for frame, box, sample in zip(track.frames, track.boxes, track.frame_samples):
+            corners = np.clip(box / scale, 0.0, 1.0)
+            yield Prediction(video_id, f"{source.frame_times[frame]:.3f}", [round(float(c), 6) for c in corners],
+                             POSITIVE, f"{video_id}:{track.name}", float(result.probs[sample]), 0, 0)
+
+
+def plot_timeline(path: Path, tracks: list[RenderTrack], results: list[TrackResult], duration: float) -> None:
+    """Speaking probability per track over time, one line per track."""
+    figure = Figure(figsize=(10, 1.2 + 0.35 * max(len(tracks), 2)))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    for track, result in zip(tracks, results):
+        axes.plot(track.sample_times, result.probs, linewidth=1, label=track.name)
+    if not tracks:
+        axes.text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes.transAxes)
+    axes.axhline(0.5, color="grey", linewidth=0.5, linestyle="--")
+    axes.set_xlim(0, max(duration, 1e-3))
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("P(speaking)")
+    if tracks:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", ncol=1 + len(tracks) // 12)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100)

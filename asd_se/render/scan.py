@@ -1,0 +1,85 @@
+"""Render pass 1: one decode of the input for frame times, audio and (in detection mode) the faces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from tqdm import tqdm
+
+from asd_se.faces.shots import THUMB_SIZE
+from asd_se.media import DecodedVideo, FrameConverter, MediaError, MonoAudio, demux, probe
+from asd_se.render.timing import StageTimer
+from asd_se.render.tracks import FaceFinder
+
+
+@dataclass
+class SourceScan:
+    """What render needs to know about its input: every frame's time ``(N,)`` s, the audio (16 kHz mono),
+    the stream facts the output copies, and the warnings met while decoding."""
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    time_base: Fraction
+    frame_times: np.ndarray
+    audio: np.ndarray
+    audio_rate: int | None
+    audio_channels: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_rate is not None
+
+    @property
+    def duration(self) -> float:
+        """From the first frame to the end of the last one."""
+        step = 1.0 / self.fps if self.fps > 0 else 0.04
+        return float(self.frame_times[-1] + step) if len(self.frame_times) else 0.0
+
+
+def _stream_facts(path: Path) -> tuple[Fraction, int | None, int]:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        rate = audio.codec_context.sample_rate if audio is not None else None
+        channels = audio.codec_context.channels if audio is not None else 0
+        return video.time_base or Fraction(1, 90000), rate or None, channels
+
+
+def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: bool = True) -> SourceScan:
+    """Decode ``path`` once: frame times, audio, and each frame shown to ``finder`` (None: no detection)."""
+    info = probe(path)
+    time_base, audio_rate, audio_channels = _stream_facts(path)
+    decoded, audio, convert, times = DecodedVideo(), MonoAudio(), FrameConverter(), []
+    size = (info.width, info.height)
+    estimate = int(info.duration * info.fps) or None
+    with tqdm(total=estimate, desc="scanning faces" if finder else "scanning", unit="frame",
+              disable=not progress) as bar:
+        for frame in timer.iterate("decode", demux(path, with_audio=audio_rate is not None, result=decoded)):
+            if isinstance(frame, av.AudioFrame):
+                audio.add(frame, decoded.start)
+                continue
+            index = len(times)
+            times.append(decoded.frame_time(frame))
+            bar.update()
+            if finder is None:
+                continue
+            with timer.stage("track"):
+                thumb = convert(frame, "gray", *THUMB_SIZE, interpolation="AREA")
+                detect_here = finder.needs_detection(index, thumb)
+            if detect_here:
+                with timer.stage("detect"):
+                    small = convert(frame, "rgb24", *finder.detector.input_size(*size), interpolation="AREA")
+                    detections = finder.detect(small, size)
+                with timer.stage("track"):
+                    finder.track(index, detections, info.fps)
+    if not times:
+        raise MediaError(f"{path}: no decodable video frames")
+    return SourceScan(Path(path), info.width, info.height, info.fps, time_base, np.array(times), audio.finish(),
+                      audio_rate, audio_channels, decoded.warnings)

@@ -1,0 +1,126 @@
+"""The faces a render draws: found by detection + tracking, or given by an AVA-format annotation CSV."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import numpy as np
+
+from asd_se.faces.detect import Detection, FaceDetector
+from asd_se.faces.shots import ShotCutDetector
+from asd_se.faces.track import IouTracker
+from asd_se.media import MODEL_FPS
+from asd_se.sampling import sample_grid
+from data_prep.annotations import Row
+from data_prep.extract import plan_tracks
+
+
+@dataclass
+class RenderTrack:
+    """One face over consecutive source frames, and its 25 fps samples (what the model sees).
+
+    ``frames (N,)`` source frame indices, ``boxes (N, 4)`` pixels ``(x1, y1, x2, y2)`` per frame;
+    ``sample_times (T,)`` s and ``sample_boxes (T, 4)`` pixels; ``frame_samples (N,)`` the sample each source
+    frame shows. ``rows`` (annotation mode) maps each annotation row's timestamp text to its sample.
+    """
+
+    track_id: int
+    name: str
+    frames: np.ndarray
+    boxes: np.ndarray
+    sample_times: np.ndarray
+    sample_boxes: np.ndarray
+    frame_samples: np.ndarray
+    rows: list[tuple[str, tuple[float, float, float, float], int]] | None = None
+
+
+def _interpolate(times: np.ndarray, known_times: np.ndarray, known_boxes: np.ndarray) -> np.ndarray:
+    return np.stack([np.interp(times, known_times, known_boxes[:, j]) for j in range(4)], axis=1)
+
+
+def _frame_samples(times: np.ndarray, sample_times: np.ndarray) -> np.ndarray:
+    """``(N,)`` the 25 fps sample nearest each source frame time ``(N,)``."""
+    return np.clip(np.round((times - sample_times[0]) * MODEL_FPS), 0, len(sample_times) - 1).astype(int)
+
+
+class FaceFinder:
+    """Detection every ``detect_every`` frames (and on every shot cut) feeding an IoU tracker.
+
+    For each frame in order: ``needs_detection``, and where it says so ``detect`` then ``track``; at the end
+    ``tracks``. Detections less than ``min_face`` pixels tall are ignored and counted in ``too_small``.
+    """
+
+    def __init__(self, detector: FaceDetector, detect_every: int = 5, min_face: int = 12,
+                 min_track_s: float = 0.4):
+        self.detector, self.detect_every, self.min_face = detector, max(1, detect_every), min_face
+        self.min_track_s = min_track_s
+        self.shots = ShotCutDetector()
+        self.tracker: IouTracker | None = None
+        self.too_small = 0
+        self.cuts = 0
+        self.detected_frames: list[int] = []
+
+    def needs_detection(self, index: int, thumb: np.ndarray) -> bool:
+        """Register frame ``index``'s grey thumbnail ``(36, 64)``; True if this frame must be detected on."""
+        cut = self.shots(thumb)
+        if cut and self.tracker is not None:
+            self.tracker.cut()
+            self.cuts += 1
+        if cut or index % self.detect_every == 0:
+            self.detected_frames.append(index)
+            return True
+        return False
+
+    def detect(self, rgb: np.ndarray, frame_size: tuple[int, int]) -> list[Detection]:
+        """Faces at least ``min_face`` px tall in an RGB frame scaled to ``detector.input_size``; boxes in the
+        pixels of the original ``frame_size = (width, height)``."""
+        found = self.detector.detect_rgb(rgb, frame_size)
+        kept = [d for d in found if d.box[3] - d.box[1] >= self.min_face]
+        self.too_small += len(found) - len(kept)
+        return kept
+
+    def track(self, index: int, detections: list[Detection], fps: float) -> None:
+        """Hand frame ``index``'s detections to the tracker (made on first use: its gaps and minimum length
+        in frames follow the source's rate)."""
+        if self.tracker is None:
+            self.tracker = IouTracker(max_gap=max(10, 3 * self.detect_every),
+                                      min_length=max(2, int(round(self.min_track_s * fps))), smooth=5)
+        self.tracker.update(index, detections)
+
+    def tracks(self, frame_times: np.ndarray) -> list[RenderTrack]:
+        """The finished tracks, sampled at 25 fps (``frame_times (N,)`` s of every source frame). A track holds
+        its last box until the next detection that no longer found it (or the end of the video)."""
+        tracks = []
+        for face in (self.tracker.finish() if self.tracker is not None else []):
+            after = bisect.bisect_right(self.detected_frames, face.frames[-1])
+            end = self.detected_frames[after] - 1 if after < len(self.detected_frames) else len(frame_times) - 1
+            held = np.arange(face.frames[-1] + 1, end + 1)
+            face.frames = np.concatenate([face.frames, held])
+            face.boxes = np.concatenate([face.boxes, np.repeat(face.boxes[-1:], len(held), axis=0)])
+            times = frame_times[face.frames]
+            sample_times = sample_grid(times[0], times[-1])
+            tracks.append(RenderTrack(face.track_id, f"face{face.track_id}", face.frames, face.boxes, sample_times,
+                                      _interpolate(sample_times, times, face.boxes),
+                                      _frame_samples(times, sample_times)))
+        return tracks
+
+
+def annotated_tracks(rows: list[Row], frame_times: np.ndarray, width: int, height: int) -> list[RenderTrack]:
+    """One track per entity of an AVA-format CSV's rows for this video, sampled exactly as prep samples
+    them: boxes as given (interpolated between rows), entity ids as names, every row mapped to its sample."""
+    half_frame = 0.5 * float(np.median(np.diff(frame_times))) if len(frame_times) > 1 else 0.02
+    scale = np.array([width, height, width, height], np.float64)
+    tracks = []
+    for plan in plan_tracks(rows, MODEL_FPS):
+        stamps = np.array([r.timestamp for r in plan.rows])
+        given = np.clip(np.array([r.box for r in plan.rows], np.float64), 0.0, 1.0)
+        frames = np.flatnonzero((frame_times >= stamps[0] - half_frame) & (frame_times <= stamps[-1] + half_frame))
+        if not len(frames):
+            continue
+        times = frame_times[frames]
+        tracks.append(RenderTrack(len(tracks), plan.entity_id, frames, _interpolate(times, stamps, given) * scale,
+                                  plan.times, plan.boxes * scale, _frame_samples(times, plan.times),
+                                  [(r.timestamp_text, r.box, int(k)) for r, k in
+                                   zip(plan.rows, plan.row_frames(MODEL_FPS))]))
+    return tracks
