@@ -1,31 +1,53 @@
-"""``asd-se demo``: the whole pipeline on synthetic data, end to end, with no downloads."""
+"""``asd-se demo``: the whole pipeline on synthetic data, end to end, with no downloads:
+synth -> prep -> train -> evaluate -> render a held-out video."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 from asd_se.config import load_config
 from asd_se.evaluate import predict_split, summarise, write_predictions
+from asd_se.render.pipeline import render_video
 from asd_se.train import Trainer
+from data_prep.annotations import read_csv
 from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 
 log = logging.getLogger(__name__)
 
 
-def run_demo(out: Path, workers: int = 2, epochs: int = 6) -> list[str]:
-    """synth -> prep -> train -> evaluate under ``out``; returns the lines to show the user."""
+def held_out_video(data: Path) -> tuple[Path, int]:
+    """The validation video with the most annotated face tracks (ties: the first), and that count."""
+    rows, _ = read_csv(data / "annotations" / "val.csv")
+    entities = Counter(video_id for video_id, _ in {(r.video_id, r.entity_id) for r in rows})
+    video_id, count = max(sorted(entities.items()), key=lambda item: item[1])
+    return data / "videos" / f"{video_id}.mp4", count
+
+
+def run_demo(out: Path, workers: int = 2, epochs: int = 6, synth: SynthConfig = SynthConfig(),
+             overrides: tuple[str, ...] = ()) -> list[str]:
+    """synth -> prep -> train -> evaluate -> render under ``out``; returns the lines to show the user."""
     out = Path(out)
     data, store, run = out / "data", out / "store", out / "run"
-    counts = make_dataset(data, SynthConfig(), workers=workers)
+    counts = make_dataset(data, synth, workers=workers)
     summary = prepare(PrepConfig((data / "annotations",), data / "videos", store, workers=workers))
-    trainer = Trainer(load_config(None, [f"train.epochs={epochs}"]), store, run, resume=(run / "last.pt").exists())
+    trainer = Trainer(load_config(None, [f"train.epochs={epochs}", *overrides]), store, run, resume=(run / "last.pt").exists())
     trainer.fit()
     predictions = predict_split(trainer.model, trainer.store, "val", trainer.device)
     write_predictions(run / "val_predictions.csv", predictions)
+    video, faces = held_out_video(data)
+    (out / "render").mkdir(exist_ok=True)
+    rendered = render_video(video, run / "best.pt", out / "render" / f"{video.stem}.asd.mp4")
     return [f"synthetic dataset: {data} ({counts['videos']} videos, {counts['rows']} annotation rows)",
             f"track store: {store}", summary.render(),
             f"training run: {run} (best.pt, metrics.jsonl, curves.png — look at curves.png first)",
             f"val predictions (official AVA format): {run / 'val_predictions.csv'}",
-            summarise(predictions).render()]
+            summarise(predictions).render(),
+            f"rendered held-out video {video.name} ({faces} annotated face tracks, {rendered.duration:.0f} s) in "
+            f"{rendered.seconds:.0f} s: {rendered.outputs['video']}",
+            "  look at: each face's box turns green while it speaks (red when silent), the heatmap sits on the",
+            "  mouth of the speaker; a face that mouths without sound should stay red. Beside the MP4: "
+            f"{rendered.outputs['timeline'].name} (probability per face over time), .json (per frame: box, "
+            "probability, SE channels, heatmap peak) and .csv (AVA prediction format)."]
