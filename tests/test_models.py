@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from asd_se.audio import MfccFrontEnd
-from asd_se.config import ModelConfig
+from asd_se.config import ModelConfig, load_config
 from asd_se.models import ActiveSpeakerModel, count_parameters
+from asd_se.models.asd import EVAL_CHUNK, FACE_MEAN, FACE_STD
 
 
 def _inputs(batch: int = 2, frames: int = 6):
@@ -61,3 +62,13 @@ def test_mfcc_front_end_gives_four_frames_per_video_frame():
     silence = frontend(torch.zeros(1, 640))
     assert torch.allclose(silence, silence[:, :, :1].expand_as(silence))  # constant input, constant features
     assert not torch.allclose(mfcc[0], mfcc[1])
+
+
+@pytest.mark.parametrize("variant", ["light", "resnet18"])
+def test_chunked_visual_encoding_outside_training_equals_one_pass(variant):
+    model = ActiveSpeakerModel(load_config(None, [f"model.variant={variant}"]).model).eval()
+    faces = torch.randint(0, 256, (1, EVAL_CHUNK * 2 + 17, 112, 112), dtype=torch.uint8)
+    with torch.no_grad():
+        chunked = model.visual_maps(faces)
+        whole = model.visual(((faces.float() / 255.0 - FACE_MEAN) / FACE_STD).unsqueeze(1))
+    assert chunked.shape == whole.shape and torch.allclose(chunked, whole, atol=1e-4)

@@ -16,6 +16,7 @@ from asd_se.models.visual import build_visual_encoder
 
 # Grey-level statistics of face crops, for input normalisation.
 FACE_MEAN, FACE_STD = 0.45, 0.22
+EVAL_CHUNK = 128  # frames the visual encoder sees at once outside training
 
 
 @dataclass
@@ -53,13 +54,29 @@ class ActiveSpeakerModel(nn.Module):
         self.visual_head = nn.Linear(dim, 1)
 
     def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
-        """``(B, T, H, W)`` faces -> the last visual feature maps ``(B, C, T, h, w)`` (before the SE block)."""
-        x = (faces.float() / 255.0 - FACE_MEAN) / FACE_STD
-        return self.visual(x.unsqueeze(1))
+        """``(B, T, H, W)`` faces -> the last visual feature maps ``(B, C, T, h, w)`` (before the SE block).
+
+        Outside training, long clips are encoded ``EVAL_CHUNK`` frames at a time, each chunk with the
+        neighbouring frames the encoder's temporal convolutions reach, so the maps are the same as in one
+        pass while the activations' memory stays that of one chunk.
+        """
+        frames = faces.shape[1]
+        if self.training or frames <= EVAL_CHUNK:
+            return self.visual(((faces.float() / 255.0 - FACE_MEAN) / FACE_STD).unsqueeze(1))
+        halo, parts = self.visual.temporal_radius, []
+        for start in range(0, frames, EVAL_CHUNK):
+            low, high = max(0, start - halo), min(frames, start + EVAL_CHUNK + halo)
+            x = (faces[:, low:high].float() / 255.0 - FACE_MEAN) / FACE_STD
+            parts.append(self.visual(x.unsqueeze(1))[:, :, start - low:start - low + min(EVAL_CHUNK, frames - start)])
+        return torch.cat(parts, dim=2)
 
     def forward(self, faces: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
-        frames = faces.shape[1]
-        maps = self.visual_maps(faces)
+        return self.decide(self.visual_maps(faces), audio, explain)
+
+    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
+        """Everything after the visual encoder: maps ``(B, C, T, h, w)`` + audio ``(B, 640·T)`` -> ASDOutput.
+        Gradient explainers differentiate the logits with respect to ``maps`` through this."""
+        frames = maps.shape[2]
         scaled, se_weights = self.se(maps) if self.se is not None else (maps, None)
         visual = self.visual_proj(scaled.mean(dim=(3, 4)).transpose(1, 2))  # (B, T, D)
         sound = self.audio(self.frontend(audio))[:, :frames]  # (B, T, D)

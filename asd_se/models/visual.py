@@ -29,6 +29,8 @@ class SplitConvBlock(nn.Module):
 class LightVisualEncoder(nn.Module):
     """~0.5M parameters; 112 -> 56 (stem) -> 28 (pool) -> 14 -> 7 -> 7, so heatmaps are 7×7 before upsampling."""
 
+    temporal_radius = 3  # three (3×1×1) convolutions: an output frame sees 3 input frames either side
+
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 192)):
         super().__init__()
         self.out_channels = widths[-1]
@@ -60,6 +62,8 @@ class BasicBlock(nn.Module):
 
 class ResNet18VisualEncoder(nn.Module):
     """TalkNet/BIAS class: a 3D stem (5×7×7) then ResNet-18 per frame. layer4 keeps stride 1 so maps stay 7×7."""
+
+    temporal_radius = 2  # the (5×7×7) stem; the trunk is per frame
 
     def __init__(self) -> None:
         super().__init__()
