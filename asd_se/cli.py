@@ -103,7 +103,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from asd_se.render.pipeline import RenderSettings, render_video
 
     settings = RenderSettings(detect_every=args.detect_every, min_face=args.min_face, alpha=args.alpha,
-                              se_select=args.se_select, se_top=args.se_top, panel=args.panel, device=args.device)
+                              explainer=args.explainer, se_select=args.se_select, se_top=args.se_top,
+                              panel=args.panel, device=args.device)
     result = render_video(args.video, args.checkpoint, args.out, args.annotations, settings)
     print(f"rendered {result.frames} frames ({result.duration:.1f} s of video) with {result.tracks} face tracks "
           f"in {result.seconds:.1f} s ({result.duration / max(result.seconds, 1e-9):.2f}x real time)")
@@ -192,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run the face detector every K frames and at shot cuts (default 5)")
     render.add_argument("--min-face", type=int, default=12, help="ignore faces under this many pixels tall")
     render.add_argument("--alpha", type=float, default=0.45, help="heatmap opacity, 0 to hide (default 0.45)")
+    render.add_argument("--explainer", choices=("se", "gradcam", "gradcampp", "eigencam"), default="se",
+                        help="heatmap method: se (default; the deciding forward pass, no gradients) or a baseline")
     render.add_argument("--se-select", choices=("threshold", "rank"), default="threshold",
                         help="SE channels: above mean + 1.282 std (the paper's top ~10%%), or exactly the top "
                              "--se-top fraction by rank")

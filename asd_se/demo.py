@@ -33,7 +33,8 @@ def run_demo(out: Path, workers: int = 2, epochs: int = 6, synth: SynthConfig = 
     data, store, run = out / "data", out / "store", out / "run"
     counts = make_dataset(data, synth, workers=workers)
     summary = prepare(PrepConfig((data / "annotations",), data / "videos", store, workers=workers))
-    trainer = Trainer(load_config(None, [f"train.epochs={epochs}", *overrides]), store, run, resume=(run / "last.pt").exists())
+    config = load_config(None, [f"train.epochs={epochs}", *overrides])
+    trainer = Trainer(config, store, run, resume=(run / "last.pt").exists())
     trainer.fit()
     predictions = predict_split(trainer.model, trainer.store, "val", trainer.device)
     write_predictions(run / "val_predictions.csv", predictions)

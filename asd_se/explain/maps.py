@@ -15,7 +15,8 @@ def normalise(maps: torch.Tensor) -> torch.Tensor:
 
 def upsample(maps: torch.Tensor, size: int) -> torch.Tensor:
     """``(T, h, w)`` in [0, 1] -> ``(T, size, size)`` by bicubic interpolation, clipped back to [0, 1]."""
-    return F.interpolate(maps[:, None].float(), size=(size, size), mode="bicubic", align_corners=False)[:, 0].clamp(0, 1)
+    upsampled = F.interpolate(maps[:, None].float(), size=(size, size), mode="bicubic", align_corners=False)
+    return upsampled[:, 0].clamp(0, 1)
 
 
 def peaks(maps: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from asd_se.explain.base import Explainer
 from asd_se.explain.maps import normalise, upsample
+from asd_se.models import ASDOutput
 
 Z_TOP_10 = 1.282  # standard-normal quantile of 0.9
 
@@ -48,3 +50,30 @@ def se_heatmaps(feature_maps: torch.Tensor, se_weights: torch.Tensor, size: int,
                 top: float = 0.1) -> torch.Tensor:
     """Heatmaps ``(T, size, size)`` in [0, 1] on the face crop: ``se_maps`` upsampled bicubically."""
     return upsample(se_maps(feature_maps, se_weights, mode, top), size)
+
+
+def ranked_channels(se_weights: torch.Tensor, mode: str = "threshold", top: float = 0.1) -> list[list[int]]:
+    """``(..., C)`` SE vectors -> for each, its selected channel indices by decreasing SE value."""
+    flat = se_weights.reshape(-1, se_weights.shape[-1]).float().cpu()
+    chosen = select_channels(flat, mode, top)
+    order = flat.argsort(dim=1, descending=True)
+    return [[int(c) for c in row_order if row_mask[c]] for row_order, row_mask in zip(order, chosen)]
+
+
+class SeExplainer(Explainer):
+    """The SE map as an explainer: the same forward pass that decides, no gradients."""
+
+    name = "se"
+
+    def __init__(self, mode: str = "threshold", top: float = 0.1):
+        self.mode, self.top = mode, top
+
+    def raw_maps(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput) -> torch.Tensor:
+        if output.se_weights is None:
+            raise ValueError("this model has no SE block (model.se=false): SE maps need one")
+        return se_maps(activations, output.se_weights[0].float(), self.mode, self.top)
+
+    def channels(self, output: ASDOutput) -> list[list[int]]:
+        """Per frame (a clip-squeeze SE vector is shared by every frame)."""
+        ranked = ranked_channels(output.se_weights[0], self.mode, self.top)
+        return ranked * output.logits.shape[1] if len(ranked) == 1 else ranked

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from asd_se.checkpoint import load_model
 from asd_se.evaluate import write_predictions
+from asd_se.explain import build_explainer
 from asd_se.faces.detect import FaceDetector
 from asd_se.fsio import staged_outputs
 from asd_se.media import DecodedVideo, FrameConverter, Mp4Writer, demux, probe
@@ -48,6 +49,7 @@ class RenderSettings:
     detect_every: int = 5  # run the detector every K frames (and on every shot cut)
     min_face: int = 12  # ignore detections less than this many pixels tall
     alpha: float = 0.45  # heatmap opacity inside the face box (0: no heatmap)
+    explainer: str = "se"  # or a baseline: gradcam, gradcampp, eigencam
     se_select: str = "threshold"  # SE channels: above mean + 1.282 std ("threshold") or the top fraction ("rank")
     se_top: float = 0.1
     panel: bool = False  # side panel with the enlarged crops and their heatmaps
@@ -150,9 +152,15 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     device = resolve_device(settings.device)
     model, _ = load_model(checkpoint, device)
     timer, notes = StageTimer(), []
+    explainer = None
+    if settings.explainer != "se" or model.se is not None:
+        explainer = build_explainer(settings.explainer, settings.se_select, settings.se_top)
+    else:
+        notes.append(f"{checkpoint}: the model has no SE block (model.se=false); scores are drawn without heatmaps")
     rows = None
     if annotations is not None:
-        rows, notes = _annotation_rows(Path(annotations), video)
+        rows, problems = _annotation_rows(Path(annotations), video)
+        notes += problems
     finder = None if rows is not None else FaceFinder(FaceDetector(), settings.detect_every, settings.min_face)
     source = scan(video, finder, timer, progress)
     notes += source.warnings
@@ -175,8 +183,7 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     if tracks:
         with CropSpool([len(t.sample_times) for t in tracks]) as spool:
             cut_crops(source, tracks, spool, timer, progress)
-            results = score_tracks(model, tracks, spool, source.audio, device, timer, settings.se_select,
-                                   settings.se_top, progress)
+            results = score_tracks(model, tracks, spool, source.audio, device, timer, explainer, progress)
     paths = output_paths(out)
     video_id = rows[0].video_id if rows else video.stem
     with staged_outputs(out.parent) as staging:
@@ -185,7 +192,8 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
         write_predictions(staged["csv"], predictions(video_id, tracks, results, source))
         plot_timeline(staged["timeline"], tracks, results, source.duration)
         summary = {"input": str(video), "output": str(out), "checkpoint": str(checkpoint),
-                   "mode": "annotations" if rows is not None else "detection", "explainer": "se",
+                   "mode": "annotations" if rows is not None else "detection",
+                   "explainer": settings.explainer if explainer else None,
                    "settings": asdict(settings), "width": source.width, "height": source.height,
                    "fps": round(source.fps, 4), "frames": frames, "duration_s": round(source.duration, 3),
                    "has_audio": source.has_audio, "notes": notes, "timings_s": timer.report()}

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from asd_se.explain import Explainer
 from asd_se.explain.maps import peaks, upsample
-from asd_se.explain.se_map import se_maps, select_channels
 from asd_se.faces.crop import CROP_SIZE, face_crop
-from asd_se.inference import iter_track
-from asd_se.media import decode
+from asd_se.inference import windows
+from asd_se.media import SAMPLES_PER_FRAME, decode
 from asd_se.models import ActiveSpeakerModel
 from asd_se.render.scan import SourceScan
 from asd_se.render.timing import StageTimer
@@ -99,37 +99,37 @@ class TrackResult:
     channels: list[list[int]]
 
 
-def _ranked_channels(se_weights: torch.Tensor, mode: str, top: float) -> list[list[int]]:
-    """``(..., C)`` SE vectors -> for each, its selected channel indices by decreasing SE value."""
-    flat = se_weights.reshape(-1, se_weights.shape[-1]).float().cpu()
-    chosen = select_channels(flat, mode, top)
-    order = flat.argsort(dim=1, descending=True)
-    return [[int(c) for c in row_order if row_mask[c]] for row_order, row_mask in zip(order, chosen)]
-
-
 def score_tracks(model: ActiveSpeakerModel, tracks: list[RenderTrack], spool: CropSpool, audio: np.ndarray,
-                 device: torch.device, timer: StageTimer, se_select: str = "threshold", se_top: float = 0.1,
+                 device: torch.device, timer: StageTimer, explainer: Explainer | None = None,
                  progress: bool = True) -> list[TrackResult]:
-    """Score and explain every track in one forward pass per window (no gradients)."""
+    """Score and explain every track window by window (the windows ``evaluate`` uses): the explainer gives
+    probabilities and maps from its own forward pass; without one, only scores are made."""
     results = []
     for index, track in enumerate(tqdm(tracks, desc="scoring faces", unit="track", disable=not progress)):
         count = len(track.sample_times)
         probs, peak_xy = np.zeros(count, np.float32), np.zeros((count, 2), np.float32)
         maps: np.ndarray | None = None
         channels: list[list[int]] = [[] for _ in range(count)]
-        sound = audio_segment(audio, float(track.sample_times[0]), count)
-        windows = iter_track(model, _TrackCrops(spool, index), sound, device, explain=True)
-        for frames, inside, output in timer.iterate("model", windows):
-            probs[frames] = torch.sigmoid(output.logits[0, inside].float()).cpu().numpy()
-            if output.se_weights is None:  # a model trained without the SE block: scores only
+        faces, sound = _TrackCrops(spool, index), audio_segment(audio, float(track.sample_times[0]), count)
+        for start, end, keep_start, keep_end in windows(count):
+            clip = torch.from_numpy(faces[start:end])[None].to(device)
+            clip_sound = torch.from_numpy(sound[start * SAMPLES_PER_FRAME:end * SAMPLES_PER_FRAME])[None].to(device)
+            inside, frames = slice(keep_start - start, keep_end - start), slice(keep_start, keep_end)
+            if explainer is None:
+                with timer.stage("model"), torch.no_grad():
+                    probs[frames] = torch.sigmoid(model(clip, clip_sound).logits[0, inside].float()).cpu().numpy()
                 continue
-            with timer.stage("se_maps"):
-                se = output.se_weights[0] if output.se_weights.dim() == 2 else output.se_weights[0, inside]
-                low = se_maps(output.feature_maps[0, inside].float(), se.float(), se_select, se_top)
+            explanation = explainer(model, clip, clip_sound)
+            map_stage = "se_maps" if explainer.name == "se" else f"{explainer.name}_maps"
+            timer.seconds["model"] += explanation.forward_seconds
+            timer.seconds[map_stage] += explanation.explain_seconds
+            with timer.stage(map_stage):
+                probs[frames] = explanation.probs[inside].cpu().numpy()
+                low = explanation.maps[inside]
                 maps = np.zeros((count, *low.shape[1:]), np.float16) if maps is None else maps
                 maps[frames] = low.cpu().numpy()
                 peak_xy[frames] = peaks(upsample(low, spool.size)).cpu().numpy()
-                ranked = _ranked_channels(se, se_select, se_top)
-                channels[frames] = ranked * (frames.stop - frames.start) if len(ranked) == 1 else ranked
+                if explanation.channels is not None:
+                    channels[frames] = explanation.channels[inside]
         results.append(TrackResult(probs, maps, peak_xy, channels))
     return results

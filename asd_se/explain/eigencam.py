@@ -1,0 +1,22 @@
+"""Eigen-CAM (Muhammad and Yeasin, 2020): the maps projected on their first principal component. No gradients,
+no class: the unweighted baseline."""
+
+from __future__ import annotations
+
+import torch
+
+from asd_se.explain.base import Explainer
+
+
+class EigenCam(Explainer):
+    name = "eigencam"
+
+    def raw_maps(self, activations: torch.Tensor, gradients: torch.Tensor | None, output) -> torch.Tensor:
+        frames, channels, height, width = activations.shape
+        pixels = activations.reshape(frames, channels, height * width).transpose(1, 2)  # (T, hw, C)
+        centred = pixels - pixels.mean(dim=1, keepdim=True)
+        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+        projection = (centred @ vh[:, 0, :, None])[..., 0]  # (T, hw)
+        # a principal axis has no sign: take the one along which the mean activation is positive
+        sign = torch.sign((projection * pixels.mean(dim=2)).sum(dim=1, keepdim=True))
+        return (projection * torch.where(sign == 0, torch.ones_like(sign), sign)).reshape(frames, height, width)
