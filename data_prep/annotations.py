@@ -155,3 +155,30 @@ def read_annotations(paths: list[Path]) -> tuple[list[Row], list[Problem]]:
             else:
                 rows.append(row)
     return rows, problems
+
+
+def read_box_file(path: Path) -> tuple[dict[tuple[str, float, str], tuple[float, ...]], list[Problem]]:
+    """A box per annotation key, e.g. the synthetic set's ``*_mouth_boxes.csv``: ``video_id, frame_timestamp,
+    entity_id, x1, y1, x2, y2`` (normalised; a header line is allowed). Keys as ``Row.key``."""
+    path = Path(path)
+    boxes: dict[tuple[str, float, str], tuple[float, ...]] = {}
+    problems: list[Problem] = []
+    try:
+        handle = open(path, newline="", encoding="utf-8")
+    except OSError as err:
+        return {}, [Problem(str(path), 0, f"cannot read ({err.strerror})")]
+    with handle:
+        reader = csv.reader(handle)
+        for cells in reader:
+            if not cells or (reader.line_num == 1 and cells[0].strip() == "video_id"):
+                continue
+            try:
+                if len(cells) != 7:
+                    raise ValueError(f"expected 7 columns, found {len(cells)}")
+                box = tuple(float(v) for v in cells[3:7])
+                if not all(math.isfinite(v) for v in box) or box[0] >= box[2] or box[1] >= box[3]:
+                    raise ValueError(f"not a box: {cells[3:7]}")
+                boxes[(cells[0].strip(), round(float(cells[1]), 3), cells[2].strip())] = box
+            except ValueError as err:
+                problems.append(Problem(str(path), reader.line_num, str(err)))
+    return boxes, problems

@@ -336,3 +336,12 @@ def test_heatmap_is_blended_inside_the_face_box_only():
     assert len(changed) > 0.9 * 40 * 50
     assert changed[:, 0].min() >= 30 and changed[:, 0].max() < 80
     assert changed[:, 1].min() >= 50 and changed[:, 1].max() < 90
+
+
+def test_render_with_a_gradient_baseline(val_video, checkpoint, tmp_path):
+    clip = _transcode(val_video[0], tmp_path / "clip.mp4", frames=30)
+    render_video(clip, checkpoint, tmp_path / "out.mp4", settings=RenderSettings(preset="ultrafast",
+                                                                                 explainer="gradcam"), progress=False)
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["explainer"] == "gradcam" and "gradcam_maps" in report["timings_s"]
+    assert all("heatmap_peak" in r and "se_channels" not in r for t in report["tracks"] for r in t["frames"])

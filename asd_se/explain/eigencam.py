@@ -15,8 +15,10 @@ class EigenCam(Explainer):
         frames, channels, height, width = activations.shape
         pixels = activations.reshape(frames, channels, height * width).transpose(1, 2)  # (T, hw, C)
         centred = pixels - pixels.mean(dim=1, keepdim=True)
-        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-        projection = (centred @ vh[:, 0, :, None])[..., 0]  # (T, hw)
+        # the projection on the first right singular vector equals sigma_1 · u_1, the top eigenvector of the
+        # small (hw × hw) Gram matrix: much cheaper than an SVD of (hw × C)
+        values, vectors = torch.linalg.eigh(centred @ centred.transpose(1, 2))
+        projection = vectors[..., -1] * values[..., -1:].clamp(min=0).sqrt()  # (T, hw)
         # a principal axis has no sign: take the one along which the mean activation is positive
         sign = torch.sign((projection * pixels.mean(dim=2)).sum(dim=1, keepdim=True))
         return (projection * torch.where(sign == 0, torch.ones_like(sign), sign)).reshape(frames, height, width)

@@ -29,7 +29,8 @@ def frame_records(track: RenderTrack, result: TrackResult, source: SourceScan) -
                   "box": [round(float(v), 1) for v in box], "prob": round(float(result.probs[sample]), 4)}
         if result.maps is not None:
             u, v = result.peaks[sample]
-            record["se_channels"] = result.channels[sample]
+            if result.channels[sample]:
+                record["se_channels"] = result.channels[sample]
             record["heatmap_peak"] = [round(region.x0 + float(u) * region.side, 1),
                                       round(region.y0 + float(v) * region.side, 1)]
         records.append(record)

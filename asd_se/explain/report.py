@@ -1,0 +1,134 @@
+"""What ``asd-se explain-eval`` writes: ``explain_eval.json`` and ``.md`` (method × metric, with counts),
+``se_distribution.png`` (the SE values the model produces: the paper's Figure 3 analogue) and ``grid.png``
+(sample faces, then each method's heatmap: the Figure 5 analogue)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from asd_se.explain.evaluation import GridSample
+from asd_se.explain.se_map import Z_TOP_10
+from asd_se.fsio import atomic_path, write_json_atomic, write_text_atomic
+
+COLUMNS = (("pointing_speaking", "pointing (speaking) ↑", "n_pointing_speaking"),
+           ("pointing_all", "pointing (all)", "n_pointing_all"),
+           ("energy_speaking", "mouth energy (speaking) ↑", None),
+           ("deletion_auc", "deletion AUC ↓", "n_speaking_frames"),
+           ("insertion_auc", "insertion AUC ↑", None), ("average_drop", "Avg Drop % ↓", None),
+           ("increase_in_confidence", "Increase % ↑", None), ("total_ms_per_frame", "ms/frame", None),
+           ("explain_ms_per_frame", "ms/frame beyond the forward", None))
+
+
+def _cell(value: float | None, count: int | None) -> str:
+    text = "n/a" if value is None else f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return f"{text} ({count})" if count is not None else text
+
+
+def goal_checks(methods: dict) -> list[str]:
+    """The issue's goals, each with the figures behind it (only where SE and Grad-CAM were both run)."""
+    se, grad = methods.get("se"), methods.get("gradcam")
+    if not se or not grad:
+        return []
+    lines = []
+    if se["pointing_speaking"] is not None and grad["pointing_speaking"] is not None:
+        ok = se["pointing_speaking"] >= 0.9 and se["pointing_speaking"] >= grad["pointing_speaking"]
+        lines.append(f"- SE pointing game on speaking frames ≥ 0.9 and ≥ Grad-CAM: {se['pointing_speaking']:.3f} "
+                     f"vs {grad['pointing_speaking']:.3f} — {'met' if ok else 'NOT met'}")
+    if se["deletion_auc"] is not None and grad["deletion_auc"] is not None:
+        ok = se["deletion_auc"] <= grad["deletion_auc"]
+        lines.append(f"- SE deletion AUC no worse than Grad-CAM's: {se['deletion_auc']:.3f} vs "
+                     f"{grad['deletion_auc']:.3f} — {'met' if ok else 'NOT met'}")
+    speedup = grad["total_ms_per_frame"] / max(se["total_ms_per_frame"], 1e-9)
+    lines.append(f"- SE at least 5× faster per frame than Grad-CAM: {speedup:.1f}× — "
+                 f"{'met' if speedup >= 5 else 'NOT met'}")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    methods = results["methods"]
+    header = "| method | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    lines = [f"# Explanations measured ({results['config']['split']} split: {results['frames']} frames, "
+             f"{results['windows']} windows of ≤ {results['config']['window']}, {results['tracks']} tracks)", "",
+             header, "|" + "---|" * (len(COLUMNS) + 1)]
+    for name, values in methods.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(values[key], values[count] if count else None)
+                                                 for key, _, count in COLUMNS) + " |")
+    lines += ["", "Counts in brackets: frames behind the figure. Pointing and energy use the mouth box of each "
+              "annotated frame; deletion/insertion (blurred-crop baseline, "
+              f"{results['config']['steps']} steps), Average Drop and Increase use the speaking frames.", ""]
+    checks = goal_checks(methods)
+    return "\n".join(lines + (["## Goals", *checks, ""] if checks else []))
+
+
+def plot_se_distribution(path: Path, se_values: list[np.ndarray]) -> None:
+    """Histogram of every SE value, and the sorted SE profile (median, 10-90% band) with the selection line."""
+    vectors = np.concatenate([v.reshape(-1, v.shape[-1]) for v in se_values])  # (N, C)
+    thresholds = vectors.mean(axis=1) + Z_TOP_10 * vectors.std(axis=1)
+    figure = Figure(figsize=(10, 3.5))
+    FigureCanvasAgg(figure)
+    histogram, profile = figure.subplots(1, 2)
+    histogram.hist(vectors.reshape(-1), bins=60, color="tab:blue")
+    histogram.axvline(float(np.median(thresholds)), color="tab:red", linestyle="--",
+                      label=f"median threshold mean+{Z_TOP_10}·std")
+    histogram.set_xlabel("SE value")
+    histogram.set_ylabel("count (channels × clips)")
+    histogram.legend(fontsize="small")
+    ordered = -np.sort(-vectors, axis=1)
+    ranks = np.arange(1, vectors.shape[1] + 1)
+    profile.fill_between(ranks, np.percentile(ordered, 10, axis=0), np.percentile(ordered, 90, axis=0), alpha=0.3)
+    profile.plot(ranks, np.median(ordered, axis=0), label="median over clips")
+    selected = float((vectors > thresholds[:, None]).sum(axis=1).mean())
+    profile.axvline(selected, color="tab:red", linestyle="--", label=f"channels selected: {selected:.1f} on average")
+    profile.set_xlabel("channel rank by SE value")
+    profile.set_ylabel("SE value")
+    profile.legend(fontsize="small")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100)
+
+
+def grid_image(samples: list[GridSample], methods: list[str], cell: int = 160) -> np.ndarray:
+    """Rows: faces (speaking first); columns: the crop, then each method's heatmap over it. BGR uint8."""
+    samples = sorted(samples, key=lambda s: not s.speaking)
+    header = 28
+    image = np.full((header + cell * len(samples), cell * (1 + len(methods)), 3), 255, np.uint8)
+    for column, title in enumerate(["crop", *methods]):
+        cv2.putText(image, title, (column * cell + 6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    for row, sample in enumerate(samples):
+        face = cv2.cvtColor(cv2.resize(sample.crop, (cell, cell)), cv2.COLOR_GRAY2BGR)
+        tiles = [face.copy()]
+        for name in methods:
+            heat = cv2.resize(sample.heat.get(name, np.zeros((2, 2), np.float32)), (cell, cell))
+            colours = cv2.applyColorMap(np.round(np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+            tiles.append(cv2.addWeighted(colours, 0.5, face, 0.5, 0.0))
+        for tile in tiles:
+            if sample.mouth is not None:
+                x1, y1, x2, y2 = (int(round(v * cell / sample.crop.shape[0])) for v in sample.mouth)
+                cv2.rectangle(tile, (x1, y1), (x2, y2), (255, 255, 255), 1)
+        label = "speaking" if sample.speaking else "silent"
+        cv2.putText(tiles[0], label, (4, cell - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (0, 200, 0) if sample.speaking else (0, 0, 255), 1, cv2.LINE_AA)
+        image[header + row * cell:header + (row + 1) * cell] = np.concatenate(tiles, axis=1)
+    return image
+
+
+def write_explain_report(out_dir: Path, results: dict) -> dict[str, Path]:
+    """All four outputs into ``out_dir`` (each written atomically); returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "explain_eval.json", "markdown": out_dir / "explain_eval.md",
+             "se_distribution": out_dir / "se_distribution.png", "grid": out_dir / "grid.png"}
+    public = {key: value for key, value in results.items() if not key.startswith("_")}
+    write_json_atomic(paths["json"], public)
+    write_text_atomic(paths["markdown"], markdown(public))
+    if results["_se_values"]:
+        plot_se_distribution(paths["se_distribution"], results["_se_values"])
+    else:
+        del paths["se_distribution"]
+    with atomic_path(paths["grid"]) as tmp:
+        cv2.imwrite(str(tmp), grid_image(results["_grid"], list(results["methods"])))
+    return paths

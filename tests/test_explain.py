@@ -1,0 +1,157 @@
+"""Explainers against their definitions computed by hand, faithfulness metrics on crafted maps, explain-eval."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from asd_se.checkpoint import save_checkpoint
+from asd_se.cli import main
+from asd_se.config import load_config
+from asd_se.explain import build_explainer
+from asd_se.explain.faithfulness import (average_drop_increase, curve_auc, energy_inside, perturbation_curves,
+                                         pointing_hits)
+from asd_se.models import ActiveSpeakerModel, ASDOutput
+
+
+class ToyModel(nn.Module):
+    """A convolution gives maps ``(1, C, T, 4, 4)``; frame t's logit is sum_c w_c sum_hw A_t,c^2 plus a term
+    from the previous frame (so a frame's logit also depends on other frames' maps)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 3, stride=2, padding=1)
+        self.weights = nn.Parameter(torch.linspace(-1.0, 1.5, 6))
+        self.se = None
+
+    def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
+        maps = self.conv(faces[0].float()[:, None] / 255.0)  # (T, C, 4, 4)
+        return maps.transpose(0, 1)[None]
+
+    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
+        per_frame = torch.einsum("bcthw,c->bt", maps ** 2, self.weights)
+        logits = per_frame + 0.5 * torch.roll(per_frame, 1, dims=1)
+        return ASDOutput(logits, logits, logits, maps.transpose(1, 2), None)
+
+
+def _normalised(raw: np.ndarray) -> np.ndarray:
+    positive = np.maximum(raw, 0)
+    return positive / positive.max() if positive.max() > 0 else positive
+
+
+@pytest.fixture(scope="module")
+def toy():
+    torch.manual_seed(0)
+    model = ToyModel().eval()
+    faces = torch.randint(0, 256, (1, 5, 8, 8), dtype=torch.uint8)
+    with torch.no_grad():
+        activations = model.visual_maps(faces)[0].transpose(0, 1).numpy()  # (T, C, h, w)
+    gradients = 2 * model.weights.detach().numpy()[None, :, None, None] * activations  # d logit_t / d A_t
+    return model, faces, activations, gradients
+
+
+def _gradcam_by_hand(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    return np.tensordot(gradients.mean(axis=(1, 2)), activations, axes=1)
+
+
+def _gradcampp_by_hand(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    weights = np.zeros(len(activations))
+    for c in range(len(activations)):
+        total = activations[c].sum()
+        for g in gradients[c].reshape(-1):
+            denominator = 2 * g ** 2 + total * g ** 3
+            alpha = g ** 2 / denominator if g != 0 and denominator != 0 else 0.0
+            weights[c] += alpha * max(g, 0.0)
+    return np.tensordot(weights, activations, axes=1)
+
+
+def _eigencam_by_hand(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    pixels = activations.reshape(len(activations), -1).T  # (hw, C)
+    centred = pixels - pixels.mean(axis=0)
+    _, _, vh = np.linalg.svd(centred, full_matrices=False)
+    projection = centred @ vh[0]
+    projection *= np.sign((projection * pixels.mean(axis=1)).sum()) or 1.0
+    return projection.reshape(activations.shape[1:])
+
+
+@pytest.mark.parametrize("name, by_hand", [("gradcam", _gradcam_by_hand), ("gradcampp", _gradcampp_by_hand),
+                                           ("eigencam", _eigencam_by_hand)])
+def test_baselines_match_their_definitions(toy, name, by_hand):
+    model, faces, activations, gradients = toy
+    explanation = build_explainer(name)(model, faces, torch.zeros(1, 5 * 640))
+    for t in range(5):
+        expected = _normalised(by_hand(activations[t], gradients[t]))
+        assert np.allclose(explanation.maps[t].numpy(), expected, atol=1e-4), (name, t)
+
+
+def test_se_explainer_uses_the_channels_above_the_threshold():
+    model = ActiveSpeakerModel(load_config(None).model).eval()
+    faces = torch.randint(0, 256, (1, 6, 112, 112), dtype=torch.uint8)
+    explanation = build_explainer("se")(model, faces, torch.zeros(1, 6 * 640))
+    with torch.no_grad():
+        output = model(faces, torch.zeros(1, 6 * 640), explain=True)
+    se = output.se_weights[0]
+    chosen = se > se.mean() + 1.282 * se.std(unbiased=False)
+    expected = output.feature_maps[0][:, chosen].mean(dim=1).clamp(min=0)
+    expected = expected / expected.amax(dim=(1, 2), keepdim=True)
+    assert torch.allclose(explanation.maps, expected, atol=1e-5)
+    assert set(explanation.channels[0]) == set(torch.nonzero(chosen).flatten().tolist())
+    assert explanation.forward_seconds > 0 and explanation.explain_seconds >= 0
+
+
+# Crafted maps on 10 x 10 crops; the "mouth" is the bottom row (10% of the pixels).
+MOUTH = torch.tensor([[0.0, 9.0, 10.0, 10.0]])  # x1, y1, x2, y2 in crop pixels
+PERFECT = torch.zeros(1, 10, 10)
+PERFECT[0, 9] = 1.0
+INVERTED, UNIFORM = 1.0 - PERFECT, torch.full((1, 10, 10), 0.5)
+
+
+def test_pointing_and_energy_on_crafted_maps():
+    assert pointing_hits(PERFECT, MOUTH).tolist() == [True]
+    assert pointing_hits(INVERTED, MOUTH).tolist() == [False]
+    assert pointing_hits(UNIFORM, MOUTH).tolist() == [False]  # a flat map points nowhere
+    assert energy_inside(PERFECT, MOUTH).tolist() == pytest.approx([1.0])
+    assert energy_inside(INVERTED, MOUTH).tolist() == pytest.approx([0.0])
+    assert energy_inside(UNIFORM, MOUTH).tolist() == pytest.approx([0.1])
+
+
+def _mouth_brightness(faces: torch.Tensor) -> torch.Tensor:
+    """A toy score: how bright the mouth row still is (1 intact, 0 removed)."""
+    return faces[:, 9].float().mean(dim=1) / 200.0
+
+
+@pytest.mark.parametrize("heat, deletion, insertion", [(PERFECT, 0.05, 0.95), (INVERTED, 0.95, 0.05),
+                                                      (UNIFORM, 0.95, 0.05)])  # flat: raster order, mouth last
+def test_deletion_and_insertion_auc_on_crafted_maps(heat, deletion, insertion):
+    faces, baseline = torch.full((1, 10, 10), 200, dtype=torch.uint8), torch.zeros((1, 10, 10), dtype=torch.uint8)
+    deleted = perturbation_curves(_mouth_brightness, faces, heat, baseline, steps=10)
+    inserted = perturbation_curves(_mouth_brightness, faces, heat, baseline, steps=10, insertion=True)
+    assert curve_auc(deleted).tolist() == pytest.approx([deletion])
+    assert curve_auc(inserted).tolist() == pytest.approx([insertion])
+
+
+def test_average_drop_and_increase():
+    drop, increase = average_drop_increase(torch.tensor([0.8, 0.5, 0.4]), torch.tensor([0.4, 0.5, 0.6]))
+    assert drop == pytest.approx(100 * (0.5 + 0 + 0) / 3) and increase == pytest.approx(100 / 3)
+
+
+def test_explain_eval_on_a_tiny_store(store_root, synth_root, tmp_path, capsys):
+    config = load_config(None)
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(checkpoint, {"model": ActiveSpeakerModel(config.model).state_dict(), "config": config.to_dict()})
+    out = tmp_path / "eval"
+    assert main(["explain-eval", "--checkpoint", str(checkpoint), "--data", str(store_root), "--out", str(out),
+                 "--mouth-boxes", str(synth_root / "annotations" / "val_mouth_boxes.csv"),
+                 "--max-frames", "100", "--window", "50", "--steps", "2"]) == 0
+    results = json.loads((out / "explain_eval.json").read_text())
+    assert set(results["methods"]) == {"se", "gradcam", "gradcampp", "eigencam"} and 50 < results["frames"] <= 100
+    for values in results["methods"].values():
+        assert values["n_pointing_all"] > 0 and 0 <= values["pointing_all"] <= 1
+        assert values["total_ms_per_frame"] > 0
+    assert results["per_track"] and (out / "grid.png").stat().st_size > 0 and (out / "se_distribution.png").exists()
+    table = (out / "explain_eval.md").read_text()
+    assert all(f"| {name} |" in table for name in results["methods"])
