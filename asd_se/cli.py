@@ -128,7 +128,8 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.mouth_boxes}: no usable mouth boxes")
     device = resolve_device(args.device)
     model, _ = load_model(args.checkpoint, device)
-    config = ExplainEvalConfig(args.split, tuple(args.methods), args.max_frames, args.window, args.steps)
+    config = ExplainEvalConfig(args.split, tuple(args.methods), args.max_frames, args.window, args.steps,
+                               args.se_select, args.se_top)
     results = evaluate_explainers(model, TrackStore.open(args.data), mouths, config, device)
     paths = write_explain_report(args.out, results)
     print(paths["markdown"].read_text())
@@ -243,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain_eval.add_argument("--max-frames", type=int, default=2000, help="frames measured (default 2000)")
     explain_eval.add_argument("--window", type=int, default=100, help="frames per window (default 100)")
     explain_eval.add_argument("--steps", type=int, default=10, help="deletion/insertion steps (default 10)")
+    explain_eval.add_argument("--se-select", choices=("threshold", "rank"), default="threshold")
+    explain_eval.add_argument("--se-top", type=float, default=0.1, help="fraction of channels for --se-select rank")
     explain_eval.add_argument("--out", type=Path, required=True, help="output folder")
     explain_eval.add_argument("--device", default="auto")
     explain_eval.set_defaults(run=cmd_explain_eval)
