@@ -117,6 +117,16 @@ def demux(path: Path, with_audio: bool = True, result: DecodedVideo | None = Non
             result.truncated = True
             where = "before the first frame" if result.last_time is None else f"after {result.last_time:.2f} s"
             result.warnings.append(f"{path}: stream ends in an error {where} ({err})")
+            return
+        if video.duration is not None and video.time_base is not None:
+            expected = float(video.duration * video.time_base)
+        else:
+            expected = container.duration / av.time_base if container.duration else None
+        decoded = (result.last_time or 0.0) + 1.0 / result.fps
+        if expected is not None and decoded < expected - max(0.5, 2.0 / result.fps):
+            result.truncated = True  # some demuxers stop at damaged data without an error
+            result.warnings.append(f"{path}: decoding stopped at {decoded:.2f} s of {expected:.2f} s "
+                                   f"(damaged or truncated file); the rest is missing")
     finally:
         container.close()
 

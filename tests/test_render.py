@@ -345,3 +345,18 @@ def test_render_with_a_gradient_baseline(val_video, checkpoint, tmp_path):
     report = json.loads((tmp_path / "out.json").read_text())
     assert report["explainer"] == "gradcam" and "gradcam_maps" in report["timings_s"]
     assert all("heatmap_peak" in r and "se_channels" not in r for t in report["tracks"] for r in t["frames"])
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+def test_damage_in_the_middle_is_reported_and_what_decodes_is_rendered(val_video, checkpoint, tmp_path, suffix):
+    clip = _transcode(val_video[0], tmp_path / f"clip{suffix}", "mpeg4" if suffix == ".avi" else "libx264",
+                      frames=120)
+    data = bytearray(clip.read_bytes())
+    for offset in range(len(data) // 2, len(data) // 2 + 3000, 200):
+        data[offset:offset + 40] = b"\xff" * 40  # garbage over a few packets mid-stream
+    damaged = tmp_path / f"damaged{suffix}"
+    damaged.write_bytes(bytes(data))
+    result = render_video(damaged, checkpoint, tmp_path / "out.mp4", settings=FAST, progress=False)
+    assert 30 <= result.frames <= 120 and len(_frame_times(tmp_path / "out.mp4")) == result.frames
+    assert any(str(damaged) in note and ("corrupt packet" in note or "decoding stopped" in note)
+               for note in result.notes), result.notes
