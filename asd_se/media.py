@@ -105,6 +105,7 @@ def demux(path: Path, with_audio: bool = True, result: DecodedVideo | None = Non
         streams = [video] + ([container.streams.audio[0]] if with_audio and container.streams.audio else [])
         result.start = (container.start_time or 0) / av.time_base
         result.fps = float(video.average_rate or video.guessed_rate or 25)
+        last: float | None = None  # time of the last video frame seen
         try:
             for packet in container.demux(*streams):
                 try:
@@ -112,17 +113,20 @@ def demux(path: Path, with_audio: bool = True, result: DecodedVideo | None = Non
                 except av.error.InvalidDataError as err:
                     result.warnings.append(f"{path}: skipped a corrupt packet at {packet.pts} ({err})")
                     continue
-                yield from frames
+                for frame in frames:
+                    if isinstance(frame, av.VideoFrame) and frame.time is not None:
+                        last = frame.time - result.start
+                    yield frame
         except av.error.FFmpegError as err:
             result.truncated = True
-            where = "before the first frame" if result.last_time is None else f"after {result.last_time:.2f} s"
+            where = "before the first frame" if last is None else f"after {last:.2f} s"
             result.warnings.append(f"{path}: stream ends in an error {where} ({err})")
             return
         if video.duration is not None and video.time_base is not None:
             expected = float(video.duration * video.time_base)
         else:
             expected = container.duration / av.time_base if container.duration else None
-        decoded = (result.last_time or 0.0) + 1.0 / result.fps
+        decoded = (last or 0.0) + 1.0 / result.fps
         if expected is not None and decoded < expected - max(0.5, 2.0 / result.fps):
             result.truncated = True  # some demuxers stop at damaged data without an error
             result.warnings.append(f"{path}: decoding stopped at {decoded:.2f} s of {expected:.2f} s "

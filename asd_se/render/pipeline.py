@@ -47,6 +47,7 @@ class RenderSettings:
     """How ``asd-se render`` finds faces, explains and draws."""
 
     detect_every: int = 5  # run the detector every K frames (and on every shot cut)
+    detect_workers: int = 2  # processes running the detector beside the decoding
     min_face: int = 12  # ignore detections less than this many pixels tall
     alpha: float = 0.45  # heatmap opacity inside the face box (0: no heatmap)
     explainer: str = "se"  # or a baseline: gradcam, gradcampp, eigencam
@@ -162,14 +163,14 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
         rows, problems = _annotation_rows(Path(annotations), video)
         notes += problems
     finder = None if rows is not None else FaceFinder(FaceDetector(), settings.detect_every, settings.min_face)
-    source = scan(video, finder, timer, progress)
+    source = scan(video, finder, timer, progress, settings.detect_workers)
     notes += source.warnings
     if rows is not None:
         tracks = annotated_tracks(rows, source.frame_times, source.width, source.height)
     else:
         tracks = finder.tracks(source.frame_times)
         notes += [f"{finder.too_small} detections under {settings.min_face} px ignored"] if finder.too_small else []
-        notes += [f"{finder.cuts} shot cuts: tracks restart at each"] if finder.cuts else []
+        notes += [f"{len(finder.cut_frames)} shot cuts: tracks restart at each"] if finder.cut_frames else []
     banner = None
     if not source.has_audio:
         banner = "NO AUDIO: scores from faces + silence"

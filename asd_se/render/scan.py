@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -10,6 +11,7 @@ import av
 import numpy as np
 from tqdm import tqdm
 
+from asd_se.faces.detect import DetectionPool
 from asd_se.faces.shots import THUMB_SIZE
 from asd_se.media import DecodedVideo, FrameConverter, MediaError, MonoAudio, demux, probe
 from asd_se.render.timing import StageTimer
@@ -52,15 +54,19 @@ def _stream_facts(path: Path) -> tuple[Fraction, int | None, int]:
         return video.time_base or Fraction(1, 90000), rate or None, channels
 
 
-def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: bool = True) -> SourceScan:
-    """Decode ``path`` once: frame times, audio, and each frame shown to ``finder`` (None: no detection)."""
+def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: bool = True,
+         detect_workers: int = 2) -> SourceScan:
+    """Decode ``path`` once: frame times, audio, and each frame shown to ``finder`` (None: no detection).
+    Detection runs in ``detect_workers`` processes beside the decoding; results reach the tracker in order."""
     info = probe(path)
     time_base, audio_rate, audio_channels = _stream_facts(path)
     decoded, audio, convert, times = DecodedVideo(), MonoAudio(), FrameConverter(), []
     size = (info.width, info.height)
     estimate = int(info.duration * info.fps) or None
-    with tqdm(total=estimate, desc="scanning faces" if finder else "scanning", unit="frame",
-              disable=not progress) as bar:
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(DetectionPool(finder.detector, detect_workers)) if finder else None
+        bar = stack.enter_context(tqdm(total=estimate, desc="scanning faces" if finder else "scanning",
+                                       unit="frame", disable=not progress))
         for frame in timer.iterate("decode", demux(path, with_audio=audio_rate is not None, result=decoded)):
             if isinstance(frame, av.AudioFrame):
                 audio.add(frame, decoded.start)
@@ -71,14 +77,19 @@ def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: boo
             if finder is None:
                 continue
             with timer.stage("track"):
-                thumb = convert(frame, "gray", *THUMB_SIZE, interpolation="AREA")
-                detect_here = finder.needs_detection(index, thumb)
+                detect_here = finder.needs_detection(index, convert(frame, "gray", *THUMB_SIZE, interpolation="AREA"))
             if detect_here:
-                with timer.stage("detect"):
-                    small = convert(frame, "rgb24", *finder.detector.input_size(*size), interpolation="AREA")
-                    detections = finder.detect(small, size)
+                with timer.stage("detect"):  # scaling and handing over; the CNN runs in the pool
+                    images = [convert(frame, "rgb24", *scaled, interpolation="AREA")
+                              for scaled in finder.detector.input_sizes(*size)]
+                    pool.submit(index, images, size)
+            with timer.stage("track"):
+                for key, detections in pool.ready():
+                    finder.track(key, detections, info.fps)
+        if pool is not None:
+            for key, detections in timer.iterate("detect", pool.drain()):
                 with timer.stage("track"):
-                    finder.track(index, detections, info.fps)
+                    finder.track(key, detections, info.fps)
     if not times:
         raise MediaError(f"{path}: no decodable video frames")
     return SourceScan(Path(path), info.width, info.height, info.fps, time_base, np.array(times), audio.finish(),

@@ -47,8 +47,9 @@ def _frame_samples(times: np.ndarray, sample_times: np.ndarray) -> np.ndarray:
 class FaceFinder:
     """Detection every ``detect_every`` frames (and on every shot cut) feeding an IoU tracker.
 
-    For each frame in order: ``needs_detection``, and where it says so ``detect`` then ``track``; at the end
-    ``tracks``. Detections less than ``min_face`` pixels tall are ignored and counted in ``too_small``.
+    For each frame in order ``needs_detection``; where it says so, detect (``detector``, possibly in another
+    process) and hand the result to ``track`` in frame order; at the end ``tracks``. Detections less than
+    ``min_face`` pixels tall are ignored and counted in ``too_small``.
     """
 
     def __init__(self, detector: FaceDetector, detect_every: int = 5, min_face: int = 12,
@@ -58,35 +59,30 @@ class FaceFinder:
         self.shots = ShotCutDetector()
         self.tracker: IouTracker | None = None
         self.too_small = 0
-        self.cuts = 0
+        self.cut_frames: set[int] = set()
         self.detected_frames: list[int] = []
 
     def needs_detection(self, index: int, thumb: np.ndarray) -> bool:
-        """Register frame ``index``'s grey thumbnail ``(36, 64)``; True if this frame must be detected on."""
-        cut = self.shots(thumb)
-        if cut and self.tracker is not None:
-            self.tracker.cut()
-            self.cuts += 1
-        if cut or index % self.detect_every == 0:
+        """Register frame ``index``'s grey thumbnail ``(36, 64)``; True if this frame must be detected on
+        (every ``detect_every``-th frame, and the first frame of every shot)."""
+        if self.shots(thumb):
+            self.cut_frames.add(index)
+        if index in self.cut_frames or index % self.detect_every == 0:
             self.detected_frames.append(index)
             return True
         return False
 
-    def detect(self, rgb: np.ndarray, frame_size: tuple[int, int]) -> list[Detection]:
-        """Faces at least ``min_face`` px tall in an RGB frame scaled to ``detector.input_size``; boxes in the
-        pixels of the original ``frame_size = (width, height)``."""
-        found = self.detector.detect_rgb(rgb, frame_size)
-        kept = [d for d in found if d.box[3] - d.box[1] >= self.min_face]
-        self.too_small += len(found) - len(kept)
-        return kept
-
     def track(self, index: int, detections: list[Detection], fps: float) -> None:
-        """Hand frame ``index``'s detections to the tracker (made on first use: its gaps and minimum length
-        in frames follow the source's rate)."""
+        """Hand frame ``index``'s detections to the tracker, in frame order (a shot cut first closes every
+        track). The tracker is made on first use: its gaps and minimum length in frames follow the rate."""
         if self.tracker is None:
             self.tracker = IouTracker(max_gap=max(10, 3 * self.detect_every),
                                       min_length=max(2, int(round(self.min_track_s * fps))), smooth=5)
-        self.tracker.update(index, detections)
+        if index in self.cut_frames:
+            self.tracker.cut()
+        kept = [d for d in detections if d.box[3] - d.box[1] >= self.min_face]
+        self.too_small += len(detections) - len(kept)
+        self.tracker.update(index, kept)
 
     def tracks(self, frame_times: np.ndarray) -> list[RenderTrack]:
         """The finished tracks, sampled at 25 fps (``frame_times (N,)`` s of every source frame). A track holds

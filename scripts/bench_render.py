@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Benchmark ``asd-se render`` on synthetic videos. Prints JSON.
+
+Cases: 60 s of 640x360 at 25 fps with 1 face and with 3 faces (``--long`` adds 10 minutes of 1280x720, for
+the memory bound). Per case: real-time factor (video seconds per wall second, model loading included),
+seconds per stage (decode, detect, track, crop, model, se_maps, draw, encode), SE maps as a share of model
+time, and the peak RSS of the process that rendered it (each case runs in a fresh process).
+Speed does not depend on the weights, so an untrained light model is used unless ``--checkpoint`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+
+from asd_se.checkpoint import save_checkpoint
+from asd_se.config import load_config
+from asd_se.models import ActiveSpeakerModel
+from asd_se.render.pipeline import RenderSettings, render_video
+from data_prep.synth.dataset import write_video
+from data_prep.synth.plan import VideoSpec
+
+CASES = {"1 face, 60 s 640x360": (1, 60.0, 640, 360), "3 faces, 60 s 640x360": (3, 60.0, 640, 360)}
+LONG = {"1 face, 10 min 1280x720": (1, 600.0, 1280, 720)}
+
+
+def make_video(folder: Path, faces: int, seconds: float, width: int, height: int) -> Path:
+    path = folder / f"bench_{faces}f_{int(seconds)}s_{width}x{height}.mp4"
+    if not path.exists():
+        write_video(VideoSpec(path.stem, width, height, Fraction(25), seconds, 16000, 1, seed=7 + faces,
+                              face_counts=(faces,)), path)
+    return path
+
+
+def render_case(video: Path, checkpoint: Path, out: Path, settings: RenderSettings, queue) -> None:
+    torch.set_num_threads(os.cpu_count() or 1)
+    result = render_video(video, checkpoint, out, settings=settings, progress=False)
+    queue.put({"tracks": result.tracks, "frames": result.frames, "video_s": round(result.duration, 2),
+               "wall_s": round(result.seconds, 2), "realtime_factor": round(result.duration / result.seconds, 2),
+               "stages_s": result.timings,
+               "se_maps_share_of_model": round(result.timings.get("se_maps", 0) / result.timings["model"], 4),
+               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", type=Path, help="a trained checkpoint (default: untrained light model)")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "asd_se_bench_render")
+    parser.add_argument("--long", action="store_true", help="also render 10 minutes of 720p (memory bound)")
+    parser.add_argument("--detect-every", type=int, default=RenderSettings.detect_every)
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        config = load_config(None)
+        checkpoint = args.cache / "untrained_light.pt"
+        save_checkpoint(checkpoint, {"model": ActiveSpeakerModel(config.model).state_dict(),
+                                     "config": config.to_dict()})
+    settings = RenderSettings(detect_every=args.detect_every)
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                          f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
+               "settings": {"detect_every": settings.detect_every, "preset": settings.preset}, "cases": {}}
+    context = multiprocessing.get_context("spawn")
+    for name, (faces, seconds, width, height) in {**CASES, **(LONG if args.long else {})}.items():
+        video = make_video(args.cache, faces, seconds, width, height)
+        queue = context.Queue()
+        worker = context.Process(target=render_case, args=(video, checkpoint, args.cache / "out.mp4", settings, queue))
+        worker.start()
+        results["cases"][name] = queue.get()
+        worker.join()
+        print(json.dumps({name: results["cases"][name]}), flush=True)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
