@@ -144,7 +144,9 @@ def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[Tr
 def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotations: Path | None = None,
                  settings: RenderSettings = RenderSettings(), progress: bool = True) -> RenderResult:
     """Render ``video`` with every face's speaking probability and SE heatmap into ``out`` (default:
-    ``VIDEO_STEM.asd.mp4`` beside the input) plus ``.json``, ``.csv`` and ``.timeline.png`` companions."""
+    ``VIDEO_STEM.asd.mp4`` beside the input) plus ``.json``, ``.csv`` and ``.timeline.png`` companions.
+    Detection runs in spawned processes: a script calling this must guard its entry point
+    (``if __name__ == "__main__":``), as with any multiprocessing pool."""
     started = time.perf_counter()
     video = Path(video)
     out = Path(out) if out is not None else video.with_name(video.stem + ".asd.mp4")
