@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from asd_se.media import SAMPLES_PER_FRAME
-from asd_se.models import ActiveSpeakerModel, ASDOutput
+from asd_se.models import ActiveSpeakerModel
 
 WINDOW_FRAMES = 1000  # 40 s: longer tracks are scored in overlapping windows
 
@@ -38,24 +38,25 @@ def windows(frames: int, window: int = WINDOW_FRAMES) -> list[tuple[int, int, in
     return spans
 
 
-@torch.no_grad()
-def iter_track(model: ActiveSpeakerModel, faces: np.ndarray, audio: np.ndarray, device: torch.device,
-               explain: bool = False, window: int = WINDOW_FRAMES) -> Iterator[tuple[slice, slice, ASDOutput]]:
-    """Run the model over a track ``faces (T, S, S)`` uint8, ``audio (640·T,)``; yields, per window, the
-    track frames it decides, where those lie inside the window, and the model's output for the window."""
-    model.eval()
+def iter_windows(faces, audio: np.ndarray, device: torch.device, window: int = WINDOW_FRAMES
+                 ) -> Iterator[tuple[slice, slice, torch.Tensor, torch.Tensor]]:
+    """A track ``faces (T, S, S)`` uint8 (an array, or anything sliceable with a length) and ``audio (640·T,)``
+    window by window: the track frames the window decides, where those lie inside the window, and the
+    window's model inputs ``(1, L, S, S)`` and ``(1, 640·L)`` on ``device``."""
     for start, end, keep_start, keep_end in windows(len(faces), window):
         clip = torch.from_numpy(np.ascontiguousarray(faces[start:end]))[None].to(device)
         sound = torch.from_numpy(np.ascontiguousarray(audio[start * SAMPLES_PER_FRAME:end * SAMPLES_PER_FRAME]))
-        output = model(clip, sound[None].to(device), explain=explain)
-        yield slice(keep_start, keep_end), slice(keep_start - start, keep_end - start), output
+        yield slice(keep_start, keep_end), slice(keep_start - start, keep_end - start), clip, sound[None].to(device)
 
 
+@torch.no_grad()
 def score_track(model: ActiveSpeakerModel, faces: np.ndarray, audio: np.ndarray, device: torch.device,
                 window: int = WINDOW_FRAMES) -> TrackScores:
     """Speaking probabilities for every frame of a track."""
+    model.eval()
     heads = np.zeros((3, len(faces)), np.float32)
-    for frames, inside, output in iter_track(model, faces, audio, device, window=window):
+    for frames, inside, clip, sound in iter_windows(faces, audio, device, window):
+        output = model(clip, sound)
         logits = torch.stack([output.logits[0], output.audio_logits[0], output.visual_logits[0]])
         heads[:, frames] = torch.sigmoid(logits[:, inside].float()).cpu().numpy()
     return TrackScores(*heads)

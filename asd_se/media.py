@@ -38,6 +38,9 @@ class VideoInfo:
     fps: float
     duration: float
     has_audio: bool
+    time_base: Fraction = Fraction(1, 90000)  # of the video stream's timestamps
+    audio_rate: int | None = None
+    audio_channels: int = 0
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -65,8 +68,11 @@ def probe(path: Path) -> VideoInfo:
             duration = container.duration / av.time_base
         else:
             duration = 0.0
+        audio = container.streams.audio[0].codec_context if container.streams.audio else None
         return VideoInfo(Path(path), stream.codec_context.width, stream.codec_context.height, float(rate),
-                         duration, bool(container.streams.audio))
+                         duration, audio is not None, stream.time_base or Fraction(1, 90000),
+                         (audio.sample_rate or None) if audio is not None else None,
+                         audio.channels if audio is not None else 0)
 
 
 @dataclass

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from asd_se.explain.se_map import se_heatmaps, select_channels
+from asd_se.explain.maps import upsample
+from asd_se.explain.se_map import se_maps, select_channels
 from asd_se.faces.detect import Detection
 from asd_se.faces.track import IouTracker
 
@@ -59,9 +60,9 @@ def test_heatmap_follows_the_selected_channel():
     maps[:, 7, 0, 6] = 9.0  # a strong channel SE rates low must not show
     weights = torch.full((10,), 0.2)
     weights[3] = 0.95
-    heat = se_heatmaps(maps, weights, size=112)
+    heat = upsample(se_maps(maps, weights), 112)
     assert heat.shape == (2, 112, 112) and heat.min() >= 0 and heat.max() == pytest.approx(1.0, abs=0.05)
     row, col = np.unravel_index(heat[0].argmax().item(), (112, 112))
     assert row // 16 == 5 and col // 16 == 1
-    per_frame = se_heatmaps(maps, weights.expand(2, 10), size=14)
-    assert torch.allclose(per_frame, se_heatmaps(maps, weights, size=14))
+    per_frame = upsample(se_maps(maps, weights.expand(2, 10)), 14)
+    assert torch.allclose(per_frame, upsample(se_maps(maps, weights), 14))

@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from asd_se.explain.base import Explainer
-from asd_se.explain.maps import normalise, upsample
+from asd_se.explain.maps import normalise
 from asd_se.models import ASDOutput
 
 Z_TOP_10 = 1.282  # standard-normal quantile of 0.9
@@ -44,12 +44,6 @@ def se_maps(feature_maps: torch.Tensor, se_weights: torch.Tensor, mode: str = "t
     mask = select_channels(se_weights, mode, top).to(feature_maps.dtype)
     mask = mask.expand(feature_maps.shape[0], -1) if mask.dim() == 1 else mask  # (T, C)
     return normalise(torch.einsum("tchw,tc->thw", feature_maps, mask) / mask.sum(dim=1)[:, None, None])
-
-
-def se_heatmaps(feature_maps: torch.Tensor, se_weights: torch.Tensor, size: int, mode: str = "threshold",
-                top: float = 0.1) -> torch.Tensor:
-    """Heatmaps ``(T, size, size)`` in [0, 1] on the face crop: ``se_maps`` upsampled bicubically."""
-    return upsample(se_maps(feature_maps, se_weights, mode, top), size)
 
 
 def ranked_channels(se_weights: torch.Tensor, mode: str = "threshold", top: float = 0.1) -> list[list[int]]:

@@ -45,21 +45,11 @@ class SourceScan:
         return float(self.frame_times[-1] + step) if len(self.frame_times) else 0.0
 
 
-def _stream_facts(path: Path) -> tuple[Fraction, int | None, int]:
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        audio = container.streams.audio[0] if container.streams.audio else None
-        rate = audio.codec_context.sample_rate if audio is not None else None
-        channels = audio.codec_context.channels if audio is not None else 0
-        return video.time_base or Fraction(1, 90000), rate or None, channels
-
-
 def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: bool = True,
          detect_workers: int = 2) -> SourceScan:
     """Decode ``path`` once: frame times, audio, and each frame shown to ``finder`` (None: no detection).
     Detection runs in ``detect_workers`` processes beside the decoding; results reach the tracker in order."""
     info = probe(path)
-    time_base, audio_rate, audio_channels = _stream_facts(path)
     decoded, audio, convert, times = DecodedVideo(), MonoAudio(), FrameConverter(), []
     size = (info.width, info.height)
     estimate = int(info.duration * info.fps) or None
@@ -67,7 +57,7 @@ def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: boo
         pool = stack.enter_context(DetectionPool(finder.detector, detect_workers)) if finder else None
         bar = stack.enter_context(tqdm(total=estimate, desc="scanning faces" if finder else "scanning",
                                        unit="frame", disable=not progress))
-        for frame in timer.iterate("decode", demux(path, with_audio=audio_rate is not None, result=decoded)):
+        for frame in timer.iterate("decode", demux(path, with_audio=info.audio_rate is not None, result=decoded)):
             if isinstance(frame, av.AudioFrame):
                 audio.add(frame, decoded.start)
                 continue
@@ -92,5 +82,5 @@ def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: boo
                     finder.track(key, detections, info.fps)
     if not times:
         raise MediaError(f"{path}: no decodable video frames")
-    return SourceScan(Path(path), info.width, info.height, info.fps, time_base, np.array(times), audio.finish(),
-                      audio_rate, audio_channels, decoded.warnings)
+    return SourceScan(Path(path), info.width, info.height, info.fps, info.time_base, np.array(times),
+                      audio.finish(), info.audio_rate, info.audio_channels, decoded.warnings)

@@ -17,8 +17,8 @@ from tqdm import tqdm
 from asd_se.explain import Explainer
 from asd_se.explain.maps import peaks, upsample
 from asd_se.faces.crop import CROP_SIZE, face_crop
-from asd_se.inference import windows
-from asd_se.media import SAMPLES_PER_FRAME, decode
+from asd_se.inference import iter_windows
+from asd_se.media import decode
 from asd_se.models import ActiveSpeakerModel
 from asd_se.render.scan import SourceScan
 from asd_se.render.timing import StageTimer
@@ -58,7 +58,7 @@ class CropSpool:
 
 
 class _TrackCrops:
-    """A track's crops as the sliceable ``(T, S, S)`` sequence ``iter_track`` reads window by window."""
+    """A track's crops as the sliceable ``(T, S, S)`` sequence ``iter_windows`` reads window by window."""
 
     def __init__(self, spool: CropSpool, track: int):
         self.spool, self.track = spool, track
@@ -111,10 +111,7 @@ def score_tracks(model: ActiveSpeakerModel, tracks: list[RenderTrack], spool: Cr
         maps: np.ndarray | None = None
         channels: list[list[int]] = [[] for _ in range(count)]
         faces, sound = _TrackCrops(spool, index), audio_segment(audio, float(track.sample_times[0]), count)
-        for start, end, keep_start, keep_end in windows(count):
-            clip = torch.from_numpy(faces[start:end])[None].to(device)
-            clip_sound = torch.from_numpy(sound[start * SAMPLES_PER_FRAME:end * SAMPLES_PER_FRAME])[None].to(device)
-            inside, frames = slice(keep_start - start, keep_end - start), slice(keep_start, keep_end)
+        for frames, inside, clip, clip_sound in iter_windows(faces, sound, device):
             if explainer is None:
                 with timer.stage("model"), torch.no_grad():
                     probs[frames] = torch.sigmoid(model(clip, clip_sound).logits[0, inside].float()).cpu().numpy()
