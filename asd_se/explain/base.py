@@ -8,6 +8,7 @@ is applied for all, so every method's maps are comparable.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,7 @@ def frame_gradients(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
         grads = torch.autograd.grad(logits, maps, grad_outputs=targets[start:stop], retain_graph=stop < frames,
                                     is_grads_batched=True)[0]  # (n, 1, C, T, h, w)
         index = torch.arange(start, stop, device=logits.device)
-        parts.append(grads[torch.arange(stop - start), 0, :, index])  # (n, C, h, w): own frame only
+        parts.append(grads[index - start, 0, :, index])  # (n, C, h, w): own frame only
     return torch.cat(parts)
 
 
@@ -65,7 +66,9 @@ class Explainer:
         started = time.perf_counter()
         with torch.no_grad():
             maps = model.visual_maps(faces)
-        with torch.set_grad_enabled(self.needs_gradients):
+        # cuDNN's RNN has no backward in eval mode: gradients through the GRU take PyTorch's own kernels
+        without_cudnn = torch.backends.cudnn.flags(enabled=False) if self.needs_gradients else nullcontext()
+        with torch.set_grad_enabled(self.needs_gradients), without_cudnn:
             leaf = maps.requires_grad_() if self.needs_gradients else maps
             output = model.decide(leaf, audio, explain=True)
             probs = torch.sigmoid(output.logits[0].detach().float())
