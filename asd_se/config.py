@@ -35,7 +35,7 @@ class TrainConfig:
     aux_weight: float = 0.4  # weight of the audio-only and visual-only losses
     grad_clip: float = 5.0
     augment: bool = True
-    loader_workers: int = 0
+    loader_workers: int = -1  # -1: auto (none on CPU, where the model needs the cores; up to 10 per GPU process)
     amp: bool = True  # mixed precision (bfloat16) on CUDA only
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N

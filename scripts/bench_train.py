@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark training on the default synthetic set: light with SE, light without SE, resnet18. Prints JSON.
 
-Per variant: training frames/s, loader frames/s (batches built and augmented in-process, as training does),
+Per variant: training frames/s, loader frames/s (the training loader itself, with its worker processes),
 wall time, and the val mAP of the AV head and of the audio-only and visual-only heads after each epoch.
 ``--steps-only`` variants (resnet18 on CPU by default) are timed over a few steps instead of trained.
 """
@@ -19,11 +19,9 @@ from pathlib import Path
 import torch
 
 from asd_se.config import load_config
-from asd_se.data import BatchDataset, epoch_rng, make_batches
 from asd_se.models import count_parameters
 from asd_se.train import Trainer, training_loss
 from data_prep.prep import PrepConfig, prepare
-from data_prep.store import TrackStore
 from data_prep.synth.dataset import SynthConfig, make_dataset
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -36,21 +34,23 @@ def default_store(cache: Path) -> Path:
     return cache / "store"
 
 
-def loader_fps(store: Path, config, batches: int = 20) -> float:
-    track_store = TrackStore.open(store)
-    metas = track_store.tracks("train")
-    train = config.train
-    plan = make_batches(metas, train.frame_budget, train.max_frames, train.min_frames, epoch_rng(0, 0))[:batches]
-    dataset = BatchDataset(track_store, metas, plan, True, 0, 0)
-    start, frames = time.perf_counter(), 0
-    for index in range(len(dataset)):
-        frames += dataset[index][2].numel()
+def loader_fps(trainer: Trainer, batches: int = 40) -> float:
+    """Frames/s the training loader delivers (its configured worker processes, augmentation on), after the
+    first batch (worker start-up)."""
+    frames, start = 0, None
+    for number, (_, _, labels) in enumerate(trainer.loader(0)):
+        if number == 0:
+            start = time.perf_counter()
+        else:
+            frames += labels.numel()
+        if number == batches:
+            break
     return frames / (time.perf_counter() - start)
 
 
 def step_fps(trainer: Trainer, steps: int) -> float:
     """Frames/s of ``steps`` optimizer steps (after one warm-up step)."""
-    loader = iter(trainer._loader(0))
+    loader = iter(trainer.loader(0))
     trainer.model.train()
     frames, start = 0, None
     for step in range(steps + 1):
@@ -84,7 +84,8 @@ def main() -> None:
         config = load_config(CONFIGS / f"{variant}.yaml", overrides)
         run_dir = Path(tempfile.mkdtemp()) / variant
         trainer = Trainer(config, store, run_dir)
-        entry = {"parameters": count_parameters(trainer.model), "loader_fps": round(loader_fps(store, config), 1)}
+        entry = {"parameters": count_parameters(trainer.model), "loader_workers": trainer.loader_workers(),
+                 "loader_fps": round(loader_fps(trainer), 1)}
         if variant in args.steps_only.split(","):
             entry["train_fps"] = round(step_fps(trainer, 5), 1)
             entry["note"] = "timed over 5 steps only (too slow to train here)"

@@ -20,8 +20,10 @@ from asd_se.config import load_config
 from asd_se.train import Trainer, TrainingDiverged
 from data_prep.store import StoreError
 
+# On the CPU even where CUDA is present: resume equality needs deterministic kernels (cuDNN's backward passes
+# are not) and the gloo test runs two processes on a one-GPU machine. The CUDA path: README, "GPU".
 TINY = ["train.epochs=2", "train.frame_budget=100", "train.max_frames=25", "train.min_frames=10",
-        "train.threads=2"]
+        "train.threads=2", "train.device=cpu"]
 
 
 def _cli_train(store: Path, out: Path, extra: list[str] = ()) -> list[str]:
