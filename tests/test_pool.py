@@ -51,3 +51,15 @@ def test_pool_refuses_images_of_another_shape(synth_root):
         pool.submit(0, _scaled(detector, rgb), size)
         with pytest.raises(ValueError, match="shapes"):
             pool.submit(1, [rgb[:-2]], size)
+
+
+def test_ctrl_c_inside_the_pool_leaves_no_shared_memory(synth_root):
+    detector = FaceDetector()
+    rgb = _frames(synth_root, 1)[0]
+    with pytest.raises(KeyboardInterrupt):
+        with DetectionPool(detector, workers=1) as pool:
+            pool.submit(0, _scaled(detector, rgb), (rgb.shape[1], rgb.shape[0]))
+            name = pool._memory.name
+            raise KeyboardInterrupt
+    with pytest.raises(FileNotFoundError):
+        SharedMemory(name=name)
