@@ -17,6 +17,7 @@ class ModelConfig:
     se: bool = True
     se_squeeze: str = "clip"  # clip: squeeze over (T, h, w) -> SE vector (B, C); frame: over (h, w) -> (B, T, C)
     se_reduction: int = 4
+    map_size: int = 7  # side of the visual maps the heatmaps come from; light only: 7 or 14 (finer, slower)
     embed_dim: int = 128
     fusion: str = "sum"  # sum | cross_attention
     backend: str = "gru"  # gru | attention

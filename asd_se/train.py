@@ -144,7 +144,8 @@ class Trainer:
     def _resume(self) -> None:
         path = self.run_dir / "last.pt"
         payload = load_checkpoint(path)
-        mismatch = model_mismatch(payload["config"]["model"], self.config.to_dict()["model"])
+        mismatch = model_mismatch(Config.from_dict(payload["config"]).to_dict()["model"],
+                                  self.config.to_dict()["model"])
         if mismatch:
             raise CheckpointError(f"{path}: cannot resume, {mismatch}")
         self.model.load_state_dict(payload["model"])

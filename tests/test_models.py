@@ -38,6 +38,16 @@ def test_frame_squeeze_gives_one_se_vector_per_frame():
     assert out.se_weights.shape == (2, 6, 192)
 
 
+def test_light_maps_can_be_14_by_14_with_the_same_parameters():
+    coarse, fine = ActiveSpeakerModel(ModelConfig()), ActiveSpeakerModel(ModelConfig(map_size=14)).eval()
+    assert count_parameters(fine) == count_parameters(coarse)
+    with torch.no_grad():
+        out = fine(*_inputs(), explain=True)
+    assert out.feature_maps.shape == (2, 6, 192, 14, 14) and out.se_weights.shape == (2, 192)
+    with pytest.raises(ValueError, match="map_size"):
+        ActiveSpeakerModel(ModelConfig(variant="resnet18", map_size=14))
+
+
 def test_se_off_is_the_same_model_without_the_block():
     with_se, without = ActiveSpeakerModel(ModelConfig()), ActiveSpeakerModel(ModelConfig(se=False))
     se_params = count_parameters(with_se.se)

@@ -42,7 +42,7 @@ class ActiveSpeakerModel(nn.Module):
         self.config = config
         dim = config.embed_dim
         self.frontend = MfccFrontEnd()
-        self.visual = build_visual_encoder(config.variant)
+        self.visual = build_visual_encoder(config.variant, config.map_size)
         channels = self.visual.out_channels
         self.se = SEBlock(channels, config.se_reduction, config.se_squeeze) if config.se else None
         self.visual_proj = nn.Sequential(nn.Linear(channels, dim), nn.ReLU(inplace=True))

@@ -1,4 +1,5 @@
-"""Visual encoders: grayscale face clips ``(B, 1, T, 112, 112)`` -> feature maps ``(B, C, T, 7, 7)``."""
+"""Visual encoders: grayscale face clips ``(B, 1, T, 112, 112)`` -> feature maps ``(B, C, T, h, w)`` (7×7 by
+default)."""
 
 from __future__ import annotations
 
@@ -27,16 +28,21 @@ class SplitConvBlock(nn.Module):
 
 
 class LightVisualEncoder(nn.Module):
-    """~0.5M parameters; 112 -> 56 (stem) -> 28 (pool) -> 14 -> 7 -> 7, so heatmaps are 7×7 before upsampling."""
+    """~0.5M parameters; 112 -> 56 (stem) -> 28 (pool) -> 14 -> 7 -> 7, so heatmaps are 7×7 before upsampling;
+    with ``map_size=14`` the second block keeps its resolution (-> 14 -> 14 -> 14): finer maps, and the last two
+    blocks cost 4× as much."""
 
     temporal_radius = 3  # three (3×1×1) convolutions: an output frame sees 3 input frames either side
 
-    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 192)):
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 192), map_size: int = 7):
         super().__init__()
+        if map_size not in (7, 14):
+            raise ValueError(f"model.map_size must be 7 or 14 for the light encoder, not {map_size}")
         self.out_channels = widths[-1]
         self.stem = nn.Sequential(nn.Conv3d(1, widths[0], (1, 3, 3), (1, 2, 2), (0, 1, 1), bias=False),
                                   *_bn_relu(widths[0]), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
-        self.blocks = nn.Sequential(SplitConvBlock(widths[0], widths[1], 2), SplitConvBlock(widths[1], widths[2], 2),
+        self.blocks = nn.Sequential(SplitConvBlock(widths[0], widths[1], 2),
+                                    SplitConvBlock(widths[1], widths[2], 2 if map_size == 7 else 1),
                                     SplitConvBlock(widths[2], widths[3], 1))
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
@@ -84,8 +90,11 @@ class ResNet18VisualEncoder(nn.Module):
         return maps.reshape(batch, frames, *maps.shape[1:]).transpose(1, 2)
 
 
-def build_visual_encoder(variant: str) -> nn.Module:
-    encoders = {"light": LightVisualEncoder, "resnet18": ResNet18VisualEncoder}
-    if variant not in encoders:
-        raise ValueError(f"model.variant must be one of {sorted(encoders)}, not {variant!r}")
-    return encoders[variant]()
+def build_visual_encoder(variant: str, map_size: int = 7) -> nn.Module:
+    if variant == "light":
+        return LightVisualEncoder(map_size=map_size)
+    if variant == "resnet18":
+        if map_size != 7:
+            raise ValueError(f"model.map_size must be 7 for the resnet18 encoder, not {map_size}")
+        return ResNet18VisualEncoder()
+    raise ValueError(f"model.variant must be one of ['light', 'resnet18'], not {variant!r}")
