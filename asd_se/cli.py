@@ -100,11 +100,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from asd_se.explain import ChannelSelection
     from asd_se.render.pipeline import RenderSettings, render_video
 
     settings = RenderSettings(detect_every=args.detect_every, min_face=args.min_face, alpha=args.alpha,
-                              explainer=args.explainer, se_select=args.se_select, se_top=args.se_top,
-                              panel=args.panel, device=args.device)
+                              explainer=args.explainer, panel=args.panel, device=args.device,
+                              se=ChannelSelection(args.se_select, args.se_top, args.se_floor))
     result = render_video(args.video, args.checkpoint, args.out, args.annotations, settings)
     print(f"rendered {result.frames} frames ({result.duration:.1f} s of video) with {result.tracks} face tracks "
           f"in {result.seconds:.1f} s ({result.duration / max(result.seconds, 1e-9):.2f}x real time)")
@@ -115,6 +116,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_explain_eval(args: argparse.Namespace) -> int:
     from asd_se.checkpoint import load_model
+    from asd_se.explain import ChannelSelection
     from asd_se.explain.evaluation import ExplainEvalConfig, evaluate_explainers
     from asd_se.explain.report import write_explain_report
     from asd_se.train import resolve_device
@@ -129,7 +131,7 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, _ = load_model(args.checkpoint, device)
     config = ExplainEvalConfig(args.split, tuple(args.methods), args.max_frames, args.window, args.steps,
-                               args.se_select, args.se_top)
+                               ChannelSelection(args.se_select, args.se_top, args.se_floor))
     results = evaluate_explainers(model, TrackStore.open(args.data), mouths, config, device)
     paths = write_explain_report(args.out, results)
     print(paths["markdown"].read_text())
@@ -224,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="SE channels: above mean + 1.282 std (the paper's top ~10%%), or exactly the top "
                              "--se-top fraction by rank")
     render.add_argument("--se-top", type=float, default=0.1, help="fraction of channels for --se-select rank")
+    render.add_argument("--se-floor", type=float, default=0.0,
+                        help="with threshold: at least this fraction of channels, by rank, where the threshold "
+                             "picks fewer (0, the default: the paper's rule alone; 0.05 pointed better here)")
     render.add_argument("--panel", action="store_true", help="add a side panel with enlarged crops and heatmaps")
     render.add_argument("--device", default="auto")
     render.set_defaults(run=cmd_render)
@@ -246,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain_eval.add_argument("--steps", type=int, default=10, help="deletion/insertion steps (default 10)")
     explain_eval.add_argument("--se-select", choices=("threshold", "rank"), default="threshold")
     explain_eval.add_argument("--se-top", type=float, default=0.1, help="fraction of channels for --se-select rank")
+    explain_eval.add_argument("--se-floor", type=float, default=0.0,
+                              help="with threshold: at least this fraction of channels by rank (0: the rule alone)")
     explain_eval.add_argument("--out", type=Path, required=True, help="output folder")
     explain_eval.add_argument("--device", default="auto")
     explain_eval.set_defaults(run=cmd_explain_eval)

@@ -14,6 +14,7 @@ import pytest
 from asd_se.checkpoint import save_checkpoint
 from asd_se.cli import main
 from asd_se.config import load_config
+from asd_se.explain import ChannelSelection
 from asd_se.faces.track import iou
 from asd_se.media import DecodedVideo, Mp4Writer, decode, demux, probe
 from asd_se.models import ActiveSpeakerModel
@@ -284,7 +285,7 @@ def test_interrupted_render_leaves_no_output_and_no_temp_files(val_video, checkp
 
 
 def test_side_panel_and_exact_rank_selection(val_video, checkpoint, tmp_path):
-    settings = RenderSettings(preset="ultrafast", panel=True, se_select="rank", se_top=0.05)
+    settings = RenderSettings(preset="ultrafast", panel=True, se=ChannelSelection("rank", 0.05))
     clip = _transcode(val_video[0], tmp_path / "clip.mp4", frames=30)
     render_video(clip, checkpoint, tmp_path / "out.mp4", settings=settings, progress=False)
     info, output = probe(clip), probe(tmp_path / "out.mp4")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from asd_se.explain.maps import upsample
-from asd_se.explain.se_map import se_maps, select_channels
+from asd_se.explain.se_map import ChannelSelection, se_maps, select_channels
 from asd_se.faces.detect import Detection
 from asd_se.faces.track import IouTracker
 
@@ -50,8 +50,20 @@ def test_threshold_selection_is_mean_plus_1282_std():
     threshold = weights.mean() + 1.282 * weights.std(unbiased=False)
     assert threshold.item() == pytest.approx(0.3775, abs=1e-4)
     assert select_channels(weights).tolist() == [False] * 18 + [True, False]
-    assert select_channels(weights, "rank", 0.1).tolist() == [False] * 18 + [True, True]
+    assert select_channels(weights, ChannelSelection("rank", 0.1)).tolist() == [False] * 18 + [True, True]
     assert select_channels(torch.full((8,), 0.5)).sum() == 1  # flat vector: the top channel
+
+
+def test_a_floor_tops_up_a_threshold_that_picks_too_few():
+    weights = torch.tensor([0.1] * 18 + [0.9, 0.3])  # the threshold picks 1 channel of 20
+    assert select_channels(weights, ChannelSelection(floor=0.1)).tolist() == [False] * 18 + [True, True]
+    assert select_channels(weights, ChannelSelection(floor=0.05)).tolist() == [False] * 18 + [True, False]
+    many = torch.tensor([0.1] * 16 + [0.9, 0.9, 0.9, 0.9])  # the threshold picks 4: more than the floor
+    assert select_channels(many, ChannelSelection(floor=0.1)).sum() == 4
+    with pytest.raises(ValueError, match="floor"):
+        ChannelSelection(floor=1.5)
+    with pytest.raises(ValueError, match="'threshold' or 'rank'"):
+        ChannelSelection("best")
 
 
 def test_heatmap_follows_the_selected_channel():

@@ -6,19 +6,19 @@ from asd_se.explain.base import Explainer, Explanation
 from asd_se.explain.eigencam import EigenCam
 from asd_se.explain.gradcam import GradCam
 from asd_se.explain.gradcampp import GradCamPlusPlus
-from asd_se.explain.se_map import SeExplainer
+from asd_se.explain.se_map import ChannelSelection, SeExplainer
 
 EXPLAINERS = ("se", "gradcam", "gradcampp", "eigencam")
 
 
-def build_explainer(name: str, se_select: str = "threshold", se_top: float = 0.1) -> Explainer:
-    """The explainer called ``name`` (one of ``EXPLAINERS``)."""
+def build_explainer(name: str, selection: ChannelSelection = ChannelSelection()) -> Explainer:
+    """The explainer called ``name`` (one of ``EXPLAINERS``); ``selection`` is for the SE map."""
     if name == "se":
-        return SeExplainer(se_select, se_top)
+        return SeExplainer(selection)
     methods = {"gradcam": GradCam, "gradcampp": GradCamPlusPlus, "eigencam": EigenCam}
     if name not in methods:
         raise ValueError(f"explainer must be one of {', '.join(EXPLAINERS)}, not {name!r}")
     return methods[name]()
 
 
-__all__ = ["EXPLAINERS", "Explainer", "Explanation", "build_explainer"]
+__all__ = ["EXPLAINERS", "ChannelSelection", "Explainer", "Explanation", "build_explainer"]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asd_se.explain import EXPLAINERS, build_explainer
+from asd_se.explain import EXPLAINERS, ChannelSelection, build_explainer
 from asd_se.explain.faithfulness import (average_drop_increase, curve_auc, energy_inside, explanation_masked,
                                          mean_or_none, perturbation_curves, pointing_hits)
 from asd_se.explain.maps import upsample
@@ -39,8 +39,7 @@ class ExplainEvalConfig:
     max_frames: int = 2000
     window: int = 100
     steps: int = 10
-    se_select: str = "threshold"
-    se_top: float = 0.1
+    se: ChannelSelection = ChannelSelection()
     grid_samples: int = 4  # per class (speaking / not speaking) in the grid image
 
 
@@ -125,7 +124,7 @@ def evaluate_explainers(model: ActiveSpeakerModel, store: TrackStore, mouths: di
                         device: torch.device, progress: bool = True) -> dict:
     """Run every method of ``config`` on the planned windows; returns the JSON-ready results (plus, under the
     private keys ``_se_values`` and ``_grid``, what the figures are drawn from)."""
-    explainers = {name: build_explainer(name, config.se_select, config.se_top) for name in config.methods}
+    explainers = {name: build_explainer(name, config.se) for name in config.methods}
     sizes = {m["video_id"]: (m["facts"]["width"], m["facts"]["height"]) for m in store.manifests()}
     metas = store.tracks(config.split)
     windows = plan_windows(metas, config.window, config.max_frames)

@@ -4,9 +4,15 @@ The SE vector ranks the channels of the visual encoder's last maps; the maps of 
 (SE value above mean + 1.282·std, the top ~10% of a normal distribution; or exactly the top fraction by rank)
 are averaged, passed through ReLU, normalised to [0, 1] and upsampled onto the face crop. It reuses the
 forward pass that made the decision: no gradients, no second pass.
+
+Trained SE vectors are left-skewed, not normal, so the threshold can pick very few channels (0-19 of 192 per
+clip here); ``floor`` keeps at least that fraction by rank (README, "Explanations": a 5% floor raised the
+pointing game from 0.74 to 0.83).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
@@ -18,38 +24,53 @@ from asd_se.models import ASDOutput
 Z_TOP_10 = 1.282  # standard-normal quantile of 0.9
 
 
-def select_channels(se_weights: torch.Tensor, mode: str = "threshold", top: float = 0.1) -> torch.Tensor:
-    """Boolean mask ``(..., C)`` of the channels an SE vector ``(..., C)`` rates highest.
+@dataclass(frozen=True)
+class ChannelSelection:
+    """Which channels make an SE map. ``threshold``: SE value above mean + 1.282·std (the paper's rule), and
+    at least the ``floor`` fraction of channels by rank where the threshold picks fewer (0: the rule alone;
+    at least one channel always). ``rank``: exactly the ``top`` fraction by rank."""
 
-    ``threshold``: above mean + 1.282·std of the vector. ``rank``: the ``top`` fraction (at least one channel).
-    If the threshold picks nothing (a flat vector), the single highest channel is used.
-    """
-    if mode == "rank":
-        count = max(1, int(round(top * se_weights.shape[-1])))
-        cutoff = se_weights.topk(count, dim=-1).values[..., -1:]
-        return se_weights >= cutoff
-    if mode != "threshold":
-        raise ValueError(f"SE channel selection must be 'threshold' or 'rank', not {mode!r}")
+    mode: str = "threshold"
+    top: float = 0.1
+    floor: float = 0.0
+
+    def __post_init__(self):
+        if self.mode not in ("threshold", "rank"):
+            raise ValueError(f"SE channel selection must be 'threshold' or 'rank', not {self.mode!r}")
+        if not (0 < self.top <= 1 and 0 <= self.floor <= 1):
+            raise ValueError(f"SE top must be in (0, 1] and floor in [0, 1], not {self.top} and {self.floor}")
+
+
+def _top_fraction(se_weights: torch.Tensor, fraction: float) -> torch.Tensor:
+    count = max(1, int(round(fraction * se_weights.shape[-1])))
+    return se_weights >= se_weights.topk(count, dim=-1).values[..., -1:]
+
+
+def select_channels(se_weights: torch.Tensor, selection: ChannelSelection = ChannelSelection()) -> torch.Tensor:
+    """Boolean mask ``(..., C)`` of the channels an SE vector ``(..., C)`` rates highest (see ChannelSelection)."""
+    if selection.mode == "rank":
+        return _top_fraction(se_weights, selection.top)
     mean = se_weights.mean(dim=-1, keepdim=True)
     std = se_weights.std(dim=-1, keepdim=True, unbiased=False)
     mask = se_weights > mean + Z_TOP_10 * std
-    best = F.one_hot(se_weights.argmax(dim=-1), se_weights.shape[-1]).bool()
-    return torch.where(mask.any(dim=-1, keepdim=True), mask, best)
+    floor = _top_fraction(se_weights, selection.floor) if selection.floor > 0 else \
+        F.one_hot(se_weights.argmax(dim=-1), se_weights.shape[-1]).bool()
+    return torch.where(mask.sum(dim=-1, keepdim=True) >= floor.sum(dim=-1, keepdim=True), mask, floor)
 
 
-def se_maps(feature_maps: torch.Tensor, se_weights: torch.Tensor, mode: str = "threshold",
-            top: float = 0.1) -> torch.Tensor:
+def se_maps(feature_maps: torch.Tensor, se_weights: torch.Tensor,
+            selection: ChannelSelection = ChannelSelection()) -> torch.Tensor:
     """Maps ``(T, h, w)`` in [0, 1] at feature resolution, from maps ``(T, C, h, w)`` and an SE vector ``(C,)``
     (clip squeeze) or ``(T, C)`` (frame squeeze): the mean of the selected channels, ReLU, peak-normalised."""
-    mask = select_channels(se_weights, mode, top).to(feature_maps.dtype)
+    mask = select_channels(se_weights, selection).to(feature_maps.dtype)
     mask = mask.expand(feature_maps.shape[0], -1) if mask.dim() == 1 else mask  # (T, C)
     return normalise(torch.einsum("tchw,tc->thw", feature_maps, mask) / mask.sum(dim=1)[:, None, None])
 
 
-def ranked_channels(se_weights: torch.Tensor, mode: str = "threshold", top: float = 0.1) -> list[list[int]]:
+def ranked_channels(se_weights: torch.Tensor, selection: ChannelSelection = ChannelSelection()) -> list[list[int]]:
     """``(..., C)`` SE vectors -> for each, its selected channel indices by decreasing SE value."""
     flat = se_weights.reshape(-1, se_weights.shape[-1]).float().cpu()
-    chosen = select_channels(flat, mode, top)
+    chosen = select_channels(flat, selection)
     order = flat.argsort(dim=1, descending=True)
     return [[int(c) for c in row_order if row_mask[c]] for row_order, row_mask in zip(order, chosen)]
 
@@ -59,15 +80,15 @@ class SeExplainer(Explainer):
 
     name = "se"
 
-    def __init__(self, mode: str = "threshold", top: float = 0.1):
-        self.mode, self.top = mode, top
+    def __init__(self, selection: ChannelSelection = ChannelSelection()):
+        self.selection = selection
 
     def raw_maps(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput) -> torch.Tensor:
         if output.se_weights is None:
             raise ValueError("this model has no SE block (model.se=false): SE maps need one")
-        return se_maps(activations, output.se_weights[0].float(), self.mode, self.top)
+        return se_maps(activations, output.se_weights[0].float(), self.selection)
 
     def channels(self, output: ASDOutput) -> list[list[int]]:
         """Per frame (a clip-squeeze SE vector is shared by every frame)."""
-        ranked = ranked_channels(output.se_weights[0], self.mode, self.top)
+        ranked = ranked_channels(output.se_weights[0], self.selection)
         return ranked * output.logits.shape[1] if len(ranked) == 1 else ranked

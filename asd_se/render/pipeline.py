@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from asd_se.checkpoint import load_model
 from asd_se.evaluate import write_predictions
-from asd_se.explain import build_explainer
+from asd_se.explain import ChannelSelection, build_explainer
 from asd_se.faces.detect import FaceDetector
 from asd_se.fsio import staged_outputs
 from asd_se.media import DecodedVideo, FrameConverter, Mp4Writer, demux, probe
@@ -51,8 +51,7 @@ class RenderSettings:
     min_face: int = 12  # ignore detections less than this many pixels tall
     alpha: float = 0.45  # heatmap opacity inside the face box (0: no heatmap)
     explainer: str = "se"  # or a baseline: gradcam, gradcampp, eigencam
-    se_select: str = "threshold"  # SE channels: above mean + 1.282 std ("threshold") or the top fraction ("rank")
-    se_top: float = 0.1
+    se: ChannelSelection = ChannelSelection()  # which SE channels make the map
     panel: bool = False  # side panel with the enlarged crops and their heatmaps
     device: str = "auto"
     crf: int = 20
@@ -157,7 +156,7 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     timer, notes = StageTimer(), []
     explainer = None
     if settings.explainer != "se" or model.se is not None:
-        explainer = build_explainer(settings.explainer, settings.se_select, settings.se_top)
+        explainer = build_explainer(settings.explainer, settings.se)
     else:
         notes.append(f"{checkpoint}: the model has no SE block (model.se=false); scores are drawn without heatmaps")
     rows = None
