@@ -24,6 +24,7 @@ import numpy as np
 from asd_se.faces.crop import CROP_MARGIN, CROP_SIZE
 from asd_se.fsio import atomic_path, inside, safe_stem, write_json_atomic, write_text_atomic
 from asd_se.media import AUDIO_RATE, MODEL_FPS
+from data_prep.npz_slices import ArrayLayout, array_layouts, read_slice
 
 STORE_FORMAT = "asd-se-track-store"
 STORE_VERSION = 1
@@ -102,6 +103,7 @@ class TrackStore:
     def __init__(self, root: Path, settings: StoreSettings):
         self.root = Path(root)
         self.settings = settings
+        self._layouts: dict[Path, dict[str, ArrayLayout]] = {}  # per .npz file, read on first use
 
     @classmethod
     def create(cls, root: Path, settings: StoreSettings | None = None) -> "TrackStore":
@@ -195,9 +197,15 @@ class TrackStore:
         """Frames ``[start, start + length)`` of a track: faces ``(L, S, S)`` uint8 and audio ``(L * 640,)`` float32."""
         length = meta.frames - start if length is None else length
         per_frame = self.settings.audio_rate // self.settings.fps
-        with np.load(self.root / meta.file) as data:
-            blob, offsets = data[f"{meta.member}_jpeg"], data[f"{meta.member}_offsets"]
-            audio = data[f"{meta.member}_audio"][start * per_frame:(start + length) * per_frame]
-        bounds = offsets[start:start + length + 1]
+        path = self.root / meta.file
+        if path not in self._layouts:
+            self._layouts[path] = array_layouts(path)
+        layouts = self._layouts[path]
+        with open(path, "rb") as handle:  # only the window's bytes: tracks can be minutes long
+            bounds = read_slice(handle, layouts[f"{meta.member}_offsets"], start, start + length + 1)
+            blob = read_slice(handle, layouts[f"{meta.member}_jpeg"], int(bounds[0]), int(bounds[-1]))
+            audio = read_slice(handle, layouts[f"{meta.member}_audio"], start * per_frame,
+                               (start + length) * per_frame)
+        bounds = bounds - bounds[0]
         faces = np.stack([cv2.imdecode(blob[a:b], cv2.IMREAD_GRAYSCALE) for a, b in zip(bounds[:-1], bounds[1:])])
         return faces, audio.astype(np.float32) / 32768.0
