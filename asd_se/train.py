@@ -74,8 +74,8 @@ def _init_distributed(device: torch.device) -> Ranks:
     """
     if "RANK" not in os.environ:
         return Ranks()
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device
-                            if device.type == "cuda" else None)
+    cuda = device.type == "cuda"
+    dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
@@ -158,6 +158,8 @@ class Trainer:
         log.info("resumed from %s after epoch %d (best val mAP %.4f)", path, payload["epoch"], self.best_map)
 
     def loader(self, epoch: int) -> DataLoader:
+        """This rank's batches of ``epoch``: faces, audio, labels (see BatchDataset), a function of (seed, epoch,
+        rank) only."""
         train = self.config.train
         batches = make_batches(self.train_tracks, train.frame_budget, train.max_frames, train.min_frames,
                                epoch_rng(train.seed, epoch))

@@ -150,8 +150,8 @@ def read_annotations(paths: list[Path]) -> tuple[list[Row], list[Problem]]:
         for row in file_rows:
             first = seen.setdefault(row.key, row)
             if first is not row:
-                problems.append(Problem(row.source, row.line, f"duplicate of {first.source}:{first.line} "
-                                                              f"({row.video_id}, {row.timestamp_text}, {row.entity_id})"))
+                key = f"({row.video_id}, {row.timestamp_text}, {row.entity_id})"
+                problems.append(Problem(row.source, row.line, f"duplicate of {first.source}:{first.line} {key}"))
             else:
                 rows.append(row)
     return rows, problems
