@@ -226,9 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="SE channels: above mean + 1.282 std (the paper's top ~10%%), or exactly the top "
                              "--se-top fraction by rank")
     render.add_argument("--se-top", type=float, default=0.1, help="fraction of channels for --se-select rank")
-    render.add_argument("--se-floor", type=float, default=0.0,
+    render.add_argument("--se-floor", type=float, default=0.05,
                         help="with threshold: at least this fraction of channels, by rank, where the threshold "
-                             "picks fewer (0, the default: the paper's rule alone; 0.05 pointed better here)")
+                             "picks fewer (default 0.05; 0: the paper's rule alone, which can follow 1-2 channels)")
     render.add_argument("--panel", action="store_true", help="add a side panel with enlarged crops and heatmaps")
     render.add_argument("--device", default="auto")
     render.set_defaults(run=cmd_render)
@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain_eval.add_argument("--steps", type=int, default=10, help="deletion/insertion steps (default 10)")
     explain_eval.add_argument("--se-select", choices=("threshold", "rank"), default="threshold")
     explain_eval.add_argument("--se-top", type=float, default=0.1, help="fraction of channels for --se-select rank")
-    explain_eval.add_argument("--se-floor", type=float, default=0.0,
+    explain_eval.add_argument("--se-floor", type=float, default=0.05,
                               help="with threshold: at least this fraction of channels by rank (0: the rule alone)")
     explain_eval.add_argument("--out", type=Path, required=True, help="output folder")
     explain_eval.add_argument("--device", default="auto")

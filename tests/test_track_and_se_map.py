@@ -49,9 +49,11 @@ def test_threshold_selection_is_mean_plus_1282_std():
     weights = torch.tensor([0.1] * 18 + [0.9, 0.3])  # mean 0.15, std 0.1775: threshold 0.3775
     threshold = weights.mean() + 1.282 * weights.std(unbiased=False)
     assert threshold.item() == pytest.approx(0.3775, abs=1e-4)
-    assert select_channels(weights).tolist() == [False] * 18 + [True, False]
+    paper = ChannelSelection(floor=0.0)
+    assert select_channels(weights, paper).tolist() == [False] * 18 + [True, False]
     assert select_channels(weights, ChannelSelection("rank", 0.1)).tolist() == [False] * 18 + [True, True]
-    assert select_channels(torch.full((8,), 0.5)).sum() == 1  # flat vector: the top channel
+    assert select_channels(torch.full((8,), 0.5), paper).sum() == 1  # flat vector: the top channel
+    assert select_channels(torch.full((8,), 0.5)).all()  # with the default floor, the tie keeps them all
 
 
 def test_a_floor_tops_up_a_threshold_that_picks_too_few():
