@@ -26,19 +26,27 @@ RECYCLE_EVERY = 150  # detector calls per worker process (bounds the leak to ~25
 Shapes = tuple[tuple[int, ...], ...]
 
 
+def _slot_views(memory: SharedMemory, offset: int, shapes: Shapes) -> list[np.ndarray]:
+    """The uint8 images of ``shapes`` laid out one after another from ``offset`` of the shared block."""
+    views = []
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(np.frombuffer(memory.buf[offset:offset + size], np.uint8).reshape(shape))
+        offset += size
+    return views
+
+
 def _detect_job(job: tuple[FaceDetector, str, int, Shapes, tuple[int, int]]) -> list[Detection]:
-    """In a worker: read one frame's images from slot ``offset`` of the shared block ``name`` and detect."""
+    """In a worker: detect on one frame's images, read in place from slot ``offset`` of the block ``name``."""
     detector, name, offset, shapes, frame_size = job
     memory = SharedMemory(name=name)
+    images: list[np.ndarray] = []
     try:
-        images = []
-        for shape in shapes:
-            size = int(np.prod(shape))
-            images.append(np.frombuffer(memory.buf[offset:offset + size], np.uint8).reshape(shape).copy())
-            offset += size
+        images = _slot_views(memory, offset, shapes)
+        return detector.detect_rgb(images, frame_size)
     finally:
+        images.clear()  # the views must be gone before the block is closed
         memory.close()
-    return detector.detect_rgb(images, frame_size)
 
 
 class DetectionPool:
@@ -64,6 +72,7 @@ class DetectionPool:
         self._slot_jobs: list[AsyncResult | None] = [None] * max_pending  # the job reading each slot
         self._memory: SharedMemory | None = None
         self._shapes: Shapes = ()
+        self._slot_bytes = 0
         self._submitted = 0
 
     def submit(self, key: int, images: list[np.ndarray], frame_size: tuple[int, int]) -> None:
@@ -82,19 +91,14 @@ class DetectionPool:
         """Copy ``images`` into ``slot`` (the shared block is made at the first frame); returns its offset."""
         shapes = tuple(image.shape for image in images)
         if self._memory is None:
-            self._shapes = shapes
-            self._memory = SharedMemory(create=True, size=self.max_pending * self._slot_size())
+            self._shapes, self._slot_bytes = shapes, sum(image.size for image in images)
+            self._memory = SharedMemory(create=True, size=self.max_pending * self._slot_bytes)
         elif shapes != self._shapes:
             raise ValueError(f"detection images of shapes {shapes}, but this pool was set up for {self._shapes}")
-        offset = position = slot * self._slot_size()
-        for image in images:
-            view = np.frombuffer(self._memory.buf[position:position + image.size], np.uint8)
-            view[:] = image.reshape(-1)
-            position += image.size
+        offset = slot * self._slot_bytes
+        for view, image in zip(_slot_views(self._memory, offset, shapes), images):
+            view[:] = image
         return offset
-
-    def _slot_size(self) -> int:
-        return sum(int(np.prod(shape)) for shape in self._shapes)
 
     def ready(self) -> Iterator[tuple[int, list[Detection]]]:
         while self._pending and self._pending[0][1].ready():
