@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from asd_se.checkpoint import save_checkpoint
+from asd_se.config import load_config
+from asd_se.models import ActiveSpeakerModel
 from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 
@@ -36,3 +39,12 @@ def synth_copy(synth_root, tmp_path) -> Path:
     copy = tmp_path / "data"
     shutil.copytree(synth_root, copy)
     return copy
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """An untrained light model saved as a checkpoint: render's plumbing does not depend on its skill."""
+    config = load_config(None)
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    save_checkpoint(path, {"model": ActiveSpeakerModel(config.model).state_dict(), "config": config.to_dict()})
+    return path

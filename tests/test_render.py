@@ -11,13 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from asd_se.checkpoint import save_checkpoint
 from asd_se.cli import main
-from asd_se.config import load_config
 from asd_se.explain import ChannelSelection
 from asd_se.faces.track import iou
 from asd_se.media import DecodedVideo, Mp4Writer, decode, demux, probe
-from asd_se.models import ActiveSpeakerModel
 from asd_se.render import pipeline
 from asd_se.render.draw import blend_heatmap
 from asd_se.render.pipeline import RenderSettings, output_paths, render_video
@@ -25,15 +22,6 @@ from asd_se.sampling import nearest_frames, sample_grid
 from data_prep.annotations import read_csv
 
 FAST = RenderSettings(preset="ultrafast")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """An untrained light model saved as a checkpoint: render's plumbing does not depend on its skill."""
-    config = load_config(None)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, {"model": ActiveSpeakerModel(config.model).state_dict(), "config": config.to_dict()})
-    return path
 
 
 @pytest.fixture(scope="module")

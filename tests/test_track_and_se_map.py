@@ -34,6 +34,36 @@ def test_two_moving_faces_every_third_frame_with_a_miss_become_two_full_tracks()
     assert right.boxes[12, 0] == pytest.approx(188)  # filled across the miss
 
 
+def test_a_face_leaving_while_another_stays_closes_only_its_track():
+    """The crash real footage found: one open track goes stale while another does not (tracks compared by
+    value made ``t not in stale`` ambiguous on their array boxes)."""
+    tracker = IouTracker(max_gap=4, min_length=5, smooth=1)
+    for frame in range(40):
+        detections = [_det(100, 100)]  # stays the whole time
+        if frame < 15:
+            detections.append(_det(300, 100))  # leaves at frame 15
+        tracker.update(frame, detections)
+    tracks = tracker.finish()
+    assert sorted((t.frames[0], t.frames[-1]) for t in tracks) == [(0, 14), (0, 39)]
+
+
+def test_many_short_tracks_and_flickering_false_detections_open_and_close_together():
+    rng = np.random.default_rng(0)
+    tracker = IouTracker(max_gap=3, min_length=6, smooth=1)
+    for frame in range(120):
+        detections = [_det(50, 50)]  # one real face throughout
+        # eight faces that appear for 8 frames each, in two staggered waves: several go stale at once
+        detections += [_det(150 + 60 * k, 200) for k in range(8) if (frame // 8 + k) % 3 == 0]
+        # false detections at random places, each on one frame only
+        detections += [_det(*rng.uniform(500, 900, 2), size=20) for _ in range(rng.integers(0, 3))]
+        tracker.update(frame, detections)
+    tracks = tracker.finish()
+    assert any(t.frames[0] == 0 and t.frames[-1] == 119 for t in tracks)  # the real face, unbroken
+    assert all(t.boxes[0, 1] < 500 for t in tracks)  # one-frame false detections never make a track
+    short = [t for t in tracks if t.frames[-1] < 119 or t.frames[0] > 0]
+    assert len(short) > 10 and all(len(t.frames) == 8 for t in short)
+
+
 def test_a_cut_ends_tracks_and_smoothing_removes_jitter():
     tracker = IouTracker(min_length=3, smooth=5)
     for frame in range(20):

@@ -30,8 +30,11 @@ class FaceTrack:
     boxes: np.ndarray
 
 
-@dataclass
+@dataclass(eq=False)
 class _Open:
+    """A track still being built. Compared by identity: two open tracks are never "equal" because their
+    boxes happen to be, and comparing lists of arrays by value is ambiguous anyway."""
+
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
 
@@ -69,9 +72,8 @@ class IouTracker:
         self._open = []
 
     def _close_stale(self, frame: int) -> None:
-        stale = [t for t in self._open if frame - t.frames[-1] > self.max_gap]
-        self._closed += stale
-        self._open = [t for t in self._open if t not in stale]
+        self._closed += [t for t in self._open if frame - t.frames[-1] > self.max_gap]
+        self._open = [t for t in self._open if frame - t.frames[-1] <= self.max_gap]
 
     def finish(self) -> list[FaceTrack]:
         """All tracks spanning at least ``min_length`` frames, in order of first frame."""

