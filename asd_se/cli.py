@@ -117,22 +117,24 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_explain_eval(args: argparse.Namespace) -> int:
     from asd_se.checkpoint import load_model
     from asd_se.explain import ChannelSelection
-    from asd_se.explain.evaluation import ExplainEvalConfig, evaluate_explainers
-    from asd_se.explain.report import write_explain_report
+    from asd_se.explain.evaluation import ExplainEvalConfig, evaluate_explainers, load_mouth_boxes
+    from asd_se.explain.report import NO_MOUTH_BOXES, write_explain_report
     from asd_se.train import resolve_device
-    from data_prep.annotations import read_box_file
     from data_prep.store import TrackStore
 
-    mouths, problems = read_box_file(args.mouth_boxes) if args.mouth_boxes else ({}, [])
-    for problem in problems:
+    store = TrackStore.open(args.data)
+    mouths = load_mouth_boxes(store, args.split, args.mouth_boxes)
+    for problem in mouths.problems:
         log.warning("%s", problem)
-    if args.mouth_boxes and not mouths:
-        raise ValueError(f"{args.mouth_boxes}: no usable mouth boxes")
+    if mouths.boxes:
+        log.info("mouth boxes: %s", ", ".join(map(str, mouths.sources)))
+    else:
+        log.warning("%s", NO_MOUTH_BOXES)
     device = resolve_device(args.device)
     model, _ = load_model(args.checkpoint, device)
     config = ExplainEvalConfig(args.split, tuple(args.methods), args.max_frames, args.window, args.steps,
                                ChannelSelection(args.se_select, args.se_top, args.se_floor))
-    results = evaluate_explainers(model, TrackStore.open(args.data), mouths, config, device)
+    results = evaluate_explainers(model, store, mouths, config, device)
     paths = write_explain_report(args.out, results)
     print(paths["markdown"].read_text())
     for name, path in paths.items():
@@ -244,8 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain_eval.add_argument("--methods", nargs="+", choices=("se", "gradcam", "gradcampp", "eigencam"),
                               default=["se", "gradcam", "gradcampp", "eigencam"])
     explain_eval.add_argument("--mouth-boxes", type=Path,
-                              help="CSV video_id,frame_timestamp,entity_id,x1,y1,x2,y2 (normalised), e.g. the "
-                                   "synthetic set's annotations/val_mouth_boxes.csv")
+                              help="CSV video_id,frame_timestamp,entity_id,x1,y1,x2,y2 (normalised); default: "
+                                   "the sidecars of the store's annotation CSVs (ROOT/mouth_boxes/<split>.csv, "
+                                   "as asd-se synth writes them)")
     explain_eval.add_argument("--max-frames", type=int, default=2000, help="frames measured (default 2000)")
     explain_eval.add_argument("--window", type=int, default=100, help="frames per window (default 100)")
     explain_eval.add_argument("--steps", type=int, default=10, help="deletion/insertion steps (default 10)")

@@ -7,6 +7,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from asd_se.checkpoint import load_checkpoint, load_model
 from asd_se.config import load_config
 from asd_se.evaluate import predict_split, summarise, write_predictions
 from asd_se.render.pipeline import render_video
@@ -36,7 +37,9 @@ def run_demo(out: Path, workers: int = 2, epochs: int = 6, synth: SynthConfig = 
     config = load_config(None, [f"train.epochs={epochs}", *overrides])
     trainer = Trainer(config, store, run, resume=(run / "last.pt").exists())
     trainer.fit()
-    predictions = predict_split(trainer.model, trainer.store, "val", trainer.device)
+    best, _ = load_model(run / "best.pt", trainer.device)  # the model rendered below
+    epoch = load_checkpoint(run / "best.pt")["epoch"]
+    predictions = predict_split(best, trainer.store, "val", trainer.device)
     write_predictions(run / "val_predictions.csv", predictions)
     video, faces = held_out_video(data)
     (out / "render").mkdir(exist_ok=True)
@@ -44,7 +47,8 @@ def run_demo(out: Path, workers: int = 2, epochs: int = 6, synth: SynthConfig = 
     return [f"synthetic dataset: {data} ({counts['videos']} videos, {counts['rows']} annotation rows)",
             f"track store: {store}", summary.render(),
             f"training run: {run} (best.pt, metrics.jsonl, curves.png — look at curves.png first)",
-            f"val predictions (official AVA format): {run / 'val_predictions.csv'}",
+            f"val predictions of best.pt (epoch {epoch + 1}, the model rendered below; official AVA format): "
+            f"{run / 'val_predictions.csv'}",
             summarise(predictions).render(),
             f"rendered held-out video {video.name} ({faces} annotated face tracks, {rendered.duration:.0f} s) in "
             f"{rendered.seconds:.0f} s: {rendered.outputs['video']}",

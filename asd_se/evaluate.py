@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
-from tqdm import tqdm
 
 from asd_se.fsio import atomic_path
 from asd_se.inference import score_track
 from asd_se.metrics import POSITIVE, MetricUndefined, ava_average_precision
 from asd_se.models import ActiveSpeakerModel
+from asd_se.progress import with_progress
 from data_prep.store import StoreError, TrackStore
 
 
@@ -67,7 +67,7 @@ def predict_split(model: ActiveSpeakerModel, store: TrackStore, split: str, devi
         raise StoreError(f"{store.root}: no tracks in split {split!r} (splits here: "
                          f"{sorted({m.split for m in store.tracks()}) or 'none'})")
     predictions = []
-    for meta in tqdm(metas, desc=f"scoring {split}", unit="track", disable=not progress):
+    for meta in with_progress(metas, f"scoring {split}", "track", enabled=progress):
         faces, audio = store.load(meta)
         scores = score_track(model, faces, audio, device)
         rows = meta.rows

@@ -24,7 +24,6 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from asd_se.checkpoint import CheckpointError, load_checkpoint, model_mismatch, save_checkpoint
 from asd_se.config import Config
@@ -32,6 +31,7 @@ from asd_se.data import BatchDataset, epoch_rng, make_batches
 from asd_se.evaluate import predict_split, summarise
 from asd_se.fsio import atomic_path, write_text_atomic
 from asd_se.models import ActiveSpeakerModel, count_parameters
+from asd_se.progress import Progress
 from data_prep.store import StoreError, TrackStore
 
 log = logging.getLogger(__name__)
@@ -188,8 +188,9 @@ class Trainer:
         loader = self.loader(epoch)
         total_loss = frames = 0.0
         started = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train.epochs}", unit="batch", disable=not self.ranks.main)
-        for faces, audio, labels in bar:
+        bar = Progress(f"epoch {epoch + 1}/{train.epochs}", "batch", len(loader), self.ranks.main)
+        for faces, audio, labels in loader:
+            bar.update()
             faces, audio, labels = (t.to(self.device, non_blocking=True) for t in (faces, audio, labels))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
                 output = self.network(faces, audio)
@@ -205,6 +206,7 @@ class Trainer:
             frames += labels.numel()
             bar.set_postfix(loss=f"{total_loss / frames:.3f}",
                             fps=f"{frames * self.ranks.world / (time.perf_counter() - started):.0f}")
+        bar.close()
         self.scheduler.step()
         seconds = time.perf_counter() - started
         return {"epoch": epoch, "train_loss": total_loss / max(frames, 1), "train_frames": int(frames),

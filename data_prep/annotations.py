@@ -20,6 +20,8 @@ COLUMNS = ("video_id", "frame_timestamp", "entity_box_x1", "entity_box_y1", "ent
            "label", "entity_id")
 ORIG_EXTRA = ("label_id", "instance_id")
 BOX_TOLERANCE = 0.01  # AVA boxes sometimes overshoot [0, 1] by rounding; clip within this, reject beyond
+MOUTH_BOX_FOLDER = "mouth_boxes"  # beside the annotation folder, never in it: annotations/*.csv stays annotations
+MOUTH_BOX_COLUMNS = 7  # video_id, frame_timestamp, entity_id, x1, y1, x2, y2
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,24 @@ def split_name(path: Path) -> str:
         if split in lowered:
             return split
     return path.stem
+
+
+def mouth_box_sidecar(annotation_csv: Path) -> Path:
+    """Where a dataset keeps the mouth boxes of an annotation CSV: ``ROOT/annotations/val.csv`` ->
+    ``ROOT/mouth_boxes/val.csv``."""
+    annotation_csv = Path(annotation_csv)
+    return annotation_csv.parent.parent / MOUTH_BOX_FOLDER / annotation_csv.name
+
+
+def _looks_like_mouth_boxes(cells: list[str]) -> bool:
+    """A mouth-box sidecar row (7 cells, timestamp and box numeric) rather than an annotation row."""
+    if len(cells) != MOUTH_BOX_COLUMNS:
+        return False
+    try:
+        [float(cells[1]), *(float(v) for v in cells[3:7])]
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_row(cells: list[str], where: tuple[str, int], split: str) -> Row | str:
@@ -108,6 +128,9 @@ def read_csv(path: Path) -> tuple[list[Row], list[Problem]]:
                 line = reader.line_num
                 if not cells or all(not c.strip() for c in cells):
                     continue
+                if not rows and not problems and _looks_like_mouth_boxes(cells):
+                    return [], [Problem(source, 0, "looks like a mouth-box sidecar (video_id, timestamp, entity_id, "
+                                                   "box), not annotations: skipped")]
                 if line == 1 and cells[0].strip() == "video_id":
                     header = [c.strip() for c in cells]
                     missing = [c for c in COLUMNS if c not in header]
@@ -134,8 +157,7 @@ def csv_paths(paths: list[Path]) -> list[Path]:
     """The CSV files named, with folders expanded to the CSVs inside them (AVA ships val as one per video)."""
     found = []
     for path in map(Path, paths):
-        found.extend(sorted(p for p in path.glob("*.csv") if not p.stem.endswith("_mouth_boxes"))
-                     if path.is_dir() else [path])
+        found.extend(sorted(path.glob("*.csv")) if path.is_dir() else [path])
     return found
 
 
@@ -158,7 +180,7 @@ def read_annotations(paths: list[Path]) -> tuple[list[Row], list[Problem]]:
 
 
 def read_box_file(path: Path) -> tuple[dict[tuple[str, float, str], tuple[float, ...]], list[Problem]]:
-    """A box per annotation key, e.g. the synthetic set's ``*_mouth_boxes.csv``: ``video_id, frame_timestamp,
+    """A box per annotation key, e.g. the synthetic set's ``mouth_boxes/<split>.csv``: ``video_id, frame_timestamp,
     entity_id, x1, y1, x2, y2`` (normalised; a header line is allowed). Keys as ``Row.key``."""
     path = Path(path)
     boxes: dict[tuple[str, float, str], tuple[float, ...]] = {}
@@ -173,8 +195,8 @@ def read_box_file(path: Path) -> tuple[dict[tuple[str, float, str], tuple[float,
             if not cells or (reader.line_num == 1 and cells[0].strip() == "video_id"):
                 continue
             try:
-                if len(cells) != 7:
-                    raise ValueError(f"expected 7 columns, found {len(cells)}")
+                if len(cells) != MOUTH_BOX_COLUMNS:
+                    raise ValueError(f"expected {MOUTH_BOX_COLUMNS} columns, found {len(cells)}")
                 box = tuple(float(v) for v in cells[3:7])
                 if not all(math.isfinite(v) for v in box) or box[0] >= box[2] or box[1] >= box[3]:
                     raise ValueError(f"not a box: {cells[3:7]}")

@@ -16,10 +16,10 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
 
 from asd_se.parallel import parallel_map
 from asd_se.fsio import atomic_path, write_json_atomic
+from asd_se.progress import with_progress
 from data_prep.annotations import Problem, Row, read_annotations
 from data_prep.extract import extract_video
 from data_prep.store import StoreError, StoreSettings, TrackStore
@@ -125,6 +125,7 @@ def _prepare_one(job: tuple[Path, str, list[Row], StoreSettings, str]) -> dict:
     store = TrackStore.open(root)
     tracks, problems, facts = extract_video(Path(video_path), rows, settings)
     manifest = {"video_id": rows[0].video_id, "source": Path(video_path).name, "fingerprint": stamp,
+                "annotations": sorted({str(Path(r.source).resolve()) for r in rows}),
                 "facts": facts, "problems": [str(p) for p in problems]}
     if not tracks:  # nothing usable: no manifest, so the next run tries again (after the user fixes it)
         return {**manifest, "tracks": [], "stored": False}
@@ -162,7 +163,7 @@ def prepare(config: PrepConfig) -> PrepSummary:
     if jobs:
         log.info("preparing %d videos (%d already in the store)", len(jobs), len(manifests))
         results = parallel_map(_prepare_one, jobs, config.workers)
-        for manifest in tqdm(results, total=len(jobs), desc="prep videos", unit="video"):
+        for manifest in with_progress(results, "prep videos", "video", len(jobs)):
             if manifest.pop("stored"):
                 manifests.append(manifest)
                 summary.videos_prepared_now += 1

@@ -173,6 +173,13 @@ class TrackStore:
         """Every finished video's manifest, sorted by video id."""
         return sorted((json.loads(p.read_text()) for p in self.manifest_paths()), key=lambda m: m["video_id"])
 
+    def annotation_sources(self, split: str | None = None) -> list[Path]:
+        """The annotation CSVs (absolute paths, as prep read them) of the finished videos with tracks in
+        ``split`` (all when None); empty for stores made before prep recorded them."""
+        sources = {path for m in self.manifests() if any(split in (None, t["split"]) for t in m["tracks"])
+                   for path in m.get("annotations", [])}
+        return sorted(map(Path, sources))
+
     def build_index(self, video_ids: set[str] | None = None) -> int:
         """Write ``index.jsonl`` from the manifests of ``video_ids`` (all when None), only if it changed;
         returns the number of tracks."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from asd_se.checkpoint import load_checkpoint
 from asd_se.demo import run_demo
 from conftest import TINY
 
@@ -17,3 +18,7 @@ def test_demo_runs_every_stage_and_points_at_the_render(tmp_path):
     report = json.loads(mp4.with_suffix(".json").read_text())
     assert report["tracks"] and report["frames"] > 100
     assert (tmp_path / "demo" / "run" / "val_predictions.csv").exists()
+    # the figure printed is that of the model rendered: best.pt, whose own validation recorded the same mAP
+    best = load_checkpoint(tmp_path / "demo" / "run" / "best.pt")
+    assert f"best.pt (epoch {best['epoch'] + 1}" in text
+    assert f"mAP (audio-visual): {100 * best['metrics']['val_map']:.2f}" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from asd_se.explain import build_explainer
 from asd_se.explain.faithfulness import (average_drop_increase, curve_auc, energy_inside, perturbation_curves,
                                          pointing_hits)
 from asd_se.models import ActiveSpeakerModel, ASDOutput
+from data_prep.prep import PrepConfig, prepare
 
 
 class ToyModel(nn.Module):
@@ -145,9 +147,10 @@ def test_explain_eval_on_a_tiny_store(store_root, synth_root, tmp_path, capsys):
     save_checkpoint(checkpoint, {"model": ActiveSpeakerModel(config.model).state_dict(), "config": config.to_dict()})
     out = tmp_path / "eval"
     assert main(["explain-eval", "--checkpoint", str(checkpoint), "--data", str(store_root), "--out", str(out),
-                 "--mouth-boxes", str(synth_root / "annotations" / "val_mouth_boxes.csv"),
                  "--max-frames", "100", "--window", "50", "--steps", "2"]) == 0
     results = json.loads((out / "explain_eval.json").read_text())
+    # the store knows its annotation CSVs, so their sidecar was found without --mouth-boxes
+    assert results["mouth_boxes"] == [str((synth_root / "mouth_boxes" / "val.csv").resolve())]
     assert set(results["methods"]) == {"se", "gradcam", "gradcampp", "eigencam"} and 50 < results["frames"] <= 100
     for values in results["methods"].values():
         assert values["n_pointing_all"] > 0 and 0 <= values["pointing_all"] <= 1
@@ -155,3 +158,15 @@ def test_explain_eval_on_a_tiny_store(store_root, synth_root, tmp_path, capsys):
     assert results["per_track"] and (out / "grid.png").stat().st_size > 0 and (out / "se_distribution.png").exists()
     table = (out / "explain_eval.md").read_text()
     assert all(f"| {name} |" in table for name in results["methods"])
+
+
+def test_explain_eval_without_mouth_boxes_says_so_in_one_prominent_line(synth_copy, checkpoint, tmp_path, caplog):
+    store = tmp_path / "store"
+    prepare(PrepConfig((synth_copy / "annotations" / "val.csv",), synth_copy / "videos", store))
+    shutil.rmtree(synth_copy / "mouth_boxes")
+    out = tmp_path / "eval"
+    assert main(["explain-eval", "--checkpoint", str(checkpoint), "--data", str(store), "--out", str(out),
+                 "--methods", "se", "--max-frames", "50", "--window", "50", "--steps", "2"]) == 0
+    assert sum("NO MOUTH BOXES" in r.message for r in caplog.records) == 1
+    assert (out / "explain_eval.md").read_text().splitlines()[2].startswith("**NO MOUTH BOXES")
+    assert json.loads((out / "explain_eval.json").read_text())["mouth_boxes"] is None

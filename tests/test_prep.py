@@ -189,3 +189,14 @@ def test_rows_past_the_end_and_hostile_ids_never_escape_the_store(synth_copy, tm
     assert f"train.csv:{len(rows) + 2}: video_id '../../escape' has characters not allowed" in text
     assert sorted(p.name for p in (tmp_path / "inner").iterdir()) == ["store"]
     assert not (tmp_path / "escape").exists()
+
+
+def test_a_mouth_box_sidecar_given_as_annotations_is_skipped_with_one_line(synth_copy, tmp_path, capsys):
+    sidecar = tmp_path / "val_mouth_boxes.csv"  # as older synthetic sets laid it out, among the annotations
+    (synth_copy / "mouth_boxes" / "val.csv").rename(sidecar)
+    code = main(["prep", "--annotations", str(synth_copy / "annotations" / "val.csv"), str(sidecar),
+                 "--videos", str(synth_copy / "videos"), "--out", str(tmp_path / "store")])
+    out = capsys.readouterr().out
+    assert code == EXIT_SKIPPED
+    assert f"{sidecar}: looks like a mouth-box sidecar" in out
+    assert "problem(s)" in out and "1 problem(s)" in out and "columns" not in out

@@ -20,7 +20,7 @@ SPECS = [spec for spec, _ in video_specs(SynthConfig(videos=12, minutes=0.5, see
 
 def test_same_seed_same_dataset(synth_root, tmp_path):
     make_dataset(tmp_path, TINY, workers=1)
-    for name in ("annotations/train.csv", "annotations/val.csv", "annotations/val_mouth_boxes.csv"):
+    for name in ("annotations/train.csv", "annotations/val.csv", "mouth_boxes/val.csv"):
         assert (tmp_path / name).read_bytes() == (synth_root / name).read_bytes()
     first = sorted((synth_root / "videos").glob("*.mp4"))[0]
     again = [img for _, (img,) in decode(tmp_path / "videos" / first.name, ("gray",))]

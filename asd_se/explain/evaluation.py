@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from asd_se.explain import EXPLAINERS, ChannelSelection, build_explainer
 from asd_se.explain.faithfulness import (average_drop_increase, curve_auc, energy_inside, explanation_masked,
@@ -24,6 +24,8 @@ from asd_se.explain.faithfulness import (average_drop_increase, curve_auc, energ
 from asd_se.explain.maps import upsample
 from asd_se.faces.crop import crop_region
 from asd_se.models import ActiveSpeakerModel
+from asd_se.progress import with_progress
+from data_prep.annotations import mouth_box_sidecar, read_box_file
 from data_prep.store import LABEL_CODES, TrackMeta, TrackStore
 
 SPEAKING = LABEL_CODES["SPEAKING_AUDIBLE"]
@@ -82,6 +84,32 @@ class GridSample:
     heat: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass
+class MouthBoxes:
+    """Mouth boxes by annotation key (normalised ``(x1, y1, x2, y2)``), the files they came from, and the rows
+    of those files that were skipped."""
+
+    boxes: dict = field(default_factory=dict)
+    sources: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def load_mouth_boxes(store: TrackStore, split: str, given: Path | None = None) -> MouthBoxes:
+    """The mouth boxes of ``given``, or else of the sidecars of the annotation CSVs the store was prepared
+    from (``mouth_box_sidecar``: the synthetic set has them; AVA has none). A given file without one usable
+    box is an error; finding none is not (pointing and mouth energy are then not measured)."""
+    paths = [Path(given)] if given else [p for p in map(mouth_box_sidecar, store.annotation_sources(split))
+                                         if p.is_file()]
+    found = MouthBoxes(sources=paths)
+    for path in paths:
+        boxes, problems = read_box_file(path)
+        found.boxes.update(boxes)
+        found.problems += [str(p) for p in problems]
+    if given and not found.boxes:
+        raise ValueError(f"{given}: no usable mouth boxes" + (f" ({found.problems[0]})" if found.problems else ""))
+    return found
+
+
 def plan_windows(metas: list[TrackMeta], window: int, max_frames: int) -> list[tuple[TrackMeta, int, int]]:
     """``(track, start, end)`` windows of at most ``window`` frames, evenly spread over all tracks so that
     together they hold at most ``max_frames`` frames."""
@@ -120,7 +148,7 @@ def _scorer(model: ActiveSpeakerModel, audio: torch.Tensor):
     return score
 
 
-def evaluate_explainers(model: ActiveSpeakerModel, store: TrackStore, mouths: dict, config: ExplainEvalConfig,
+def evaluate_explainers(model: ActiveSpeakerModel, store: TrackStore, mouths: MouthBoxes, config: ExplainEvalConfig,
                         device: torch.device, progress: bool = True) -> dict:
     """Run every method of ``config`` on the planned windows; returns the JSON-ready results (plus, under the
     private keys ``_se_values`` and ``_grid``, what the figures are drawn from)."""
@@ -135,13 +163,13 @@ def evaluate_explainers(model: ActiveSpeakerModel, store: TrackStore, mouths: di
     frames_seen, se_values, grid = 0, [], []
     grid_every = max(1, len(windows) // max(1, config.grid_samples))
     model.eval()
-    for number, (meta, start, end) in enumerate(tqdm(windows, desc="explain-eval", unit="window",
-                                                     disable=not progress)):
+    for number, (meta, start, end) in enumerate(with_progress(windows, "explain-eval", "window",
+                                                              enabled=progress)):
         faces_np, audio_np = store.load(meta, start, end - start)
         faces, audio = torch.from_numpy(faces_np).to(device), torch.from_numpy(audio_np).to(device)
         baseline = torch.from_numpy(_blurred(faces_np)).to(device)
         speaking = torch.tensor(np.array(meta.labels[start:end]) == SPEAKING)
-        mouth = {k - start: box for k, box in mouth_boxes_on_crops(meta, mouths, sizes.get(meta.video_id, (1, 1)),
+        mouth = {k - start: box for k, box in mouth_boxes_on_crops(meta, mouths.boxes, sizes.get(meta.video_id, (1, 1)),
                                                                      size).items() if start <= k < end}
         boxed = torch.tensor(sorted(mouth), dtype=torch.long)
         boxes = torch.tensor(np.array([mouth[int(k)] for k in boxed]), dtype=torch.float32).reshape(-1, 4)
@@ -185,7 +213,8 @@ def evaluate_explainers(model: ActiveSpeakerModel, store: TrackStore, mouths: di
         methods[name].update(forward_ms_per_frame=1000 * seconds[name][0] / max(frames_seen, 1),
                              explain_ms_per_frame=1000 * seconds[name][1] / max(frames_seen, 1),
                              total_ms_per_frame=1000 * sum(seconds[name]) / max(frames_seen, 1))
-    return {"config": asdict(config), "frames": frames_seen, "windows": len(windows),
+    return {"config": asdict(config), "mouth_boxes": [str(p) for p in mouths.sources] if mouths.boxes else None,
+            "frames": frames_seen, "windows": len(windows),
             "tracks": len({(m.video_id, m.entity_id) for m, _, _ in windows}), "methods": methods,
             "per_track": {key: {name: tally.summary() for name, tally in tallies.items()}
                           for key, tallies in sorted(per_track.items())},

@@ -15,6 +15,8 @@ from asd_se.explain.evaluation import GridSample
 from asd_se.explain.se_map import Z_TOP_10
 from asd_se.fsio import atomic_path, write_json_atomic, write_text_atomic
 
+NO_MOUTH_BOXES = ("NO MOUTH BOXES: pointing game and mouth energy were not measured (none given with --mouth-boxes, "
+                  "and no mouth_boxes/<split>.csv beside the store's annotation folders)")
 COLUMNS = (("pointing_speaking", "pointing (speaking) ↑", "n_pointing_speaking"),
            ("pointing_all", "pointing (all)", "n_pointing_all"),
            ("energy_speaking", "mouth energy (speaking) ↑", None),
@@ -54,6 +56,8 @@ def markdown(results: dict) -> str:
     header = "| method | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
     lines = [f"# Explanations measured ({results['config']['split']} split: {results['frames']} frames, "
              f"{results['windows']} windows of ≤ {results['config']['window']}, {results['tracks']} tracks)", "",
+             *([f"**{NO_MOUTH_BOXES}**", ""] if not results.get("mouth_boxes") else
+               [f"Mouth boxes: {', '.join(results['mouth_boxes'])}", ""]),
              header, "|" + "---|" * (len(COLUMNS) + 1)]
     for name, values in methods.items():
         lines.append(f"| {name} | " + " | ".join(_cell(values[key], values[count] if count else None)

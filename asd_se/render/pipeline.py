@@ -18,7 +18,6 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from asd_se.checkpoint import load_model
 from asd_se.evaluate import write_predictions
@@ -26,6 +25,7 @@ from asd_se.explain import ChannelSelection, build_explainer
 from asd_se.faces.detect import FaceDetector
 from asd_se.fsio import staged_outputs
 from asd_se.media import DecodedVideo, FrameConverter, Mp4Writer, demux, probe
+from asd_se.progress import with_progress
 from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
 from asd_se.render.report import plot_timeline, predictions, write_report
 from asd_se.render.scan import SourceScan, scan
@@ -114,7 +114,7 @@ def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[Tr
                    audio_channels=source.audio_channels, crf=settings.crf, preset=settings.preset,
                    time_base=source.time_base) as writer:
         stream = timer.iterate("decode", demux(source.path, with_audio=source.has_audio, result=decoded))
-        for frame in tqdm(stream, desc="drawing", unit="frame", disable=not progress):
+        for frame in with_progress(stream, "drawing", "frame", len(source.frame_times), progress):
             if isinstance(frame, av.AudioFrame):
                 with timer.stage("encode"):
                     writer.write_audio_frame(frame, (frame.time or 0.0) - decoded.start)

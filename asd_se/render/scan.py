@@ -9,11 +9,11 @@ from pathlib import Path
 
 import av
 import numpy as np
-from tqdm import tqdm
 
 from asd_se.faces.pool import DetectionPool
 from asd_se.faces.shots import THUMB_SIZE
 from asd_se.media import DecodedVideo, FrameConverter, MediaError, MonoAudio, demux, probe
+from asd_se.progress import Progress
 from asd_se.render.timing import StageTimer
 from asd_se.render.tracks import FaceFinder
 
@@ -55,8 +55,8 @@ def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: boo
     estimate = int(info.duration * info.fps) or None
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(DetectionPool(finder.detector, detect_workers)) if finder else None
-        bar = stack.enter_context(tqdm(total=estimate, desc="scanning faces" if finder else "scanning",
-                                       unit="frame", disable=not progress))
+        bar = stack.enter_context(Progress("scanning faces" if finder else "scanning", "frame", estimate,
+                                                progress))
         for frame in timer.iterate("decode", demux(path, with_audio=info.audio_rate is not None, result=decoded)):
             if isinstance(frame, av.AudioFrame):
                 audio.add(frame, decoded.start)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from asd_se.explain import Explainer
 from asd_se.explain.maps import peaks, upsample
@@ -20,6 +19,7 @@ from asd_se.faces.crop import CROP_SIZE, face_crop
 from asd_se.inference import iter_windows
 from asd_se.media import decode
 from asd_se.models import ActiveSpeakerModel
+from asd_se.progress import with_progress
 from asd_se.render.scan import SourceScan
 from asd_se.render.timing import StageTimer
 from asd_se.render.tracks import RenderTrack
@@ -78,8 +78,8 @@ def cut_crops(source: SourceScan, tracks: list[RenderTrack], spool: CropSpool, t
     owners = np.concatenate([np.stack([np.full(len(t.sample_times), i), np.arange(len(t.sample_times))], 1)
                              for i, t in enumerate(tracks)])
     stream = timer.iterate("decode", decode(source.path, ("gray",), with_audio=False))
-    frames = tqdm(nearest_frames(sample_times, stream, tail=1.0 / source.fps), total=len(source.frame_times),
-                  desc="cutting faces", unit="frame", disable=not progress)
+    frames = with_progress(nearest_frames(sample_times, stream, tail=1.0 / source.fps), "cutting faces", "frame",
+                           total=len(source.frame_times), enabled=progress)
     for _, (gray,), samples in frames:
         with timer.stage("crop"):
             for track, k in owners[samples]:
@@ -105,7 +105,7 @@ def score_tracks(model: ActiveSpeakerModel, tracks: list[RenderTrack], spool: Cr
     """Score and explain every track window by window (the windows ``evaluate`` uses): the explainer gives
     probabilities and maps from its own forward pass; without one, only scores are made."""
     results = []
-    for index, track in enumerate(tqdm(tracks, desc="scoring faces", unit="track", disable=not progress)):
+    for index, track in enumerate(with_progress(tracks, "scoring faces", "track", enabled=progress)):
         count = len(track.sample_times)
         probs, peak_xy = np.zeros(count, np.float32), np.zeros((count, 2), np.float32)
         maps: np.ndarray | None = None

@@ -2,7 +2,7 @@
 
     OUT/videos/<video_id>.mp4                       H.264 + AAC
     OUT/annotations/{train,val}.csv                 official headerless AVA format
-    OUT/annotations/{train,val}_mouth_boxes.csv     sidecar: video_id, frame_timestamp, entity_id, mouth box
+    OUT/mouth_boxes/{train,val}.csv                 sidecar: video_id, frame_timestamp, entity_id, mouth box
 
 Rerunning skips videos already written (they are deterministic), so a killed run loses nothing.
 """
@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from tqdm import tqdm
 
 from asd_se.parallel import parallel_map
 from asd_se.fsio import atomic_path
 from asd_se.media import Mp4Writer
+from asd_se.progress import with_progress
+from data_prep.annotations import mouth_box_sidecar
 from data_prep.synth.plan import SynthRow, VideoSpec, annotation_rows, plan_scene
 from data_prep.synth.render import render_audio, render_frames
 
@@ -90,14 +91,15 @@ def make_dataset(out_dir: Path, config: SynthConfig, workers: int = 1) -> dict[s
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     specs = video_specs(config)
     jobs = [(spec, out_dir / "videos" / f"{spec.video_id}.mp4") for spec, _ in specs]
-    results = list(tqdm(parallel_map(_make_one, jobs, workers), total=len(jobs), desc="synth videos", unit="video"))
+    results = list(with_progress(parallel_map(_make_one, jobs, workers), "synth videos", "video", len(jobs)))
     counts = {"videos": len(specs), "rows": 0}
     for split in ("train", "val"):
         chosen = [rows for (spec, s), rows in zip(specs, results) if s == split]
         flat = [row for rows in chosen for row in rows]
-        _write_csv(out_dir / "annotations" / f"{split}.csv",
+        annotations = out_dir / "annotations" / f"{split}.csv"
+        _write_csv(annotations,
                    [[r.video_id, r.timestamp, *(f"{v:.4f}" for v in r.box), r.label, r.entity_id] for r in flat])
-        _write_csv(out_dir / "annotations" / f"{split}_mouth_boxes.csv",
+        _write_csv(mouth_box_sidecar(annotations),
                    [[r.video_id, r.timestamp, r.entity_id, *(f"{v:.4f}" for v in r.mouth_box)] for r in flat])
         counts[f"{split}_videos"] = len(chosen)
         counts[f"{split}_rows"] = len(flat)
