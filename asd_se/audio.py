@@ -14,7 +14,7 @@ import torch
 from scipy.fft import dct
 from torch import nn
 
-from asd_se.media import AUDIO_RATE
+from asd_se.core.media import AUDIO_RATE
 
 HOP = 160  # 10 ms -> 100 frames/s
 WINDOW = 400  # 25 ms

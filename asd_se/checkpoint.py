@@ -9,14 +9,15 @@ from pathlib import Path
 import torch
 
 from asd_se.config import Config
-from asd_se.fsio import atomic_path
+from asd_se.core.errors import AsdSeError
+from asd_se.core.fsio import atomic_path
 from asd_se.models import ActiveSpeakerModel
 
 CHECKPOINT_FORMAT = "asd-se-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(AsdSeError):
     """A file that is not a usable asd-se checkpoint; the message names it and why."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 log = logging.getLogger("asd_se")
@@ -32,16 +33,15 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from asd_se.core.ava import LABELS
     from data_prep.synth.dataset import SynthConfig, make_dataset
 
     config = SynthConfig(videos=args.videos, minutes=args.minutes, seed=args.seed, size=args.size, fps=args.fps)
     counts = make_dataset(args.out_dir, config, workers=args.workers)
     print(f"synthetic AVA-format dataset in {args.out_dir}:")
     for split in ("train", "val"):
-        print(f"  {split}: {counts[f'{split}_videos']} videos, {counts[f'{split}_rows']} rows "
-              f"(SPEAKING_AUDIBLE {counts[f'{split}_SPEAKING_AUDIBLE']}, "
-              f"SPEAKING_NOT_AUDIBLE {counts[f'{split}_SPEAKING_NOT_AUDIBLE']}, "
-              f"NOT_SPEAKING {counts[f'{split}_NOT_SPEAKING']})")
+        labels = ", ".join(f"{label} {counts[f'{split}_{label}']}" for label in LABELS)
+        print(f"  {split}: {counts[f'{split}_videos']} videos, {counts[f'{split}_rows']} rows ({labels})")
     return 0
 
 
@@ -84,8 +84,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asd_se.checkpoint import load_model
-    from asd_se.evaluate import predict_split, read_categories, summarise, write_predictions
-    from asd_se.train import resolve_device
+    from asd_se.core.ava import write_predictions
+    from asd_se.core.devices import resolve_device
+    from asd_se.evaluate import predict_split, read_categories, summarise
     from data_prep.store import TrackStore
 
     device = resolve_device(args.device)
@@ -100,13 +101,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from asd_se.explain import ChannelSelection
+    from asd_se.core.options import settings_from
     from asd_se.render.pipeline import RenderSettings, render_video
 
-    settings = RenderSettings(detect_every=args.detect_every, min_face=args.min_face, alpha=args.alpha,
-                              explainer=args.explainer, panel=args.panel, device=args.device,
-                              se=ChannelSelection(args.se_select, args.se_top, args.se_floor))
-    result = render_video(args.video, args.checkpoint, args.out, args.annotations, settings)
+    result = render_video(args.video, args.checkpoint, args.out, args.annotations,
+                          settings_from(RenderSettings, args))
     print(f"rendered {result.frames} frames ({result.duration:.1f} s of video) with {result.tracks} face tracks "
           f"in {result.seconds:.1f} s ({result.duration / max(result.seconds, 1e-9):.2f}x real time)")
     for name, path in result.outputs.items():
@@ -116,26 +115,25 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_explain_eval(args: argparse.Namespace) -> int:
     from asd_se.checkpoint import load_model
-    from asd_se.explain import ChannelSelection
-    from asd_se.explain.evaluation import ExplainEvalConfig, evaluate_explainers, load_mouth_boxes
+    from asd_se.core.devices import resolve_device
+    from asd_se.core.options import settings_from
+    from asd_se.explain.evaluation import ExplainEvalConfig, evaluate_explainers
+    from asd_se.explain.mouths import load_mouth_boxes
     from asd_se.explain.report import NO_MOUTH_BOXES, write_explain_report
-    from asd_se.train import resolve_device
     from data_prep.store import TrackStore
 
+    config = settings_from(ExplainEvalConfig, args)
     store = TrackStore.open(args.data)
-    mouths = load_mouth_boxes(store, args.split, args.mouth_boxes)
+    mouths = load_mouth_boxes(store, config.split, args.mouth_boxes)
     for problem in mouths.problems:
         log.warning("%s", problem)
     if mouths.boxes:
         log.info("mouth boxes: %s", ", ".join(map(str, mouths.sources)))
     else:
         log.warning("%s", NO_MOUTH_BOXES)
-    device = resolve_device(args.device)
+    device = resolve_device(config.device)
     model, _ = load_model(args.checkpoint, device)
-    config = ExplainEvalConfig(args.split, tuple(args.methods), args.max_frames, args.window, args.steps,
-                               ChannelSelection(args.se_select, args.se_top, args.se_floor))
-    results = evaluate_explainers(model, store, mouths, config, device)
-    paths = write_explain_report(args.out, results)
+    paths = write_explain_report(args.out, evaluate_explainers(model, store, mouths, config, device))
     print(paths["markdown"].read_text())
     for name, path in paths.items():
         print(f"  {name}: {path}")
@@ -150,14 +148,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asd-se", description="Active speaker detection that explains itself.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _synth_parser(commands) -> None:
     synth = commands.add_parser("synth", help="write a synthetic AVA-format dataset (videos + CSVs)",
                                 description="Write a synthetic dataset laid out like AVA-ActiveSpeaker: "
-                                            "OUT_DIR/videos/*.mp4 and OUT_DIR/annotations/{train,val}.csv.")
+                                            "OUT_DIR/videos/*.mp4, OUT_DIR/annotations/{train,val}.csv and the "
+                                            "mouth boxes of every row in OUT_DIR/mouth_boxes/{train,val}.csv.")
     synth.add_argument("out_dir", type=Path)
     synth.add_argument("--videos", type=int, default=16, help="number of videos (default 16)")
     synth.add_argument("--minutes", type=float, default=0.5, help="length of EACH video in minutes (default 0.5)")
@@ -167,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     synth.set_defaults(run=cmd_synth)
 
+
+def _prep_parsers(commands) -> None:
     prep = commands.add_parser("prep", help="videos + AVA-format CSVs -> face-track store",
                                description="Decode each video once and store every annotated face track at "
                                            "25 fps. Exit code 3: finished, but rows or videos were skipped.")
@@ -179,12 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--workers", type=int, default=1, help="videos prepared in parallel processes")
     prep.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: prepare every N-th video from the I-th")
     prep.set_defaults(run=cmd_prep)
-
     merge = commands.add_parser("merge", help="merge shard stores into one store and build its index")
     merge.add_argument("--out", type=Path, required=True)
     merge.add_argument("stores", type=Path, nargs="+")
     merge.set_defaults(run=cmd_merge)
 
+
+def _train_parser(commands) -> None:
     train = commands.add_parser("train", help="train the model on a track store",
                                 description="Train on STORE's train split, validate on its val split each epoch. "
                                             "Multi-GPU/multi-node: torchrun --nproc-per-node N -m asd_se train ...")
@@ -196,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train.set_defaults(run=cmd_train)
 
+
+def _evaluate_parser(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="score a split, write predictions, print mAP",
                                    description="mAP with the official AVA-ActiveSpeaker semantics. Exit code 4: "
                                                "the split has no positives, so mAP is undefined.")
@@ -206,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--categories", type=Path, help="CSV video_id,category for per-category mAP (WASD)")
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(run=cmd_evaluate)
+
+
+def _render_parser(commands) -> None:
+    from asd_se.core.options import add_options
+    from asd_se.render.pipeline import RenderSettings
 
     render = commands.add_parser("render", help="annotated MP4: who speaks, and the SE heatmap of why",
                                  description="Find every face, score who speaks at 25 fps, and draw boxes coloured "
@@ -218,71 +223,63 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--annotations", type=Path,
                         help="AVA-format CSV: use its boxes and entity ids instead of detection (rows of this "
                              "video by file stem, or all rows of a one-video CSV)")
-    render.add_argument("--detect-every", type=int, default=5, metavar="K",
-                        help="run the face detector every K frames and at shot cuts (default 5)")
-    render.add_argument("--min-face", type=int, default=12, help="ignore faces under this many pixels tall")
-    render.add_argument("--alpha", type=float, default=0.45, help="heatmap opacity, 0 to hide (default 0.45)")
-    render.add_argument("--explainer", choices=("se", "gradcam", "gradcampp", "eigencam"), default="se",
-                        help="heatmap method: se (default; the deciding forward pass, no gradients) or a baseline")
-    render.add_argument("--se-select", choices=("threshold", "rank"), default="threshold",
-                        help="SE channels: above mean + 1.282 std (the paper's top ~10%%), or exactly the top "
-                             "--se-top fraction by rank")
-    render.add_argument("--se-top", type=float, default=0.1, help="fraction of channels for --se-select rank")
-    render.add_argument("--se-floor", type=float, default=0.05,
-                        help="with threshold: at least this fraction of channels, by rank, where the threshold "
-                             "picks fewer (default 0.05; 0: the paper's rule alone, which can follow 1-2 channels)")
-    render.add_argument("--panel", action="store_true", help="add a side panel with enlarged crops and heatmaps")
-    render.add_argument("--device", default="auto")
+    add_options(render, RenderSettings)
     render.set_defaults(run=cmd_render)
+
+
+def _explain_eval_parser(commands) -> None:
+    from asd_se.core.options import add_options
+    from asd_se.explain.evaluation import ExplainEvalConfig
 
     explain_eval = commands.add_parser(
         "explain-eval", help="SE maps vs Grad-CAM, Grad-CAM++, Eigen-CAM: localisation, faithfulness, speed",
         description="Run each explainer on the same windows of a split and measure the pointing game and mouth "
-                    "energy (with --mouth-boxes), deletion/insertion AUC, Average Drop/Increase and time per "
+                    "energy (where mouth boxes exist), deletion/insertion AUC, Average Drop/Increase and time per "
                     "frame. Writes OUT/explain_eval.{md,json}, OUT/se_distribution.png and OUT/grid.png.")
     explain_eval.add_argument("--checkpoint", type=Path, required=True)
     explain_eval.add_argument("--data", type=Path, required=True, help="track store")
-    explain_eval.add_argument("--split", default="val")
-    explain_eval.add_argument("--methods", nargs="+", choices=("se", "gradcam", "gradcampp", "eigencam"),
-                              default=["se", "gradcam", "gradcampp", "eigencam"])
     explain_eval.add_argument("--mouth-boxes", type=Path,
                               help="CSV video_id,frame_timestamp,entity_id,x1,y1,x2,y2 (normalised); default: "
                                    "the sidecars of the store's annotation CSVs (ROOT/mouth_boxes/<split>.csv, "
                                    "as asd-se synth writes them)")
-    explain_eval.add_argument("--max-frames", type=int, default=2000, help="frames measured (default 2000)")
-    explain_eval.add_argument("--window", type=int, default=100, help="frames per window (default 100)")
-    explain_eval.add_argument("--steps", type=int, default=10, help="deletion/insertion steps (default 10)")
-    explain_eval.add_argument("--se-select", choices=("threshold", "rank"), default="threshold")
-    explain_eval.add_argument("--se-top", type=float, default=0.1, help="fraction of channels for --se-select rank")
-    explain_eval.add_argument("--se-floor", type=float, default=0.05,
-                              help="with threshold: at least this fraction of channels by rank (0: the rule alone)")
     explain_eval.add_argument("--out", type=Path, required=True, help="output folder")
-    explain_eval.add_argument("--device", default="auto")
+    add_options(explain_eval, ExplainEvalConfig)
     explain_eval.set_defaults(run=cmd_explain_eval)
 
+
+def _demo_parser(commands) -> None:
     demo = commands.add_parser("demo", help="the whole pipeline on synthetic data, no downloads")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
     demo.add_argument("--workers", type=int, default=2)
     demo.add_argument("--epochs", type=int, default=6, help="training epochs (default 6, about 7 min on 2 cores)")
     demo.set_defaults(run=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asd-se", description="Active speaker detection that explains itself.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of every error")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_synth_parser, _prep_parsers, _train_parser, _evaluate_parser, _render_parser,
+                _explain_eval_parser, _demo_parser):
+        add(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``asd-se`` console script."""
+    """Entry point of the ``asd-se`` console script. The project's own errors (bad input, a setting that
+    cannot be used) are printed in one line; anything else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    from asd_se.checkpoint import CheckpointError
-    from asd_se.media import MediaError
-    from asd_se.render.pipeline import RenderError
-    from asd_se.train import TrainingDiverged
-    from data_prep.store import StoreError
+    from asd_se.core.errors import AsdSeError
 
     try:
         return args.run(args)
-    except (MediaError, StoreError, CheckpointError, RenderError, TrainingDiverged, FileNotFoundError,
-            ValueError) as err:
+    except AsdSeError as err:
+        if args.verbose:
+            traceback.print_exc()
         print(f"asd-se {args.command}: error: {err}", file=sys.stderr)
+        if not args.verbose:
+            print("  (rerun with -v for the traceback)", file=sys.stderr)
         return EXIT_FAILED
 
 

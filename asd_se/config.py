@@ -8,6 +8,15 @@ from pathlib import Path
 
 import yaml
 
+from asd_se.core.errors import ConfigError
+from asd_se.core.options import check_choice
+
+VARIANTS = ("light", "resnet18")
+SE_SQUEEZES = ("clip", "frame")
+FUSIONS = ("sum", "cross_attention")
+BACKENDS = ("gru", "attention")
+MAP_SIZES = {"light": (7, 14), "resnet18": (7,)}
+
 
 @dataclass
 class ModelConfig:
@@ -21,6 +30,13 @@ class ModelConfig:
     embed_dim: int = 128
     fusion: str = "sum"  # sum | cross_attention
     backend: str = "gru"  # gru | attention
+
+    def __post_init__(self) -> None:
+        check_choice("model.variant", self.variant, VARIANTS)
+        check_choice("model.se_squeeze", self.se_squeeze, SE_SQUEEZES)
+        check_choice("model.fusion", self.fusion, FUSIONS)
+        check_choice("model.backend", self.backend, BACKENDS)
+        check_choice(f"model.map_size (variant {self.variant})", self.map_size, MAP_SIZES[self.variant])
 
 
 @dataclass
@@ -57,13 +73,13 @@ class Config:
         sections = {"model": ModelConfig, "train": TrainConfig}
         unknown = set(data) - set(sections)
         if unknown:
-            raise ValueError(f"unknown config sections {sorted(unknown)} (known: model, train)")
+            raise ConfigError(f"unknown config sections {sorted(unknown)} (known: model, train)")
         built = {}
         for name, kind in sections.items():
             values = dict(data.get(name) or {})
             known = {f.name for f in dataclasses.fields(kind)}
             if set(values) - known:
-                raise ValueError(f"unknown keys in '{name}': {sorted(set(values) - known)} (known: {sorted(known)})")
+                raise ConfigError(f"unknown keys in '{name}': {sorted(set(values) - known)} (known: {sorted(known)})")
             built[name] = kind(**values)
         return cls(**built)
 
@@ -71,7 +87,7 @@ class Config:
 def apply_override(data: dict, assignment: str) -> None:
     """Apply one ``section.key=value`` (value parsed as YAML) to a config dict, in place."""
     if "=" not in assignment or "." not in assignment.split("=", 1)[0]:
-        raise ValueError(f"--set wants section.key=value, e.g. train.lr=0.001, not {assignment!r}")
+        raise ConfigError(f"--set wants section.key=value, e.g. train.lr=0.001, not {assignment!r}")
     path, text = assignment.split("=", 1)
     section, key = path.split(".", 1)
     data.setdefault(section, {})[key] = yaml.safe_load(text)
@@ -81,7 +97,12 @@ def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...]
     """Defaults, updated by a YAML file, updated by overrides."""
     data = Config().to_dict()
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: not a readable YAML config ({err})") from err
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a config is a mapping of sections (model:, train:), not {type(loaded).__name__}")
         for section, values in loaded.items():
             data.setdefault(section, {}).update(values or {})
     for assignment in overrides:

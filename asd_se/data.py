@@ -13,9 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from asd_se.core.ava import POSITIVE_CODE
 from data_prep.store import TrackMeta, TrackStore
-
-SPEAKING = 1  # LABEL_CODES["SPEAKING_AUDIBLE"]; SPEAKING_NOT_AUDIBLE counts as negative (official AVA semantics)
 
 
 @dataclass(frozen=True)
@@ -106,6 +105,6 @@ class BatchDataset(Dataset):
             meta = self.metas[window.track]
             faces.append(clip_faces)
             audio.append(clip_audio)
-            labels.append(np.array(meta.labels[window.start:window.start + window.length]) == SPEAKING)
+            labels.append(np.array(meta.labels[window.start:window.start + window.length]) == POSITIVE_CODE)
         return (torch.from_numpy(np.stack(faces)), torch.from_numpy(np.stack(audio)),
                 torch.from_numpy(np.stack(labels).astype(np.float32)))

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from asd_se.checkpoint import load_checkpoint, load_model
 from asd_se.config import load_config
-from asd_se.evaluate import predict_split, summarise, write_predictions
+from asd_se.core.annotations import read_csv
+from asd_se.core.ava import write_predictions
+from asd_se.evaluate import predict_split, summarise
 from asd_se.render.pipeline import render_video
 from asd_se.train import Trainer
-from data_prep.annotations import read_csv
 from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 

@@ -5,34 +5,15 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import torch
 
-from asd_se.fsio import atomic_path
-from asd_se.inference import score_track
-from asd_se.metrics import POSITIVE, MetricUndefined, ava_average_precision
+from asd_se.core.ava import POSITIVE, Prediction
+from asd_se.core.progress import with_progress
+from asd_se.metrics import MetricUndefined, ava_average_precision
 from asd_se.models import ActiveSpeakerModel
-from asd_se.progress import with_progress
+from asd_se.scoring import score_track
 from data_prep.store import StoreError, TrackStore
-
-
-@dataclass
-class Prediction:
-    """One annotation row with the model's scores (AV head, audio-only head, visual-only head)."""
-
-    video_id: str
-    timestamp: str
-    box: list[float]
-    label: str
-    entity_id: str
-    score: float
-    audio_score: float
-    visual_score: float
-
-    @property
-    def key(self) -> tuple[str, float, str]:
-        return self.video_id, round(float(self.timestamp), 3), self.entity_id
 
 
 @dataclass
@@ -97,16 +78,6 @@ def summarise(predictions: list[Prediction], categories: dict[str, str] | None =
         except MetricUndefined:
             result.per_category[name] = None
     return result
-
-
-def write_predictions(path: Path, predictions: Iterable[Prediction]) -> None:
-    """Headerless official format: the 8 ground-truth columns (label ``SPEAKING_AUDIBLE``) + score."""
-    with atomic_path(Path(path)) as tmp:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            for p in predictions:
-                writer.writerow([p.video_id, p.timestamp, *(repr(float(v)) for v in p.box), POSITIVE, p.entity_id,
-                                 f"{p.score:.6f}"])
 
 
 def read_categories(path: Path) -> dict[str, str]:

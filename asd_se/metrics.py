@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-POSITIVE = "SPEAKING_AUDIBLE"
+from asd_se.core.ava import POSITIVE, Key
 
 
 class MetricUndefined(ValueError):
@@ -35,9 +35,6 @@ def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
     precision = np.maximum.accumulate(precision[::-1])[::-1]
     changed = np.where(recall[1:] != recall[:-1])[0] + 1
     return float(np.sum((recall[changed] - recall[changed - 1]) * precision[changed]))
-
-
-Key = tuple[str, float, str]
 
 
 def ava_average_precision(truth: dict[Key, str], scores: dict[Key, float]) -> float:

@@ -19,25 +19,26 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from asd_se.checkpoint import CheckpointError, load_checkpoint, model_mismatch, save_checkpoint
 from asd_se.config import Config
+from asd_se.core.devices import resolve_device
+from asd_se.core.errors import AsdSeError
+from asd_se.core.figures import new_figure, save_figure
+from asd_se.core.fsio import write_text_atomic
+from asd_se.core.progress import Progress
 from asd_se.data import BatchDataset, epoch_rng, make_batches
 from asd_se.evaluate import predict_split, summarise
-from asd_se.fsio import atomic_path, write_text_atomic
 from asd_se.models import ActiveSpeakerModel, count_parameters
-from asd_se.progress import Progress
 from data_prep.store import StoreError, TrackStore
 
 log = logging.getLogger(__name__)
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(AsdSeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
@@ -52,18 +53,6 @@ class Ranks:
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks this process's GPU when CUDA is available, else the CPU."""
-    if name == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(f"process of local rank {local_rank} has no GPU of its own: {torch.cuda.device_count()} "
-                               f"visible; run torchrun with --nproc_per_node <= {torch.cuda.device_count()}")
-        return torch.device(f"cuda:{local_rank}")
-    return torch.device(name)
 
 
 def _init_distributed(device: torch.device) -> Ranks:
@@ -87,8 +76,7 @@ def training_loss(output, labels: torch.Tensor, aux_weight: float) -> torch.Tens
 
 
 def _plot_curves(history: list[dict], path: Path) -> None:
-    figure = Figure(figsize=(9, 3.5))
-    FigureCanvasAgg(figure)
+    figure = new_figure(9, 3.5)
     loss_axes, map_axes = figure.subplots(1, 2)
     epochs = [h["epoch"] + 1 for h in history]
     loss_axes.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss (AV + aux)")
@@ -101,9 +89,7 @@ def _plot_curves(history: list[dict], path: Path) -> None:
     map_axes.set_xlabel("epoch")
     map_axes.set_ylabel("val mAP (%)")
     map_axes.legend()
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=100)
+    save_figure(figure, path)
 
 
 class Trainer:

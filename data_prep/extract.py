@@ -6,46 +6,15 @@ assigned to the decoded frame nearest its time as the frames stream past, so eac
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
-
 import numpy as np
 
-from asd_se.faces.crop import face_crop
-from asd_se.media import DecodedVideo, MediaError, decode, probe
-from asd_se.sampling import audio_segment, nearest_frames, sample_grid
-from data_prep.annotations import Problem, Row
-from data_prep.store import LABEL_CODES, StoreSettings, Track, TrackMeta, TrackRows, encode_crop
-
-
-@dataclass
-class TrackPlan:
-    """A track to cut: its rows (sorted by time), 25 fps sample times ``(T,)`` and boxes ``(T, 4)``."""
-
-    entity_id: str
-    rows: list[Row]
-    times: np.ndarray
-    boxes: np.ndarray
-
-    def row_frames(self, fps: int) -> np.ndarray:
-        """``(R,)`` the 25 fps frame of each row."""
-        return np.round((np.array([r.timestamp for r in self.rows]) - self.times[0]) * fps).astype(int)
-
-
-def plan_tracks(rows: list[Row], fps: int) -> list[TrackPlan]:
-    """One track per entity: samples every 1/fps s from its first to its last row, boxes interpolated."""
-    by_entity: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_entity[row.entity_id].append(row)
-    plans = []
-    for entity_id in sorted(by_entity):
-        entity_rows = sorted(by_entity[entity_id], key=lambda r: r.timestamp)
-        stamps = np.array([r.timestamp for r in entity_rows])
-        times = sample_grid(stamps[0], stamps[-1], fps)
-        corners = np.clip([r.box for r in entity_rows], 0.0, 1.0)
-        boxes = np.stack([np.interp(times, stamps, corners[:, j]) for j in range(4)], axis=1)
-        plans.append(TrackPlan(entity_id, entity_rows, times, boxes))
-    return plans
+from asd_se.core.annotated_tracks import TrackPlan, plan_tracks
+from asd_se.core.annotations import Problem, Row
+from asd_se.core.ava import LABEL_CODES
+from asd_se.core.crop import face_crop
+from asd_se.core.media import DecodedVideo, MediaError, decode, probe
+from asd_se.core.sampling import audio_segment, nearest_frames
+from data_prep.store import StoreSettings, Track, TrackMeta, TrackRows, encode_crop
 
 
 def _nearest_labels(plan: TrackPlan) -> list[int]:

@@ -16,11 +16,11 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
-from asd_se.parallel import parallel_map
-from asd_se.fsio import atomic_path, write_json_atomic
-from asd_se.progress import with_progress
-from data_prep.annotations import Problem, Row, read_annotations
+from asd_se.core.annotations import Problem, Row, read_annotations
+from asd_se.core.errors import InputError
+from asd_se.core.fsio import atomic_path, write_json_atomic
+from asd_se.core.parallel import parallel_map
+from asd_se.core.progress import with_progress
 from data_prep.extract import extract_video
 from data_prep.store import StoreError, StoreSettings, TrackStore
 
@@ -115,7 +115,7 @@ def find_videos(folder: Path) -> dict[str, Path]:
     """``{video_id: path}`` of the video files in ``folder`` (by file stem)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: video folder does not exist")
+        raise InputError(f"{folder}: video folder does not exist")
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES}
 
 

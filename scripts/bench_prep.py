@@ -20,9 +20,9 @@ import av
 import cv2
 import numpy as np
 
-from asd_se.faces.crop import face_crop
-from asd_se.media import decode
-from data_prep.annotations import read_annotations
+from asd_se.core.annotations import read_annotations
+from asd_se.core.crop import face_crop
+from asd_se.core.media import decode
 from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 

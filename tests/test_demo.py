@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from conftest import TINY
+
 from asd_se.checkpoint import load_checkpoint
 from asd_se.demo import run_demo
-from conftest import TINY
 
 
 def test_demo_runs_every_stage_and_points_at_the_render(tmp_path):

@@ -13,10 +13,17 @@ from torch import nn
 from asd_se.checkpoint import save_checkpoint
 from asd_se.cli import main
 from asd_se.config import load_config
-from asd_se.explain import build_explainer
-from asd_se.explain.faithfulness import (average_drop_increase, curve_auc, energy_inside, perturbation_curves,
-                                         pointing_hits)
+from asd_se.explain import ChannelSelection, build_explainer
+from asd_se.explain.se_map import SeExplainer
+from asd_se.explain.faithfulness import (
+    average_drop_increase,
+    curve_auc,
+    energy_inside,
+    perturbation_curves,
+    pointing_hits,
+)
 from asd_se.models import ActiveSpeakerModel, ASDOutput
+from asd_se.scoring import score_clip
 from data_prep.prep import PrepConfig, prepare
 
 
@@ -84,25 +91,42 @@ def _eigencam_by_hand(activations: np.ndarray, gradients: np.ndarray) -> np.ndar
                                            ("eigencam", _eigencam_by_hand)])
 def test_baselines_match_their_definitions(toy, name, by_hand):
     model, faces, activations, gradients = toy
-    explanation = build_explainer(name)(model, faces, torch.zeros(1, 5 * 640))
+    maps = score_clip(model, faces, torch.zeros(1, 5 * 640), [build_explainer(name)]).maps[name]
     for t in range(5):
         expected = _normalised(by_hand(activations[t], gradients[t]))
-        assert np.allclose(explanation.maps[t].numpy(), expected, atol=1e-4), (name, t)
+        assert np.allclose(maps[t].numpy(), expected, atol=1e-4), (name, t)
 
 
-def test_se_explainer_uses_the_channels_above_the_threshold():
+def _mean_map(feature_maps: torch.Tensor, chosen: np.ndarray) -> torch.Tensor:
+    """By hand: the mean of the chosen channels of ``(T, C, h, w)``, ReLU, each map scaled to peak 1."""
+    mean = feature_maps[:, torch.from_numpy(chosen)].mean(dim=1).clamp(min=0)
+    return mean / mean.amax(dim=(1, 2), keepdim=True)
+
+
+def test_se_map_is_the_threshold_topped_up_to_the_floor_and_the_paper_rule_alone_on_request():
+    torch.manual_seed(3)
     model = ActiveSpeakerModel(load_config(None).model).eval()
+    with torch.no_grad():  # a left-skewed SE vector, as trained models make: three channels stand out
+        excite = model.se.excite[2]
+        excite.weight.zero_()
+        excite.bias.copy_(torch.linspace(-2.0, -1.0, excite.bias.numel()))
+        excite.bias[[5, 50, 100]] = 3.0
     faces = torch.randint(0, 256, (1, 6, 112, 112), dtype=torch.uint8)
-    explanation = build_explainer("se")(model, faces, torch.zeros(1, 6 * 640))
+    audio = torch.zeros(1, 6 * 640)
     with torch.no_grad():
-        output = model(faces, torch.zeros(1, 6 * 640), explain=True)
-    se = output.se_weights[0]
-    chosen = se > se.mean() + 1.282 * se.std(unbiased=False)
-    expected = output.feature_maps[0][:, chosen].mean(dim=1).clamp(min=0)
-    expected = expected / expected.amax(dim=(1, 2), keepdim=True)
-    assert torch.allclose(explanation.maps, expected, atol=1e-5)
-    assert set(explanation.channels[0]) == set(torch.nonzero(chosen).flatten().tolist())
-    assert explanation.forward_seconds > 0 and explanation.explain_seconds >= 0
+        maps = model.visual_maps(faces)
+        output = model.decide(maps, audio, explain=True)
+    se = output.se_weights[0].numpy().astype(np.float64)
+    rule = se > se.mean() + 1.282 * se.std()
+    floor = max(1, round(0.05 * len(se)))
+    assert rule.sum() == 3 < floor  # the paper's rule alone would follow three channels
+    topped = se >= np.sort(se)[-floor]
+    feature_maps = output.feature_maps[0]
+    default, paper = SeExplainer(), SeExplainer(ChannelSelection(floor=0))
+    assert torch.allclose(default(model, maps, audio, output), _mean_map(feature_maps, topped), atol=1e-5)
+    assert torch.allclose(paper(model, maps, audio, output), _mean_map(feature_maps, rule), atol=1e-5)
+    ranked = default.channels(output)[0]
+    assert set(ranked) == set(np.flatnonzero(topped)) and list(se[ranked]) == sorted(se[ranked], reverse=True)
 
 
 # Crafted maps on 10 x 10 crops; the "mouth" is the bottom row (10% of the pixels).

@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from asd_se.faces.crop import PAD_VALUE, face_crop
-from asd_se.media import MediaError, Mp4Writer, decode, probe, read_audio
+from asd_se.core.crop import PAD_VALUE, face_crop
+from asd_se.core.media import MediaError, Mp4Writer, decode, probe, read_audio
 
 
 def test_odd_sized_mp4_round_trips_with_audio(tmp_path):

@@ -8,7 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from asd_se.evaluate import Prediction, summarise, write_predictions
+from asd_se.core.ava import Prediction, write_predictions
+from asd_se.evaluate import summarise
 from asd_se.metrics import MetricUndefined, ava_average_precision, average_precision
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from asd_se.core.errors import ConfigError
 from asd_se.audio import MfccFrontEnd
 from asd_se.config import ModelConfig, load_config
 from asd_se.models import ActiveSpeakerModel, count_parameters
@@ -44,8 +45,8 @@ def test_light_maps_can_be_14_by_14_with_the_same_parameters():
     with torch.no_grad():
         out = fine(*_inputs(), explain=True)
     assert out.feature_maps.shape == (2, 6, 192, 14, 14) and out.se_weights.shape == (2, 192)
-    with pytest.raises(ValueError, match="map_size"):
-        ActiveSpeakerModel(ModelConfig(variant="resnet18", map_size=14))
+    with pytest.raises(ConfigError, match="map_size"):
+        ModelConfig(variant="resnet18", map_size=14)
 
 
 def test_se_off_is_the_same_model_without_the_block():

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from asd_se.core.media import decode
 from asd_se.faces.detect import FaceDetector
 from asd_se.faces.pool import DetectionPool
-from asd_se.media import decode
 
 
 def _frames(synth_root, count: int) -> list[np.ndarray]:

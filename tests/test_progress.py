@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from asd_se.progress import Progress, with_progress
+from asd_se.core.progress import Progress, with_progress
 
 
 class _Terminal(io.StringIO):

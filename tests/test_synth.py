@@ -6,14 +6,13 @@ import csv
 from collections import defaultdict
 
 import numpy as np
+from conftest import TINY
 
+from asd_se.core.media import decode
 from asd_se.faces.detect import FaceDetector
-from asd_se.media import decode
 from data_prep.synth.dataset import SynthConfig, make_dataset, video_specs
 from data_prep.synth.plan import NOT_SPEAKING, OFF_SCREEN, annotation_rows, mouth_openings, plan_scene
 from data_prep.synth.render import render_audio
-
-from conftest import TINY
 
 SPECS = [spec for spec, _ in video_specs(SynthConfig(videos=12, minutes=0.5, seed=7))]
 

@@ -6,10 +6,19 @@ import numpy as np
 import pytest
 import torch
 
+from asd_se.core.errors import ConfigError
 from asd_se.explain.maps import upsample
-from asd_se.explain.se_map import ChannelSelection, se_maps, select_channels
+from asd_se.explain.se_map import ChannelSelection, SeExplainer, paper_threshold, select_channels
+from asd_se.models import ASDOutput
 from asd_se.faces.detect import Detection
 from asd_se.faces.track import IouTracker
+
+
+def _se_map(maps: torch.Tensor, se_weights: torch.Tensor) -> torch.Tensor:
+    """The SE explainer's map ``(T, h, w)`` of activations ``(T, C, h, w)`` under an SE vector ``(C,)`` or ``(T, C)``."""
+    frames = maps.shape[0]
+    output = ASDOutput(torch.zeros(1, frames), torch.zeros(1, frames), torch.zeros(1, frames), None, se_weights[None])
+    return SeExplainer()(None, maps.transpose(0, 1)[None], None, output)
 
 
 def _det(x: float, y: float, size: float = 40) -> Detection:
@@ -77,8 +86,7 @@ def test_a_cut_ends_tracks_and_smoothing_removes_jitter():
 
 def test_threshold_selection_is_mean_plus_1282_std():
     weights = torch.tensor([0.1] * 18 + [0.9, 0.3])  # mean 0.15, std 0.1775: threshold 0.3775
-    threshold = weights.mean() + 1.282 * weights.std(unbiased=False)
-    assert threshold.item() == pytest.approx(0.3775, abs=1e-4)
+    assert paper_threshold(weights).item() == pytest.approx(0.3775, abs=1e-4)
     paper = ChannelSelection(floor=0.0)
     assert select_channels(weights, paper).tolist() == [False] * 18 + [True, False]
     assert select_channels(weights, ChannelSelection("rank", 0.1)).tolist() == [False] * 18 + [True, True]
@@ -92,9 +100,9 @@ def test_a_floor_tops_up_a_threshold_that_picks_too_few():
     assert select_channels(weights, ChannelSelection(floor=0.05)).tolist() == [False] * 18 + [True, False]
     many = torch.tensor([0.1] * 16 + [0.9, 0.9, 0.9, 0.9])  # the threshold picks 4: more than the floor
     assert select_channels(many, ChannelSelection(floor=0.1)).sum() == 4
-    with pytest.raises(ValueError, match="floor"):
+    with pytest.raises(ConfigError, match="floor"):
         ChannelSelection(floor=1.5)
-    with pytest.raises(ValueError, match="'threshold' or 'rank'"):
+    with pytest.raises(ConfigError, match="'threshold', 'rank'"):
         ChannelSelection("best")
 
 
@@ -104,9 +112,9 @@ def test_heatmap_follows_the_selected_channel():
     maps[:, 7, 0, 6] = 9.0  # a strong channel SE rates low must not show
     weights = torch.full((10,), 0.2)
     weights[3] = 0.95
-    heat = upsample(se_maps(maps, weights), 112)
+    heat = upsample(_se_map(maps, weights), 112)
     assert heat.shape == (2, 112, 112) and heat.min() >= 0 and heat.max() == pytest.approx(1.0, abs=0.05)
     row, col = np.unravel_index(heat[0].argmax().item(), (112, 112))
     assert row // 16 == 5 and col // 16 == 1
-    per_frame = upsample(se_maps(maps, weights.expand(2, 10)), 14)
-    assert torch.allclose(per_frame, upsample(se_maps(maps, weights), 14))
+    per_frame = upsample(_se_map(maps, weights.expand(2, 10)), 14)
+    assert torch.allclose(per_frame, upsample(_se_map(maps, weights), 14))

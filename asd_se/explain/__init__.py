@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from asd_se.explain.base import Explainer, Explanation
+from asd_se.core.errors import ConfigError
+from asd_se.explain.base import ExplainableModel, Explainer
 from asd_se.explain.eigencam import EigenCam
 from asd_se.explain.gradcam import GradCam
 from asd_se.explain.gradcampp import GradCamPlusPlus
@@ -17,8 +18,8 @@ def build_explainer(name: str, selection: ChannelSelection = ChannelSelection())
         return SeExplainer(selection)
     methods = {"gradcam": GradCam, "gradcampp": GradCamPlusPlus, "eigencam": EigenCam}
     if name not in methods:
-        raise ValueError(f"explainer must be one of {', '.join(EXPLAINERS)}, not {name!r}")
+        raise ConfigError(f"explainer must be one of {', '.join(EXPLAINERS)}, not {name!r}")
     return methods[name]()
 
 
-__all__ = ["EXPLAINERS", "ChannelSelection", "Explainer", "Explanation", "build_explainer"]
+__all__ = ["EXPLAINERS", "ChannelSelection", "ExplainableModel", "Explainer", "build_explainer"]

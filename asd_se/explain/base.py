@@ -1,34 +1,34 @@
-"""The shared base of every explainer: one forward pass split at the visual encoder's last maps (the layer
-the SE block sits on), then a method-specific map per frame. Works on the two-input (faces, audio) model.
+"""One contract for every explainer, after pytorch-grad-cam's ``BaseCAM`` and Captum's single signature.
 
-A subclass sets ``name`` and ``needs_gradients`` and implements ``raw_maps``; ``normalise`` (ReLU, peak to 1)
-is applied for all, so every method's maps are comparable.
+An explainer is called as ``explainer(model, maps, audio, output)`` with the activations of the explained
+layer — the visual encoder's last maps, the layer the SE block sits on — the clip's audio, and the output of
+the forward pass that decided from those maps. A method supplies channel weights ``(T, C)``
+(``channel_weights``); the base weights the activations, applies ReLU and scales each map to [0, 1], once for
+every method, so maps are comparable. Eigen-CAM, which has no channel weights, overrides ``cam`` instead.
+Timing lives with the caller (the scoring engine), not here.
 """
 
 from __future__ import annotations
 
-import time
-from contextlib import nullcontext
-from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import torch
 
 from asd_se.explain.maps import normalise
-from asd_se.models import ActiveSpeakerModel, ASDOutput
+from asd_se.models import ASDOutput
 
 GRADIENT_BUDGET = 2**26  # floats of batched gradients held at once (256 MB)
 
 
-@dataclass
-class Explanation:
-    """For a clip of T frames: speaking probabilities ``probs (T,)``, maps ``(T, h, w)`` in [0, 1] at feature
-    resolution, and (SE only) per frame the selected channels, highest SE value first."""
+class ExplainableModel(Protocol):
+    """What an explainer needs of a two-input (faces, audio) model: the explained layer, and the decision
+    from it. ``ActiveSpeakerModel`` is one."""
 
-    probs: torch.Tensor
-    maps: torch.Tensor
-    channels: list[list[int]] | None = None
-    forward_seconds: float = 0.0  # the model's forward pass
-    explain_seconds: float = 0.0  # what the method adds: gradients, maps, normalisation
+    def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
+        """Faces ``(B, T, H, W)`` -> activations ``(B, C, T, h, w)`` of the explained layer."""
+
+    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
+        """Activations ``(B, C, T, h, w)`` + audio ``(B, 640·T)`` -> the decision (logits ``(B, T)``)."""
 
 
 def frame_gradients(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
@@ -36,8 +36,7 @@ def frame_gradients(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     maps, where ``maps (1, C, T, h, w)`` is the leaf the logits were computed from. Batched over target frames
     (``is_grads_batched``), in chunks that keep the gradients within ``GRADIENT_BUDGET``."""
     frames = logits.shape[0]
-    per_target = maps[0].numel()
-    chunk = max(1, min(frames, GRADIENT_BUDGET // per_target))
+    chunk = max(1, min(frames, GRADIENT_BUDGET // maps[0].numel()))
     targets = torch.eye(frames, device=logits.device, dtype=logits.dtype)
     parts = []
     for start in range(0, frames, chunk):
@@ -49,42 +48,37 @@ def frame_gradients(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _synchronise(tensor: torch.Tensor) -> None:
-    """Wait for the GPU, so the wall-clock split between forward and explanation is honest."""
-    if tensor.is_cuda:
-        torch.cuda.synchronize(tensor.device)
+def decision_gradients(model: ExplainableModel, maps: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    """``(T, C, h, w)`` per-frame gradients of the speaking logits with respect to ``maps (1, C, T, h, w)``."""
+    leaf = maps.detach().requires_grad_()
+    # cuDNN's RNN has no backward in eval mode: gradients through the GRU take PyTorch's own kernels
+    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+        return frame_gradients(model.decide(leaf, audio).logits[0], leaf)
 
 
 class Explainer:
-    """Explain a clip: faces ``(1, T, S, S)`` uint8 + audio ``(1, 640·T)`` -> Explanation."""
+    """Maps ``(T, h, w)`` in [0, 1] at the explained layer's resolution for a clip of T frames."""
 
-    name = ""
-    needs_gradients = False
+    name: ClassVar[str] = ""
+    needs_gradients: ClassVar[bool] = False
 
-    def __call__(self, model: ActiveSpeakerModel, faces: torch.Tensor, audio: torch.Tensor) -> Explanation:
-        model.eval()
-        started = time.perf_counter()
-        with torch.no_grad():
-            maps = model.visual_maps(faces)
-        # cuDNN's RNN has no backward in eval mode: gradients through the GRU take PyTorch's own kernels
-        without_cudnn = torch.backends.cudnn.flags(enabled=False) if self.needs_gradients else nullcontext()
-        with torch.set_grad_enabled(self.needs_gradients), without_cudnn:
-            leaf = maps.requires_grad_() if self.needs_gradients else maps
-            output = model.decide(leaf, audio, explain=True)
-            probs = torch.sigmoid(output.logits[0].detach().float())
-            _synchronise(probs)
-            forwarded = time.perf_counter()
-            gradients = frame_gradients(output.logits[0], leaf) if self.needs_gradients else None
-        with torch.no_grad():
-            raw = normalise(self.raw_maps(maps[0].detach().transpose(0, 1).float(), gradients, output))
-            channels = self.channels(output)
-            _synchronise(raw)
-        return Explanation(probs, raw, channels, forwarded - started, time.perf_counter() - forwarded)
-
-    def raw_maps(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput
+    def __call__(self, model: ExplainableModel, maps: torch.Tensor, audio: torch.Tensor, output: ASDOutput
                  ) -> torch.Tensor:
-        """``(T, C, h, w)`` activations (+ their per-frame gradients) -> unnormalised maps ``(T, h, w)``."""
+        """``maps (1, C, T, h, w)``, ``audio (1, 640·T)`` and the ``output`` decided from them -> ``(T, h, w)``."""
+        gradients = decision_gradients(model, maps, audio).float() if self.needs_gradients else None
+        with torch.no_grad():
+            activations = maps[0].detach().transpose(0, 1).float()  # (T, C, h, w)
+            return normalise(self.cam(activations, gradients, output))
+
+    def cam(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput) -> torch.Tensor:
+        """Unnormalised maps ``(T, h, w)``: the activations ``(T, C, h, w)`` weighted per channel."""
+        return torch.einsum("tchw,tc->thw", activations, self.channel_weights(activations, gradients, output))
+
+    def channel_weights(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput
+                        ) -> torch.Tensor:
+        """``(T, C)`` the weight of each channel in each frame's map."""
         raise NotImplementedError
 
     def channels(self, output: ASDOutput) -> list[list[int]] | None:
+        """Per frame, the channels the map is made of, most important first (where a method selects some)."""
         return None

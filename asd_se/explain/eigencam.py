@@ -11,7 +11,7 @@ from asd_se.explain.base import Explainer
 class EigenCam(Explainer):
     name = "eigencam"
 
-    def raw_maps(self, activations: torch.Tensor, gradients: torch.Tensor | None, output) -> torch.Tensor:
+    def cam(self, activations: torch.Tensor, gradients: torch.Tensor | None, output) -> torch.Tensor:
         frames, channels, height, width = activations.shape
         pixels = activations.reshape(frames, channels, height * width).transpose(1, 2)  # (T, hw, C)
         centred = pixels - pixels.mean(dim=1, keepdim=True)

@@ -1,4 +1,4 @@
-"""Grad-CAM (Selvaraju et al., 2017): channels weighted by the spatial mean of the logit's gradient."""
+"""Grad-CAM (Selvaraju et al., 2017): each channel weighted by the spatial mean of its gradient."""
 
 from __future__ import annotations
 
@@ -11,6 +11,5 @@ class GradCam(Explainer):
     name = "gradcam"
     needs_gradients = True
 
-    def raw_maps(self, activations: torch.Tensor, gradients: torch.Tensor | None, output) -> torch.Tensor:
-        weights = gradients.float().mean(dim=(2, 3))  # (T, C)
-        return torch.einsum("tchw,tc->thw", activations, weights)
+    def channel_weights(self, activations: torch.Tensor, gradients: torch.Tensor | None, output) -> torch.Tensor:
+        return gradients.mean(dim=(2, 3))

@@ -12,12 +12,11 @@ class GradCamPlusPlus(Explainer):
     name = "gradcampp"
     needs_gradients = True
 
-    def raw_maps(self, activations: torch.Tensor, gradients: torch.Tensor | None, output) -> torch.Tensor:
-        grads = gradients.float()
-        squared, cubed = grads ** 2, grads ** 3
+    def channel_weights(self, activations: torch.Tensor, gradients: torch.Tensor | None, output) -> torch.Tensor:
+        squared, cubed = gradients ** 2, gradients ** 3
         total = activations.sum(dim=(2, 3), keepdim=True)  # (T, C, 1, 1)
         denominator = 2 * squared + total * cubed
-        alpha = torch.where(grads != 0, squared / torch.where(denominator != 0, denominator,
-                                                                torch.ones_like(denominator)), torch.zeros_like(grads))
-        weights = (alpha * grads.clamp(min=0)).sum(dim=(2, 3))  # (T, C)
-        return torch.einsum("tchw,tc->thw", activations, weights)
+        alpha = torch.where(gradients != 0, squared / torch.where(denominator != 0, denominator,
+                                                                    torch.ones_like(denominator)),
+                            torch.zeros_like(gradients))
+        return (alpha * gradients.clamp(min=0)).sum(dim=(2, 3))

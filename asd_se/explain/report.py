@@ -8,12 +8,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+import torch
 
-from asd_se.explain.evaluation import GridSample
-from asd_se.explain.se_map import Z_TOP_10
-from asd_se.fsio import atomic_path, write_json_atomic, write_text_atomic
+from asd_se.core.figures import new_figure, save_figure
+from asd_se.core.fsio import atomic_path, write_json_atomic, write_text_atomic
+from asd_se.explain.evaluation import ExplainEvalResult, GridSample
+from asd_se.explain.se_map import Z_TOP_10, ChannelSelection, paper_threshold, select_channels
 
 NO_MOUTH_BOXES = ("NO MOUTH BOXES: pointing game and mouth energy were not measured (none given with --mouth-boxes, "
                   "and no mouth_boxes/<split>.csv beside the store's annotation folders)")
@@ -69,12 +69,13 @@ def markdown(results: dict) -> str:
     return "\n".join(lines + (["## Goals", *checks, ""] if checks else []))
 
 
-def plot_se_distribution(path: Path, se_values: list[np.ndarray]) -> None:
-    """Histogram of every SE value, and the sorted SE profile (median, 10-90% band) with the selection line."""
+def plot_se_distribution(path: Path, se_values: list[np.ndarray], selection: ChannelSelection) -> None:
+    """Histogram of every SE value with the paper's threshold, and the sorted SE profile (median, 10-90% band)
+    with the number of channels ``selection`` (the maps' own rule, floor included) picks."""
     vectors = np.concatenate([v.reshape(-1, v.shape[-1]) for v in se_values])  # (N, C)
-    thresholds = vectors.mean(axis=1) + Z_TOP_10 * vectors.std(axis=1)
-    figure = Figure(figsize=(10, 3.5))
-    FigureCanvasAgg(figure)
+    weights = torch.from_numpy(vectors).float()
+    thresholds = paper_threshold(weights)[:, 0].numpy()
+    figure = new_figure(10, 3.5)
     histogram, profile = figure.subplots(1, 2)
     histogram.hist(vectors.reshape(-1), bins=60, color="tab:blue")
     histogram.axvline(float(np.median(thresholds)), color="tab:red", linestyle="--",
@@ -86,14 +87,12 @@ def plot_se_distribution(path: Path, se_values: list[np.ndarray]) -> None:
     ranks = np.arange(1, vectors.shape[1] + 1)
     profile.fill_between(ranks, np.percentile(ordered, 10, axis=0), np.percentile(ordered, 90, axis=0), alpha=0.3)
     profile.plot(ranks, np.median(ordered, axis=0), label="median over clips")
-    selected = float((vectors > thresholds[:, None]).sum(axis=1).mean())
+    selected = float(select_channels(weights, selection).sum(dim=1).float().mean())
     profile.axvline(selected, color="tab:red", linestyle="--", label=f"channels selected: {selected:.1f} on average")
     profile.set_xlabel("channel rank by SE value")
     profile.set_ylabel("SE value")
     profile.legend(fontsize="small")
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=100)
+    save_figure(figure, path)
 
 
 def grid_image(samples: list[GridSample], methods: list[str], cell: int = 160) -> np.ndarray:
@@ -121,18 +120,18 @@ def grid_image(samples: list[GridSample], methods: list[str], cell: int = 160) -
     return image
 
 
-def write_explain_report(out_dir: Path, results: dict) -> dict[str, Path]:
-    """All four outputs into ``out_dir`` (each written atomically); returns their paths."""
+def write_explain_report(out_dir: Path, result: ExplainEvalResult) -> dict[str, Path]:
+    """All outputs into ``out_dir`` (each written atomically); returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "explain_eval.json", "markdown": out_dir / "explain_eval.md",
              "se_distribution": out_dir / "se_distribution.png", "grid": out_dir / "grid.png"}
-    public = {key: value for key, value in results.items() if not key.startswith("_")}
-    write_json_atomic(paths["json"], public)
-    write_text_atomic(paths["markdown"], markdown(public))
-    if results["_se_values"]:
-        plot_se_distribution(paths["se_distribution"], results["_se_values"])
+    summary = result.to_json()
+    write_json_atomic(paths["json"], summary)
+    write_text_atomic(paths["markdown"], markdown(summary))
+    if result.se_values:
+        plot_se_distribution(paths["se_distribution"], result.se_values, result.config.se)
     else:
         del paths["se_distribution"]
     with atomic_path(paths["grid"]) as tmp:
-        cv2.imwrite(str(tmp), grid_image(results["_grid"], list(results["methods"])))
+        cv2.imwrite(str(tmp), grid_image(result.grid, list(result.methods)))
     return paths

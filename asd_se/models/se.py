@@ -16,8 +16,6 @@ class SEBlock(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 4, squeeze: str = "clip"):
         super().__init__()
-        if squeeze not in ("clip", "frame"):
-            raise ValueError(f"se_squeeze must be 'clip' or 'frame', not {squeeze!r}")
         self.squeeze = squeeze
         hidden = max(channels // reduction, 4)
         self.excite = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True),

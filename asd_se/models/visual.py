@@ -36,8 +36,6 @@ class LightVisualEncoder(nn.Module):
 
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 192), map_size: int = 7):
         super().__init__()
-        if map_size not in (7, 14):
-            raise ValueError(f"model.map_size must be 7 or 14 for the light encoder, not {map_size}")
         self.out_channels = widths[-1]
         self.stem = nn.Sequential(nn.Conv3d(1, widths[0], (1, 3, 3), (1, 2, 2), (0, 1, 1), bias=False),
                                   *_bn_relu(widths[0]), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
@@ -91,10 +89,5 @@ class ResNet18VisualEncoder(nn.Module):
 
 
 def build_visual_encoder(variant: str, map_size: int = 7) -> nn.Module:
-    if variant == "light":
-        return LightVisualEncoder(map_size=map_size)
-    if variant == "resnet18":
-        if map_size != 7:
-            raise ValueError(f"model.map_size must be 7 for the resnet18 encoder, not {map_size}")
-        return ResNet18VisualEncoder()
-    raise ValueError(f"model.variant must be one of ['light', 'resnet18'], not {variant!r}")
+    """``variant`` and ``map_size`` as ``config.ModelConfig`` checked them."""
+    return LightVisualEncoder(map_size=map_size) if variant == "light" else ResNet18VisualEncoder()

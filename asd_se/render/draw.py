@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from asd_se.faces.crop import CROP_SIZE, crop_region, face_crop
+from asd_se.core.crop import CROP_SIZE, crop_region, face_crop
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 

@@ -20,25 +20,27 @@ import cv2
 import numpy as np
 
 from asd_se.checkpoint import load_model
-from asd_se.evaluate import write_predictions
-from asd_se.explain import ChannelSelection, build_explainer
+from asd_se.core.annotations import read_annotations
+from asd_se.core.ava import write_predictions
+from asd_se.core.devices import resolve_device
+from asd_se.core.errors import AsdSeError
+from asd_se.core.fsio import staged_outputs
+from asd_se.core.media import DecodedVideo, FrameConverter, Mp4Writer, demux, probe
+from asd_se.core.options import check_choice, setting
+from asd_se.core.progress import with_progress
+from asd_se.core.timing import StageTimer
+from asd_se.explain import EXPLAINERS, ChannelSelection, build_explainer
 from asd_se.faces.detect import FaceDetector
-from asd_se.fsio import staged_outputs
-from asd_se.media import DecodedVideo, FrameConverter, Mp4Writer, demux, probe
-from asd_se.progress import with_progress
 from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
 from asd_se.render.report import plot_timeline, predictions, write_report
 from asd_se.render.scan import SourceScan, scan
 from asd_se.render.scores import CropSpool, TrackResult, cut_crops, score_tracks
-from asd_se.render.timing import StageTimer
 from asd_se.render.tracks import FaceFinder, RenderTrack, annotated_tracks
-from asd_se.train import resolve_device
-from data_prep.annotations import read_annotations
 
 log = logging.getLogger(__name__)
 
 
-class RenderError(Exception):
+class RenderError(AsdSeError):
     """A render that cannot start (bad paths, annotations that do not fit); the message says why."""
 
 
@@ -46,16 +48,20 @@ class RenderError(Exception):
 class RenderSettings:
     """How ``asd-se render`` finds faces, explains and draws."""
 
-    detect_every: int = 5  # run the detector every K frames (and on every shot cut)
-    detect_workers: int = 2  # processes running the detector beside the decoding
-    min_face: int = 12  # ignore detections less than this many pixels tall
-    alpha: float = 0.45  # heatmap opacity inside the face box (0: no heatmap)
-    explainer: str = "se"  # or a baseline: gradcam, gradcampp, eigencam
-    se: ChannelSelection = ChannelSelection()  # which SE channels make the map
-    panel: bool = False  # side panel with the enlarged crops and their heatmaps
-    device: str = "auto"
-    crf: int = 20
-    preset: str = "veryfast"
+    detect_every: int = setting(5, "run the face detector every K frames and at shot cuts")
+    detect_workers: int = setting(2, "processes running the face detector beside the decoding")
+    min_face: int = setting(12, "ignore faces under this many pixels tall")
+    alpha: float = setting(0.45, "heatmap opacity, 0 to hide")
+    explainer: str = setting("se", "heatmap method: se (the deciding forward pass, no gradients) or a baseline",
+                             EXPLAINERS)
+    se: ChannelSelection = ChannelSelection()
+    panel: bool = setting(False, "add a side panel with enlarged crops and heatmaps")
+    device: str = setting("auto", "auto (the GPU where there is one), cpu, cuda or cuda:N")
+    crf: int = setting(20, "H.264 quality of the output (lower: better, larger)")
+    preset: str = setting("veryfast", "x264 speed preset of the output")
+
+    def __post_init__(self) -> None:
+        check_choice("explainer", self.explainer, EXPLAINERS)
 
 
 @dataclass

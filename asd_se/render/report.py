@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from asd_se.evaluate import Prediction
-from asd_se.faces.crop import crop_region
-from asd_se.fsio import atomic_path
-from asd_se.metrics import POSITIVE
+from asd_se.core.ava import POSITIVE, Prediction
+from asd_se.core.crop import crop_region
+from asd_se.core.figures import new_figure, save_figure
+from asd_se.core.fsio import atomic_path
 from asd_se.render.scan import SourceScan
 from asd_se.render.scores import TrackResult
 from asd_se.render.tracks import RenderTrack
@@ -71,8 +69,7 @@ def predictions(video_id: str, tracks: list[RenderTrack], results: list[TrackRes
 
 def plot_timeline(path: Path, tracks: list[RenderTrack], results: list[TrackResult], duration: float) -> None:
     """Speaking probability per track over time, one line per track."""
-    figure = Figure(figsize=(10, 1.2 + 0.35 * max(len(tracks), 2)))
-    FigureCanvasAgg(figure)
+    figure = new_figure(10, 1.2 + 0.35 * max(len(tracks), 2))
     axes = figure.subplots()
     for track, result in zip(tracks, results):
         axes.plot(track.sample_times, result.probs, linewidth=1, label=track.name)
@@ -85,6 +82,4 @@ def plot_timeline(path: Path, tracks: list[RenderTrack], results: list[TrackResu
     axes.set_ylabel("P(speaking)")
     if tracks:
         axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", ncol=1 + len(tracks) // 12)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=100)
+    save_figure(figure, path)

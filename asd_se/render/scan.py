@@ -10,11 +10,11 @@ from pathlib import Path
 import av
 import numpy as np
 
+from asd_se.core.media import DecodedVideo, FrameConverter, MediaError, MonoAudio, demux, probe
+from asd_se.core.progress import Progress
+from asd_se.core.timing import StageTimer
 from asd_se.faces.pool import DetectionPool
 from asd_se.faces.shots import THUMB_SIZE
-from asd_se.media import DecodedVideo, FrameConverter, MediaError, MonoAudio, demux, probe
-from asd_se.progress import Progress
-from asd_se.render.timing import StageTimer
 from asd_se.render.tracks import FaceFinder
 
 

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from asd_se.core.crop import CROP_SIZE, face_crop
+from asd_se.core.media import decode
+from asd_se.core.progress import with_progress
+from asd_se.core.sampling import audio_segment, nearest_frames
+from asd_se.core.timing import StageTimer
 from asd_se.explain import Explainer
 from asd_se.explain.maps import peaks, upsample
-from asd_se.faces.crop import CROP_SIZE, face_crop
-from asd_se.inference import iter_windows
-from asd_se.media import decode
 from asd_se.models import ActiveSpeakerModel
-from asd_se.progress import with_progress
 from asd_se.render.scan import SourceScan
-from asd_se.render.timing import StageTimer
 from asd_se.render.tracks import RenderTrack
-from asd_se.sampling import audio_segment, nearest_frames
+from asd_se.scoring import score_track
 
 
 class CropSpool:
@@ -90,8 +90,8 @@ def cut_crops(source: SourceScan, tracks: list[RenderTrack], spool: CropSpool, t
 class TrackResult:
     """Per 25 fps sample of a track: speaking probability ``probs (T,)``, the explanation ``maps (T, h, w)``
     in [0, 1] at feature resolution, its peak on the crop ``peaks (T, 2)`` (x, y as fractions of the crop),
-    and ``channels`` — per sample, the SE-selected channels, highest SE value first. ``maps`` is None for
-    a model without an SE block."""
+    and ``channels`` — per sample, the SE-selected channels, highest SE value first. ``maps`` is None when
+    no explainer ran."""
 
     probs: np.ndarray
     maps: np.ndarray | None
@@ -99,35 +99,28 @@ class TrackResult:
     channels: list[list[int]]
 
 
+PEAK_CHUNK = 1000  # samples whose maps are upsampled at once to find their peaks
+
+
+def _peaks(maps: np.ndarray, crop_size: int) -> np.ndarray:
+    """``(T, 2)`` the peak of each map ``(T, h, w)``, located on a half-resolution grid of the crop: within one
+    crop pixel, at a quarter of the cost."""
+    return np.concatenate([peaks(upsample(torch.from_numpy(maps[i:i + PEAK_CHUNK]), crop_size // 2)).numpy()
+                           for i in range(0, len(maps), PEAK_CHUNK)])
+
+
 def score_tracks(model: ActiveSpeakerModel, tracks: list[RenderTrack], spool: CropSpool, audio: np.ndarray,
                  device: torch.device, timer: StageTimer, explainer: Explainer | None = None,
                  progress: bool = True) -> list[TrackResult]:
-    """Score and explain every track window by window (the windows ``evaluate`` uses): the explainer gives
-    probabilities and maps from its own forward pass; without one, only scores are made."""
+    """Score (and explain, given an explainer) every track through the scoring engine ``evaluate`` uses."""
     results = []
     for index, track in enumerate(with_progress(tracks, "scoring faces", "track", enabled=progress)):
         count = len(track.sample_times)
-        probs, peak_xy = np.zeros(count, np.float32), np.zeros((count, 2), np.float32)
-        maps: np.ndarray | None = None
-        channels: list[list[int]] = [[] for _ in range(count)]
-        faces, sound = _TrackCrops(spool, index), audio_segment(audio, float(track.sample_times[0]), count)
-        for frames, inside, clip, clip_sound in iter_windows(faces, sound, device):
-            if explainer is None:
-                with timer.stage("model"), torch.no_grad():
-                    probs[frames] = torch.sigmoid(model(clip, clip_sound).logits[0, inside].float()).cpu().numpy()
-                continue
-            explanation = explainer(model, clip, clip_sound)
-            map_stage = "se_maps" if explainer.name == "se" else f"{explainer.name}_maps"
-            timer.seconds["model"] += explanation.forward_seconds
-            timer.seconds[map_stage] += explanation.explain_seconds
-            with timer.stage(map_stage):
-                probs[frames] = explanation.probs[inside].cpu().numpy()
-                low = explanation.maps[inside]
-                maps = np.zeros((count, *low.shape[1:]), np.float16) if maps is None else maps
-                maps[frames] = low.cpu().numpy()
-                # located on a half-resolution grid: within one crop pixel, at a quarter of the cost
-                peak_xy[frames] = peaks(upsample(low, spool.size // 2)).cpu().numpy()
-                if explanation.channels is not None:
-                    channels[frames] = explanation.channels[inside]
-        results.append(TrackResult(probs, maps, peak_xy, channels))
+        sound = audio_segment(audio, float(track.sample_times[0]), count)
+        scores = score_track(model, _TrackCrops(spool, index), sound, device, [explainer] if explainer else [],
+                             timer=timer)
+        maps = scores.maps.get(explainer.name) if explainer else None
+        with timer.stage(f"{explainer.name}_maps" if explainer else "model"):
+            located = _peaks(maps, spool.size) if maps is not None else np.zeros((count, 2), np.float32)
+        results.append(TrackResult(scores.probs, maps, located, scores.channels))
     return results

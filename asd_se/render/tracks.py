@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asd_se.core.annotated_tracks import plan_tracks
+from asd_se.core.annotations import Row
+from asd_se.core.boxes import interpolate_boxes
+from asd_se.core.media import MODEL_FPS
+from asd_se.core.sampling import sample_grid
 from asd_se.faces.detect import Detection, FaceDetector
 from asd_se.faces.shots import ShotCutDetector
 from asd_se.faces.track import IouTracker
-from asd_se.media import MODEL_FPS
-from asd_se.sampling import sample_grid
-from data_prep.annotations import Row
-from data_prep.extract import plan_tracks
 
 
 @dataclass
@@ -33,10 +34,6 @@ class RenderTrack:
     sample_boxes: np.ndarray
     frame_samples: np.ndarray
     rows: list[tuple[str, tuple[float, float, float, float], int]] | None = None
-
-
-def _interpolate(times: np.ndarray, known_times: np.ndarray, known_boxes: np.ndarray) -> np.ndarray:
-    return np.stack([np.interp(times, known_times, known_boxes[:, j]) for j in range(4)], axis=1)
 
 
 def _frame_samples(times: np.ndarray, sample_times: np.ndarray) -> np.ndarray:
@@ -97,7 +94,7 @@ class FaceFinder:
             times = frame_times[face.frames]
             sample_times = sample_grid(times[0], times[-1])
             tracks.append(RenderTrack(face.track_id, f"face{face.track_id}", face.frames, face.boxes, sample_times,
-                                      _interpolate(sample_times, times, face.boxes),
+                                      interpolate_boxes(sample_times, times, face.boxes),
                                       _frame_samples(times, sample_times)))
         return tracks
 
@@ -115,7 +112,7 @@ def annotated_tracks(rows: list[Row], frame_times: np.ndarray, width: int, heigh
         if not len(frames):
             continue
         times = frame_times[frames]
-        tracks.append(RenderTrack(len(tracks), plan.entity_id, frames, _interpolate(times, stamps, given) * scale,
+        tracks.append(RenderTrack(len(tracks), plan.entity_id, frames, interpolate_boxes(times, stamps, given) * scale,
                                   plan.times, plan.boxes * scale, _frame_samples(times, plan.times),
                                   [(r.timestamp_text, r.box, int(k)) for r, k in
                                    zip(plan.rows, plan.row_frames(MODEL_FPS))]))

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-
-from asd_se.parallel import parallel_map
-from asd_se.fsio import atomic_path
-from asd_se.media import Mp4Writer
-from asd_se.progress import with_progress
-from data_prep.annotations import mouth_box_sidecar
+from asd_se.core.annotations import mouth_box_sidecar
+from asd_se.core.ava import LABELS
+from asd_se.core.fsio import atomic_path
+from asd_se.core.media import Mp4Writer
+from asd_se.core.parallel import parallel_map
+from asd_se.core.progress import with_progress
 from data_prep.synth.plan import SynthRow, VideoSpec, annotation_rows, plan_scene
 from data_prep.synth.render import render_audio, render_frames
 
@@ -104,6 +104,6 @@ def make_dataset(out_dir: Path, config: SynthConfig, workers: int = 1) -> dict[s
         counts[f"{split}_videos"] = len(chosen)
         counts[f"{split}_rows"] = len(flat)
         counts["rows"] += len(flat)
-        for label in ("SPEAKING_AUDIBLE", "SPEAKING_NOT_AUDIBLE", "NOT_SPEAKING"):
+        for label in LABELS:
             counts[f"{split}_{label}"] = sum(r.label == label for r in flat)
     return counts

@@ -15,12 +15,12 @@ from fractions import Fraction
 
 import numpy as np
 
+from asd_se.core.ava import NOT_SPEAKING, SPEAKING_AUDIBLE, SPEAKING_NOT_AUDIBLE
 from data_prep.synth.face import FacePose, FaceStyle, random_style
 from data_prep.synth.speech import Syllable, Voice, envelope, plan_syllables, random_voice
 
 OFF_SCREEN = -1
 SLIDE_S = 0.6
-SPEAKING, SILENT_SPEAKING, NOT_SPEAKING = "SPEAKING_AUDIBLE", "SPEAKING_NOT_AUDIBLE", "NOT_SPEAKING"
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ def label_at(plan: ScenePlan, index: int, t: float) -> str:
     """The AVA label of face ``index`` at time ``t``."""
     for utterance in plan.utterances:
         if utterance.speaker == index and not utterance.mouthing and utterance.start <= t <= utterance.end:
-            return SPEAKING if utterance.audible else SILENT_SPEAKING
+            return SPEAKING_AUDIBLE if utterance.audible else SPEAKING_NOT_AUDIBLE
     return NOT_SPEAKING
 
 

@@ -10,7 +10,7 @@ from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from asd_se.media import AUDIO_RATE, MODEL_FPS, SAMPLES_PER_FRAME
+from asd_se.core.media import AUDIO_RATE, MODEL_FPS, SAMPLES_PER_FRAME
 
 Item = TypeVar("Item")
 

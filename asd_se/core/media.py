@@ -15,7 +15,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from asd_se.fsio import atomic_path
+from asd_se.core.errors import AsdSeError
+from asd_se.core.fsio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ MODEL_FPS = 25  # the one internal frame rate: tracks, features and scores
 SAMPLES_PER_FRAME = AUDIO_RATE // MODEL_FPS  # 640
 
 
-class MediaError(Exception):
+class MediaError(AsdSeError):
     """A media file that cannot be used; the message names the file."""
 
 

@@ -1,4 +1,4 @@
-"""Wall time per render stage (decode, detect, track, crop, model, SE maps, draw, encode)."""
+"""Wall time per named stage (decode, detect, track, crop, model, se_maps, draw, encode, ...)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,27 @@ import time
 from collections import defaultdict
 from typing import Iterable, Iterator, TypeVar
 
+import torch
+
 Item = TypeVar("Item")
 
 
 class StageTimer:
-    """Accumulates seconds per named stage; stages may repeat and interleave (never nest the same name)."""
+    """Accumulates seconds per named stage; stages may repeat and interleave (never nest the same name).
+    A stage given the ``device`` it computes on waits for that GPU before its clock stops, so the split between
+    stages that launch CUDA work (the forward pass, the maps) is honest."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str, device: torch.device | None = None) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
         finally:
+            if device is not None and device.type == "cuda":
+                torch.cuda.synchronize(device)
             self.seconds[name] += time.perf_counter() - start
 
     def iterate(self, name: str, items: Iterable[Item]) -> Iterator[Item]:

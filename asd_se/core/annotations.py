@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from asd_se.fsio import is_safe_id
+from asd_se.core.ava import LABELS, Key, ava_key
+from asd_se.core.fsio import is_safe_id
 
-LABELS = ("NOT_SPEAKING", "SPEAKING_AUDIBLE", "SPEAKING_NOT_AUDIBLE")
 COLUMNS = ("video_id", "frame_timestamp", "entity_box_x1", "entity_box_y1", "entity_box_x2", "entity_box_y2",
            "label", "entity_id")
 ORIG_EXTRA = ("label_id", "instance_id")
@@ -40,9 +40,8 @@ class Row:
     line: int
 
     @property
-    def key(self) -> tuple[str, float, str]:
-        """The join key (video_id, timestamp, entity_id), with the timestamp rounded to 1 ms."""
-        return self.video_id, round(self.timestamp, 3), self.entity_id
+    def key(self) -> Key:
+        return ava_key(self.video_id, self.timestamp, self.entity_id)
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,7 @@ def read_annotations(paths: list[Path]) -> tuple[list[Row], list[Problem]]:
     """All rows of all CSVs; a row repeating an earlier row's key is a Problem, the first one is kept."""
     rows: list[Row] = []
     problems: list[Problem] = []
-    seen: dict[tuple[str, float, str], Row] = {}
+    seen: dict[Key, Row] = {}
     for path in csv_paths(paths):
         file_rows, file_problems = read_csv(path)
         problems.extend(file_problems)
@@ -179,11 +178,11 @@ def read_annotations(paths: list[Path]) -> tuple[list[Row], list[Problem]]:
     return rows, problems
 
 
-def read_box_file(path: Path) -> tuple[dict[tuple[str, float, str], tuple[float, ...]], list[Problem]]:
+def read_box_file(path: Path) -> tuple[dict[Key, tuple[float, ...]], list[Problem]]:
     """A box per annotation key, e.g. the synthetic set's ``mouth_boxes/<split>.csv``: ``video_id, frame_timestamp,
     entity_id, x1, y1, x2, y2`` (normalised; a header line is allowed). Keys as ``Row.key``."""
     path = Path(path)
-    boxes: dict[tuple[str, float, str], tuple[float, ...]] = {}
+    boxes: dict[Key, tuple[float, ...]] = {}
     problems: list[Problem] = []
     try:
         handle = open(path, newline="", encoding="utf-8")
@@ -200,7 +199,7 @@ def read_box_file(path: Path) -> tuple[dict[tuple[str, float, str], tuple[float,
                 box = tuple(float(v) for v in cells[3:7])
                 if not all(math.isfinite(v) for v in box) or box[0] >= box[2] or box[1] >= box[3]:
                     raise ValueError(f"not a box: {cells[3:7]}")
-                boxes[(cells[0].strip(), round(float(cells[1]), 3), cells[2].strip())] = box
+                boxes[ava_key(cells[0].strip(), cells[1], cells[2].strip())] = box
             except ValueError as err:
                 problems.append(Problem(str(path), reader.line_num, str(err)))
     return boxes, problems

@@ -1,0 +1,18 @@
+"""The project's own exceptions: what a user can act on. The CLI prints these in one line (their message names
+the file, row or option and what is wrong); any other exception is a bug and keeps its traceback."""
+
+
+class AsdSeError(Exception):
+    """Base of every error asd-se reports to its user."""
+
+
+class ConfigError(AsdSeError):
+    """A setting that cannot be used: unknown key, value out of range, a choice not among the allowed ones."""
+
+
+class ExplainerUnavailable(AsdSeError):
+    """An explainer asked of a model that cannot give it (an SE map from a model without an SE block)."""
+
+
+class InputError(AsdSeError):
+    """An input file or folder that cannot be used (missing, or with nothing usable in it)."""
