@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,8 +81,27 @@ class Config:
             known = {f.name for f in dataclasses.fields(kind)}
             if set(values) - known:
                 raise ConfigError(f"unknown keys in '{name}': {sorted(set(values) - known)} (known: {sorted(known)})")
-            built[name] = kind(**values)
+            hints = typing.get_type_hints(kind)
+            built[name] = kind(**{key: _typed(f"{name}.{key}", value, hints[key]) for key, value in values.items()})
         return cls(**built)
+
+
+def _typed(name: str, value, kind: type):
+    """``value`` as the field's type: ints widen to floats and numeric text (``2e-3``, which YAML 1.1 reads as
+    a string) becomes a number; anything else of the wrong type is a ConfigError naming the key."""
+    if kind is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif kind is int and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    elif isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{name} must be a {kind.__name__}, not {value!r}")
 
 
 def apply_override(data: dict, assignment: str) -> None:

@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 
 from asd_se.checkpoint import save_checkpoint
+from asd_se.cli import main
 from asd_se.config import load_config
 from asd_se.models import ActiveSpeakerModel
 from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 
 TINY = SynthConfig(videos=3, minutes=0.1, seed=1)
+# On the CPU even where CUDA is present: resume equality needs deterministic kernels (cuDNN's backward passes
+# are not) and the gloo test runs two processes on a one-GPU machine. The CUDA path: README, "GPU".
+TINY_TRAINING = ["train.epochs=2", "train.frame_budget=100", "train.max_frames=25", "train.min_frames=10",
+                 "train.threads=2", "train.device=cpu"]
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +53,15 @@ def checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
     save_checkpoint(path, {"model": ActiveSpeakerModel(config.model).state_dict(), "config": config.to_dict()})
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(store_root, tmp_path_factory) -> Path:
+    """A run folder (best.pt, last.pt, metrics.jsonl, ...) of ``asd-se train`` on the tiny store: two short
+    epochs, trained once per test session through the CLI."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    args = ["train", "--data", str(store_root), "--out", str(out)]
+    for assignment in TINY_TRAINING:
+        args += ["--set", assignment]
+    assert main(args) == 0
+    return out

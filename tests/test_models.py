@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asd_se.core.errors import ConfigError
-from asd_se.audio import MfccFrontEnd
 from asd_se.config import ModelConfig, load_config
+from asd_se.core.errors import ConfigError
 from asd_se.models import ActiveSpeakerModel, count_parameters
 from asd_se.models.asd import EVAL_CHUNK, FACE_MEAN, FACE_STD
+from asd_se.models.frontend import MfccFrontEnd
 
 
 def _inputs(batch: int = 2, frames: int = 6):

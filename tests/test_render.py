@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -10,16 +11,21 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
+from asd_se.checkpoint import load_model
 from asd_se.cli import main
 from asd_se.core.annotations import read_csv
+from asd_se.core.ava import ava_key
 from asd_se.core.boxes import iou
 from asd_se.core.media import DecodedVideo, Mp4Writer, decode, demux, probe
 from asd_se.core.sampling import nearest_frames, sample_grid
+from asd_se.evaluate import predict_split
 from asd_se.explain import ChannelSelection
 from asd_se.render import pipeline
 from asd_se.render.draw import blend_heatmap
 from asd_se.render.pipeline import RenderSettings, output_paths, render_video
+from data_prep.store import TrackStore
 
 FAST = RenderSettings(preset="ultrafast")
 
@@ -127,11 +133,18 @@ def test_report_csv_and_timeline(rendered, val_video):
             side = 1.4 * max(x2 - x1, y2 - y1) + 2  # the crop region the map covers
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
             assert abs(record["heatmap_peak"][0] - cx) <= side / 2 and abs(record["heatmap_peak"][1] - cy) <= side / 2
-            assert 0 <= record["prob"] <= 1 and len(record["se_channels"]) >= 1
-    rows = paths["csv"].read_text().splitlines()
+            assert len(record["se_channels"]) >= 1
+    rows = [line.split(",") for line in paths["csv"].read_text().splitlines()]
     assert len(rows) == sum(len(t["frames"]) for t in report["tracks"])
-    fields = rows[0].split(",")
-    assert len(fields) == 9 and fields[6] == "SPEAKING_AUDIBLE" and 0 <= float(fields[8]) <= 1
+    assert all(len(fields) == 9 and fields[6] == "SPEAKING_AUDIBLE" for fields in rows)
+    # the CSV and the JSON give every frame the same probability, joined by (entity, time), not by position
+    scores = {(fields[7], round(float(fields[1]) * 1000)): float(fields[8]) for fields in rows}
+    for track in report["tracks"]:
+        entity = f"{Path(report['input']).stem}:{track['name']}"
+        for record in track["frames"]:
+            ms = round(record["time"] * 1000)  # the JSON keeps 0.1 ms, the CSV 1 ms: match within a millisecond
+            score = next(scores[(entity, t)] for t in (ms, ms - 1, ms + 1) if (entity, t) in scores)
+            assert score == pytest.approx(record["prob"], abs=1e-4)
 
 
 def test_annotations_mode_uses_exactly_the_given_boxes(val_video, checkpoint, synth_root, tmp_path):
@@ -349,3 +362,21 @@ def test_damage_in_the_middle_is_reported_and_what_decodes_is_rendered(val_video
     assert 30 <= result.frames <= 120 and len(_frame_times(tmp_path / "out.mp4")) == result.frames
     assert any(str(damaged) in note and ("corrupt packet" in note or "decoding stopped" in note)
                for note in result.notes), result.notes
+
+
+def test_render_and_evaluate_give_a_track_the_same_scores(trained_run, store_root, synth_root, val_video,
+                                                         tmp_path):
+    """One scoring engine: render (crops cut from the decoded video) and evaluate (the store's JPEG crops)
+    score the same annotated track alike; JPEG at quality 90 is the only difference between their inputs."""
+    checkpoint = trained_run / "best.pt"
+    model, _ = load_model(checkpoint, torch.device("cpu"))
+    evaluated = {p.key: p.score for p in predict_split(model, TrackStore.open(store_root), "val",
+                                                       torch.device("cpu"), progress=False)}
+    out = tmp_path / "gt.mp4"
+    render_video(val_video[0], checkpoint, out, synth_root / "annotations" / "val.csv", settings=FAST,
+                 progress=False)
+    rendered = {ava_key(r[0], r[1], r[7]): float(r[8]) for r in csv.reader(out.with_suffix(".csv").open())}
+    assert rendered.keys() <= evaluated.keys() and len(rendered) == len(val_video[1])
+    differences = np.array([abs(score - evaluated[key]) for key, score in rendered.items()])
+    assert differences.max() < 0.01 and differences.mean() < 0.002
+    assert np.ptp(list(rendered.values())) > 0.01  # the scores vary, so agreeing is not trivial

@@ -9,9 +9,9 @@ import torch
 from asd_se.core.errors import ConfigError
 from asd_se.explain.maps import upsample
 from asd_se.explain.se_map import ChannelSelection, SeExplainer, paper_threshold, select_channels
-from asd_se.models import ASDOutput
 from asd_se.faces.detect import Detection
 from asd_se.faces.track import IouTracker
+from asd_se.models import ASDOutput
 
 
 def _se_map(maps: torch.Tensor, se_weights: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_TRAINING
 
 from asd_se import train as train_module
 from asd_se.checkpoint import CheckpointError, load_checkpoint, load_model
@@ -20,10 +22,7 @@ from asd_se.config import load_config
 from asd_se.train import Trainer, TrainingDiverged
 from data_prep.store import StoreError
 
-# On the CPU even where CUDA is present: resume equality needs deterministic kernels (cuDNN's backward passes
-# are not) and the gloo test runs two processes on a one-GPU machine. The CUDA path: README, "GPU".
-TINY = ["train.epochs=2", "train.frame_budget=100", "train.max_frames=25", "train.min_frames=10",
-        "train.threads=2", "train.device=cpu"]
+TINY = TINY_TRAINING
 
 
 def _cli_train(store: Path, out: Path, extra: list[str] = ()) -> list[str]:
@@ -34,10 +33,8 @@ def _cli_train(store: Path, out: Path, extra: list[str] = ()) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(store_root, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("run") / "run"
-    assert main(_cli_train(store_root, out)) == 0
-    return out
+def trained(trained_run) -> Path:
+    return trained_run
 
 
 def test_a_run_folder_has_everything(trained):
@@ -45,7 +42,7 @@ def test_a_run_folder_has_everything(trained):
                                                    "config.yaml"}
     history = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [0, 1]
-    assert all(0 <= h["val_map"] <= 1 and h["train_fps"] > 0 for h in history)
+    assert all(h["val_map"] is not None and h["train_fps"] > 0 for h in history)
     payload = load_checkpoint(trained / "last.pt")
     assert payload["epoch"] == 1 and payload["config"]["train"]["epochs"] == 2
     assert {"optimizer", "scheduler", "rng", "model"} <= set(payload)
@@ -77,16 +74,35 @@ def test_two_process_gloo_ddp(store_root, tmp_path):
     assert load_checkpoint(out / "last.pt")["epoch"] == 0
 
 
-def test_evaluate_writes_official_predictions(store_root, trained, tmp_path, capsys):
+def _average_precision_by_definition(ranked_positive: list[bool]) -> float:
+    """VOC all-point AP written from its definition, independently of asd_se.metrics: the mean over the
+    positives of the best precision at any rank from theirs on."""
+    hits, precisions = 0, []
+    for rank, positive in enumerate(ranked_positive, start=1):
+        hits += positive
+        precisions.append(hits / rank)
+    best_from = [max(precisions[i:]) for i in range(len(precisions))]
+    return sum(p for p, positive in zip(best_from, ranked_positive) if positive) / sum(ranked_positive)
+
+
+def test_evaluate_writes_official_predictions_and_its_map_is_the_definitions(store_root, synth_root, trained,
+                                                                               tmp_path, capsys):
     out = tmp_path / "pred.csv"
     assert main(["evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(store_root),
                  "--predictions", str(out)]) == 0
     text = capsys.readouterr().out
     assert "mAP (audio-visual)" in text and "mAP (audio-only head)" in text and "mAP (visual-only head)" in text
-    lines = out.read_text().splitlines()
-    assert len(lines) == sum(len(m.rows.timestamps) for m in
-                             __import__("data_prep.store", fromlist=["TrackStore"]).TrackStore.open(
-                                 store_root).tracks("val"))
+    with open(synth_root / "annotations" / "val.csv", newline="") as handle:
+        truth = {(r[0], round(float(r[1]), 3), r[7]): r[6] for r in csv.reader(handle)}
+    with open(out, newline="") as handle:
+        scores = {(r[0], round(float(r[1]), 3), r[7]): float(r[8]) for r in csv.reader(handle)}
+    assert scores.keys() == truth.keys()  # one prediction per annotation row, joined by key
+    ranked = sorted(truth, key=lambda key: -scores[key])
+    expected = _average_precision_by_definition([truth[key] == "SPEAKING_AUDIBLE" for key in ranked])
+    printed = float(next(line for line in text.splitlines() if line.startswith("mAP (audio-visual)")).split()[-1])
+    assert printed == pytest.approx(100 * expected, abs=0.005)
+    history = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert 100 * max(h["val_map"] for h in history) == pytest.approx(printed, abs=0.005)  # what training saw
 
 
 def test_checkpoint_loads_on_cpu_and_refuses_non_weights(trained, tmp_path):

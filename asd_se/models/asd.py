@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from asd_se.audio import MfccFrontEnd
 from asd_se.config import ModelConfig
 from asd_se.models.audio_encoder import AudioEncoder
+from asd_se.models.frontend import MfccFrontEnd
 from asd_se.models.fusion import build_backend, build_fusion
 from asd_se.models.se import SEBlock
 from asd_se.models.visual import build_visual_encoder

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asd_se.audio import N_MFCC
+from asd_se.models.frontend import N_MFCC
 
 
 def _conv(in_channels: int, out_channels: int, stride: int) -> list[nn.Module]:

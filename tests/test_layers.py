@@ -1,0 +1,80 @@
+"""The layers of ARCHITECTURE.md, checked on the source: a module imports only from its own layer and the
+layers it may use. Run alone: ``scripts/test.sh tests/test_layers.py``."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Most specific prefix first: the layer a module belongs to.
+LAYERS = [
+    ("asd_se.core", "core"),
+    ("data_prep", "datasets"),
+    ("asd_se.config", "models"), ("asd_se.checkpoint", "models"), ("asd_se.models", "models"),
+    ("asd_se.faces", "faces"),
+    ("asd_se.explain.evaluation", "explain_eval"), ("asd_se.explain.report", "explain_eval"),
+    ("asd_se.explain.mouths", "explain_eval"),
+    ("asd_se.explain", "explain"),
+    ("asd_se.scoring", "scoring"),
+    ("asd_se.metrics", "learning"), ("asd_se.data", "learning"), ("asd_se.evaluate", "learning"),
+    ("asd_se.train", "learning"),
+    ("asd_se.render", "render"),
+    ("asd_se.cli", "interface"), ("asd_se.demo", "interface"), ("asd_se.__main__", "interface"),
+    ("asd_se", "interface"),
+]
+MAY_USE = {
+    "core": set(),
+    "datasets": {"core"},
+    "models": {"core"},
+    "faces": {"core"},
+    "explain": {"core", "models"},
+    "scoring": {"core", "models", "explain"},
+    "learning": {"core", "datasets", "models", "scoring"},
+    "explain_eval": {"core", "datasets", "models", "explain", "scoring"},
+    "render": {"core", "models", "faces", "explain", "scoring"},
+    "interface": {"core", "datasets", "models", "faces", "explain", "scoring", "learning", "explain_eval",
+                  "render"},
+}
+
+
+def layer_of(module: str) -> str | None:
+    for prefix, layer in LAYERS:
+        if module == prefix or module.startswith(prefix + "."):
+            return layer
+    return None
+
+
+def project_imports(path: Path) -> set[str]:
+    """The asd_se / data_prep modules a file imports, anywhere in it (function-level imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m.split(".")[0] in ("asd_se", "data_prep")}
+
+
+def modules() -> list[tuple[str, Path]]:
+    return sorted((".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"), p)
+                  for package in ("asd_se", "data_prep") for p in (ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("module, path", modules(), ids=[m for m, _ in modules()])
+def test_no_import_runs_up_the_layers(module, path):
+    own = layer_of(module)
+    assert own is not None, f"{module}: in no layer of tests/test_layers.py (add it, and to ARCHITECTURE.md)"
+    wrong = sorted(f"{target} ({layer_of(target)})" for target in project_imports(path)
+                   if layer_of(target) not in MAY_USE[own] | {own})
+    assert not wrong, f"{module} ({own}) imports up or across the layers: {', '.join(wrong)}"
+
+
+def test_the_checker_sees_a_violation(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from asd_se.train import Trainer\n")
+    assert layer_of("asd_se.render.pipeline") == "render"
+    assert any(layer_of(m) not in MAY_USE["render"] for m in project_imports(bad))
