@@ -11,7 +11,7 @@ import torch
 from asd_se.config import Config
 from asd_se.core.errors import AsdSeError
 from asd_se.core.fsio import atomic_path
-from asd_se.models import ActiveSpeakerModel
+from asd_se.models import AsdModel, build_model
 
 CHECKPOINT_FORMAT = "asd-se-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -54,11 +54,11 @@ def model_mismatch(saved: dict, wanted: dict) -> str | None:
     return "; ".join(diffs) or None
 
 
-def load_model(path: Path, device: torch.device) -> tuple[ActiveSpeakerModel, Config]:
+def load_model(path: Path, device: torch.device) -> tuple[AsdModel, Config]:
     """The model a checkpoint holds, built from its own config, in eval mode on ``device``."""
     payload = load_checkpoint(path)
     config = Config.from_dict(payload["config"])
-    model = ActiveSpeakerModel(config.model)
+    model = build_model(config.model)
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:

@@ -47,6 +47,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_prep(args: argparse.Namespace) -> int:
     from data_prep.prep import PrepConfig, dataset_layout, prepare
+    from data_prep.store import StoreSettings
 
     annotations, videos = (args.annotations, args.videos)
     if args.root is not None:
@@ -54,7 +55,14 @@ def cmd_prep(args: argparse.Namespace) -> int:
         annotations, videos = annotations or default_annotations, videos or default_videos
     if not annotations or videos is None:
         raise SystemExit("asd-se prep: give --annotations and --videos, or --root with --dataset")
-    summary = prepare(PrepConfig(tuple(annotations), videos, args.out, args.workers, args.shard))
+    crop = args.crop
+    if args.checkpoint is not None:  # the crops the model was trained on
+        from asd_se.checkpoint import load_checkpoint
+        from asd_se.config import Config
+
+        crop = Config.from_dict(load_checkpoint(args.checkpoint)["config"]).model.crop
+    summary = prepare(PrepConfig(tuple(annotations), videos, args.out, args.workers, args.shard,
+                                 StoreSettings(crop=crop)))
     print(summary.render())
     if args.shard[1] > 1:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; build the index with a run without --shard, "
@@ -75,8 +83,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume and args.config is None and (args.out / "config.yaml").exists():
         args.config = args.out / "config.yaml"
-    config = load_config(args.config, args.set)
-    history = Trainer(config, args.data, args.out, resume=args.resume).fit()
+    base = None
+    if args.init is not None and args.config is None:  # the model is the checkpoint's, unless --set changes it
+        from asd_se.checkpoint import load_checkpoint
+        from asd_se.config import Config
+
+        base = Config(model=Config.from_dict(load_checkpoint(args.init)["config"]).model)
+    config = load_config(args.config, args.set, base)
+    history = Trainer(config, args.data, args.out, resume=args.resume, init=args.init).fit()
     if history:
         print(f"run folder: {args.out} (last.pt, best.pt, metrics.jsonl, curves.png); last epoch: {history[-1]}")
     return 0
@@ -90,8 +104,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from data_prep.store import TrackStore
 
     device = resolve_device(args.device)
-    model, _ = load_model(args.checkpoint, device)
-    predictions = predict_split(model, TrackStore.open(args.data), args.split, device)
+    model, config = load_model(args.checkpoint, device)
+    store = TrackStore.open(args.data)
+    store.require_crop(config.model.crop, str(args.checkpoint))
+    predictions = predict_split(model, store, args.split, device, durations=tuple(args.durations))
     if args.predictions:
         write_predictions(args.predictions, predictions)
         print(f"predictions (official AVA format): {args.predictions}")
@@ -132,11 +148,23 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
     else:
         log.warning("%s", NO_MOUTH_BOXES)
     device = resolve_device(config.device)
-    model, _ = load_model(args.checkpoint, device)
+    model, model_config = load_model(args.checkpoint, device)
+    store.require_crop(model_config.model.crop, str(args.checkpoint))
     paths = write_explain_report(args.out, evaluate_explainers(model, store, mouths, config, device))
     print(paths["markdown"].read_text())
     for name, path in paths.items():
         print(f"  {name}: {path}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from asd_se.models.lightasd_weights import import_lightasd
+
+    config = import_lightasd(args.weights, args.out, se=args.se)
+    print(f"{args.out}: Light-ASD ({args.weights.name}) as an asd-se checkpoint; front end {config.model.frontend}, "
+          f"crop {config.model.crop}, SE block {'inserted (identity start)' if config.model.se else 'none'}")
+    print(f"  render a video: asd-se render VIDEO --checkpoint {args.out}")
+    print(f"  prepare a store for it: asd-se prep ... --checkpoint {args.out}")
     return 0
 
 
@@ -164,6 +192,8 @@ def _synth_parser(commands) -> None:
 
 
 def _prep_parsers(commands) -> None:
+    from asd_se.core.crop import CROP_STYLES
+
     prep = commands.add_parser("prep", help="videos + AVA-format CSVs -> face-track store",
                                description="Decode each video once and store every annotated face track at "
                                            "25 fps. Exit code 3: finished, but rows or videos were skipped.")
@@ -175,6 +205,11 @@ def _prep_parsers(commands) -> None:
     prep.add_argument("--root", type=Path, help="dataset root; fills in --annotations/--videos from the layout")
     prep.add_argument("--workers", type=int, default=1, help="videos prepared in parallel processes")
     prep.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: prepare every N-th video from the I-th")
+    style = prep.add_mutually_exclusive_group()
+    style.add_argument("--crop", choices=CROP_STYLES, default="asd-se",
+                       help="THE crop's style, as the model to train or evaluate has it in model.crop (default "
+                            "asd-se; imported Light-ASD checkpoints: lightasd)")
+    style.add_argument("--checkpoint", type=Path, help="take the crop style from this checkpoint")
     prep.set_defaults(run=cmd_prep)
     merge = commands.add_parser("merge", help="merge shard stores into one store and build its index")
     merge.add_argument("--out", type=Path, required=True)
@@ -192,6 +227,9 @@ def _train_parser(commands) -> None:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.epochs=5 --set model.se=false")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.add_argument("--init", type=Path, metavar="CKPT",
+                       help="fine-tune from this checkpoint (e.g. an imported Light-ASD one); its model settings "
+                            "are the defaults; --set model.se=true inserts an SE block that starts as the identity")
     train.set_defaults(run=cmd_train)
 
 
@@ -205,6 +243,9 @@ def _evaluate_parser(commands) -> None:
     evaluate.add_argument("--predictions", type=Path, help="write predictions CSV (official format) here")
     evaluate.add_argument("--categories", type=Path, help="CSV video_id,category for per-category mAP (WASD)")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--durations", type=float, nargs="+", default=[], metavar="SECONDS",
+                          help="score each window as the mean over pieces of these lengths (Light-ASD's inference: "
+                               "1 1 1 2 2 2 3 3 4 5 6); default: whole windows")
     evaluate.set_defaults(run=cmd_evaluate)
 
 
@@ -247,6 +288,20 @@ def _explain_eval_parser(commands) -> None:
     explain_eval.set_defaults(run=cmd_explain_eval)
 
 
+def _import_parser(commands) -> None:
+    imports = commands.add_parser("import", help="published weights -> an asd-se checkpoint",
+                                  description="Turn Light-ASD's published weights (pretrain_AVA_CVPR.model, "
+                                              "finetuning_TalkSet.model) into an asd-se checkpoint that render, "
+                                              "evaluate and train --init use. Nothing is written if the file "
+                                              "is not such weights.")
+    imports.add_argument("kind", choices=("lightasd",), help="whose weights")
+    imports.add_argument("weights", type=Path, help="the published weight file")
+    imports.add_argument("-o", "--out", type=Path, required=True, help="the asd-se checkpoint to write")
+    imports.add_argument("--se", action="store_true",
+                         help="insert the SE block (identity start: outputs unchanged until fine-tuned)")
+    imports.set_defaults(run=cmd_import)
+
+
 def _demo_parser(commands) -> None:
     demo = commands.add_parser("demo", help="the whole pipeline on synthetic data, no downloads")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
@@ -260,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of every error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_synth_parser, _prep_parsers, _train_parser, _evaluate_parser, _render_parser,
-                _explain_eval_parser, _demo_parser):
+                _explain_eval_parser, _import_parser, _demo_parser):
         add(commands)
     return parser
 

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import yaml
 
+from asd_se.core.crop import CROP_STYLES
 from asd_se.core.errors import ConfigError
 from asd_se.core.options import check_choice
 
-VARIANTS = ("light", "resnet18")
+VARIANTS = ("light", "resnet18", "lightasd")
+FRONTENDS = ("asd-se", "lightasd")  # styles of THE audio front end (models/frontend.py)
 SE_SQUEEZES = ("clip", "frame")
 FUSIONS = ("sum", "cross_attention")
 BACKENDS = ("gru", "attention")
-MAP_SIZES = {"light": (7, 14), "resnet18": (7,)}
+MAP_SIZES = {"light": (7, 14), "resnet18": (7,), "lightasd": (14,)}
 
 
 @dataclass
@@ -27,10 +29,13 @@ class ModelConfig:
     se: bool = True
     se_squeeze: str = "clip"  # clip: squeeze over (T, h, w) -> SE vector (B, C); frame: over (h, w) -> (B, T, C)
     se_reduction: int = 4
-    map_size: int = 7  # side of the visual maps the heatmaps come from; light only: 7 or 14 (finer, slower)
+    map_size: int = 7  # side of the visual maps the heatmaps come from: light 7 or 14 (finer, slower); lightasd 14
     embed_dim: int = 128
     fusion: str = "sum"  # sum | cross_attention
     backend: str = "gru"  # gru | attention
+    se_identity: bool = False  # the SE block starts as the identity (for inserting it into a trained model)
+    frontend: str = "asd-se"  # THE audio front end's style: asd-se | lightasd (python_speech_features' MFCC)
+    crop: str = "asd-se"  # THE crop's style: asd-se | lightasd (Light-ASD's video inference crop)
 
     def __post_init__(self) -> None:
         check_choice("model.variant", self.variant, VARIANTS)
@@ -38,6 +43,11 @@ class ModelConfig:
         check_choice("model.fusion", self.fusion, FUSIONS)
         check_choice("model.backend", self.backend, BACKENDS)
         check_choice(f"model.map_size (variant {self.variant})", self.map_size, MAP_SIZES[self.variant])
+        check_choice("model.frontend", self.frontend, FRONTENDS)
+        check_choice("model.crop", self.crop, CROP_STYLES)
+        if self.variant == "lightasd" and (self.embed_dim, self.fusion, self.backend) != (128, "sum", "gru"):
+            raise ConfigError("model.variant lightasd has its own fixed embedding (128), fusion (sum) and back end "
+                              "(two GRUs): leave model.embed_dim, model.fusion and model.backend at their defaults")
 
 
 @dataclass
@@ -113,16 +123,18 @@ def apply_override(data: dict, assignment: str) -> None:
     data.setdefault(section, {})[key] = yaml.safe_load(text)
 
 
-def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults, updated by a YAML file, updated by overrides."""
-    data = Config().to_dict()
+def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                base: Config | None = None) -> Config:
+    """``base`` (default: the defaults), updated by a YAML file, updated by overrides."""
+    data = (base or Config()).to_dict()
     if path is not None:
         try:
             loaded = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError(f"{path}: not a readable YAML config ({err})") from err
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a config is a mapping of sections (model:, train:), not {type(loaded).__name__}")
+            raise ConfigError(f"{path}: a config maps sections (model:, train:) to settings, "
+                              f"not a {type(loaded).__name__}")
         for section, values in loaded.items():
             data.setdefault(section, {}).update(values or {})
     for assignment in overrides:

@@ -11,7 +11,7 @@ import torch
 from asd_se.core.ava import POSITIVE, Prediction
 from asd_se.core.progress import with_progress
 from asd_se.metrics import MetricUndefined, ava_average_precision
-from asd_se.models import ActiveSpeakerModel
+from asd_se.models import AsdModel
 from asd_se.scoring import score_track
 from data_prep.store import StoreError, TrackStore
 
@@ -40,8 +40,8 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def predict_split(model: ActiveSpeakerModel, store: TrackStore, split: str, device: torch.device,
-                  progress: bool = True) -> list[Prediction]:
+def predict_split(model: AsdModel, store: TrackStore, split: str, device: torch.device,
+                  progress: bool = True, durations: tuple[float, ...] = ()) -> list[Prediction]:
     """Score every stored annotation row of ``split``: each row takes its 25 fps frame's probability."""
     metas = store.tracks(split)
     if not metas:
@@ -50,7 +50,7 @@ def predict_split(model: ActiveSpeakerModel, store: TrackStore, split: str, devi
     predictions = []
     for meta in with_progress(metas, f"scoring {split}", "track", enabled=progress):
         faces, audio = store.load(meta)
-        scores = score_track(model, faces, audio, device)
+        scores = score_track(model, faces, audio, device, durations=durations)
         rows = meta.rows
         for ts, label, box, frame in zip(rows.timestamps, rows.labels, rows.boxes, rows.frames):
             predictions.append(Prediction(meta.video_id, ts, box, label, meta.entity_id, float(scores.probs[frame]),

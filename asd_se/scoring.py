@@ -5,15 +5,17 @@ through here, so a track gets the same scores whichever command asks.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from asd_se.core.media import SAMPLES_PER_FRAME
+from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME
 from asd_se.core.timing import StageTimer
-from asd_se.explain.base import ExplainableModel, Explainer
+from asd_se.explain.base import Explainer
+from asd_se.models import AsdModel
 
 WINDOW_FRAMES = 1000  # 40 s: longer tracks are scored in overlapping windows
 
@@ -33,14 +35,25 @@ def windows(frames: int, window: int = WINDOW_FRAMES) -> list[tuple[int, int, in
     return spans
 
 
-def iter_windows(faces, audio: np.ndarray, device: torch.device, window: int = WINDOW_FRAMES
-                 ) -> Iterator[tuple[slice, slice, torch.Tensor, torch.Tensor]]:
+def audio_span(audio: np.ndarray, start: int, end: int, context: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The samples of frames ``[start, end)`` of 16 kHz ``audio (N,)`` (frame 0 at sample 0) with ``context``
+    ``(before, after)`` samples around them, zeros where the audio does not reach:
+    ``(before + 640·(end − start) + after,)``."""
+    before, after = context
+    first, last = start * SAMPLES_PER_FRAME - before, end * SAMPLES_PER_FRAME + after
+    piece = audio[max(first, 0):max(min(last, len(audio)), 0)]
+    head = max(0, -first)
+    return np.pad(piece, (head, last - first - head - len(piece)))
+
+
+def iter_windows(faces, audio: np.ndarray, device: torch.device, window: int = WINDOW_FRAMES,
+                 context: tuple[int, int] = (0, 0)) -> Iterator[tuple[slice, slice, torch.Tensor, torch.Tensor]]:
     """A track ``faces (T, S, S)`` uint8 (an array, or anything sliceable with a length) and ``audio (640·T,)``
-    window by window: the track frames the window decides, where those lie inside the window, and the
-    window's model inputs ``(1, L, S, S)`` and ``(1, 640·L)`` on ``device``."""
+    (longer is fine) window by window: the track frames the window decides, where those lie inside the window,
+    and the window's model inputs ``(1, L, S, S)`` and ``(1, before + 640·L + after)`` on ``device``."""
     for start, end, keep_start, keep_end in windows(len(faces), window):
         clip = torch.from_numpy(np.ascontiguousarray(faces[start:end]))[None].to(device)
-        sound = torch.from_numpy(np.ascontiguousarray(audio[start * SAMPLES_PER_FRAME:end * SAMPLES_PER_FRAME]))
+        sound = torch.from_numpy(np.ascontiguousarray(audio_span(audio, start, end, context), np.float32))
         yield slice(keep_start, keep_end), slice(keep_start - start, keep_end - start), clip, sound[None].to(device)
 
 
@@ -48,28 +61,58 @@ def iter_windows(faces, audio: np.ndarray, device: torch.device, window: int = W
 class ClipScores:
     """One clip of T frames: speaking probabilities ``probs (T,)`` of the audio-visual head and
     ``audio_probs``/``visual_probs (T,)`` of the auxiliary heads; ``maps`` per explainer name ``(T, h, w)`` in
-    [0, 1]; ``se_weights`` ``(C,)`` or ``(T, C)`` where the model has an SE block; ``channels`` per frame, the
-    channels an explainer selected (the SE map's, highest SE value first)."""
+    [0, 1]; ``scores (T,)`` the score the model's authors report (``ASDOutput.scores``, else the AV logit);
+    ``se_weights`` ``(C,)`` or ``(T, C)`` where the model has an SE block; ``channels`` per frame, the channels
+    an explainer selected (the SE map's, highest SE value first)."""
 
     probs: torch.Tensor
     audio_probs: torch.Tensor
     visual_probs: torch.Tensor
+    scores: torch.Tensor
     maps: dict[str, torch.Tensor] = field(default_factory=dict)
     se_weights: torch.Tensor | None = None
     channels: list[list[int]] | None = None
 
 
-def score_clip(model: ExplainableModel, faces: torch.Tensor, audio: torch.Tensor,
-               explainers: Sequence[Explainer] = (), timer: StageTimer | None = None) -> ClipScores:
-    """Faces ``(1, T, S, S)`` + audio ``(1, 640·T)`` -> ClipScores: one forward pass, then each explainer from
-    its activations and output. Time goes to ``timer``'s stages ``model`` and ``<name>_maps``."""
+def _heads(output) -> torch.Tensor:
+    """``(4, T)``: the three heads' logits and the reported score of the first clip of an ASDOutput."""
+    reported = output.logits if output.scores is None else output.scores
+    return torch.stack([output.logits[0], output.audio_logits[0], output.visual_logits[0], reported[0]]).float()
+
+
+def _over_durations(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, durations: Sequence[float]
+                    ) -> torch.Tensor:
+    """``(4, T)`` as ``_heads``, each the mean over ``durations`` (seconds) of the clip scored in consecutive
+    pieces of that length (Light-ASD's multi-duration inference: short pieces see less context, and the mean
+    is steadier than any one length)."""
+    frames, total = faces.shape[1], 0.0
+    extra = sum(model.audio_context)  # the clip's audio holds its context: a piece's is inside it
+    for seconds, count in Counter(durations).items():  # a length listed n times weighs n times, run once
+        step = max(1, round(seconds * MODEL_FPS))
+        run = torch.cat([_heads(model(faces[:, start:start + step],
+                                      audio[:, start * SAMPLES_PER_FRAME:
+                                            min(frames, start + step) * SAMPLES_PER_FRAME + extra]))
+                         for start in range(0, frames, step)], dim=1)
+        total = total + count * run
+    return total / len(durations)
+
+
+def score_clip(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explainers: Sequence[Explainer] = (),
+               timer: StageTimer | None = None, durations: Sequence[float] = ()) -> ClipScores:
+    """Faces ``(1, T, S, S)`` + audio ``(1, 640·T)``, or with ``model.audio_context`` ``(1, before + 640·T + after)``
+    -> ClipScores: one forward pass, then each explainer from its activations and output. With ``durations``
+    (seconds), the scores are the mean over those piece lengths (``_over_durations``); the maps still come from
+    the whole clip's pass. Time goes to ``timer``'s stages ``model`` and ``<name>_maps``."""
     timer = timer or StageTimer()
     model.eval()
+    if audio.shape[1] == faces.shape[1] * SAMPLES_PER_FRAME:  # no context given: zeros, as the model trained
+        audio = torch.nn.functional.pad(audio, model.audio_context)
     with timer.stage("model", faces.device), torch.no_grad():
         maps = model.visual_maps(faces)
         output = model.decide(maps, audio, explain=True)
-        heads = torch.sigmoid(torch.stack([output.logits[0], output.audio_logits[0], output.visual_logits[0]]).float())
-    scores = ClipScores(*heads, se_weights=None if output.se_weights is None else output.se_weights[0])
+        heads = _over_durations(model, faces, audio, durations) if durations else _heads(output)
+    probs = torch.sigmoid(heads[:3])
+    scores = ClipScores(*probs, heads[3], se_weights=None if output.se_weights is None else output.se_weights[0])
     for explainer in explainers:
         with timer.stage(f"{explainer.name}_maps", faces.device):
             scores.maps[explainer.name] = explainer(model, maps, audio, output)
@@ -79,27 +122,31 @@ def score_clip(model: ExplainableModel, faces: torch.Tensor, audio: torch.Tensor
 
 @dataclass
 class TrackScores:
-    """Per frame of a track (T frames): ``probs``, ``audio_probs``, ``visual_probs`` ``(T,)`` float32; ``maps`` per
-    explainer ``(T, h, w)`` float16 in [0, 1]; ``channels`` per frame (empty lists without an SE map)."""
+    """Per frame of a track (T frames): ``probs``, ``audio_probs``, ``visual_probs`` and the reported ``scores``
+    ``(T,)`` float32; ``maps`` per explainer ``(T, h, w)`` float16 in [0, 1]; ``channels`` per frame (empty lists
+    without an SE map)."""
 
     probs: np.ndarray
     audio_probs: np.ndarray
     visual_probs: np.ndarray
+    scores: np.ndarray
     maps: dict[str, np.ndarray]
     channels: list[list[int]]
 
 
-def score_track(model: ExplainableModel, faces, audio: np.ndarray, device: torch.device,
+def score_track(model: AsdModel, faces, audio: np.ndarray, device: torch.device,
                 explainers: Sequence[Explainer] = (), window: int = WINDOW_FRAMES,
-                timer: StageTimer | None = None) -> TrackScores:
-    """Every frame of a track ``faces (T, S, S)`` (see ``iter_windows``) with ``audio (640·T,)``."""
+                timer: StageTimer | None = None, durations: Sequence[float] = ()) -> TrackScores:
+    """Every frame of a track ``faces (T, S, S)`` (see ``iter_windows``) with ``audio (640·T,)`` (and, where the
+    caller has them, the ``model.audio_context`` samples around it; zeros otherwise)."""
     count = len(faces)
-    heads = np.zeros((3, count), np.float32)
+    heads = np.zeros((4, count), np.float32)
     maps: dict[str, np.ndarray] = {}
     channels: list[list[int]] = [[] for _ in range(count)]
-    for frames, inside, clip, sound in iter_windows(faces, audio, device, window):
-        scores = score_clip(model, clip, sound, explainers, timer)
-        heads[:, frames] = torch.stack([scores.probs, scores.audio_probs, scores.visual_probs])[:, inside].cpu().numpy()
+    for frames, inside, clip, sound in iter_windows(faces, audio, device, window, model.audio_context):
+        scores = score_clip(model, clip, sound, explainers, timer, durations)
+        heads[:, frames] = torch.stack([scores.probs, scores.audio_probs, scores.visual_probs,
+                                        scores.scores])[:, inside].cpu().numpy()
         for name, low in scores.maps.items():
             maps.setdefault(name, np.zeros((count, *low.shape[1:]), np.float16))[frames] = low[inside].cpu().numpy()
         if scores.channels is not None:

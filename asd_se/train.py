@@ -32,7 +32,7 @@ from asd_se.core.fsio import write_text_atomic
 from asd_se.core.progress import Progress
 from asd_se.data import BatchDataset, epoch_rng, make_batches
 from asd_se.evaluate import predict_split, summarise
-from asd_se.models import ActiveSpeakerModel, count_parameters
+from asd_se.models import build_model, count_parameters
 from data_prep.store import StoreError, TrackStore
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,8 @@ def _plot_curves(history: list[dict], path: Path) -> None:
 class Trainer:
     """Owns the model, optimizer, scheduler and run folder of one training run."""
 
-    def __init__(self, config: Config, store_root: Path, run_dir: Path, resume: bool = False):
+    def __init__(self, config: Config, store_root: Path, run_dir: Path, resume: bool = False,
+                 init: Path | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
         train = config.train
@@ -104,17 +105,20 @@ class Trainer:
         self.device = resolve_device(train.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.ranks = _init_distributed(self.device)
         self.store = TrackStore.open(store_root)
+        self.store.require_crop(config.model.crop, "the model (model.crop)")
         self.train_tracks = self.store.tracks("train")
         self.val_tracks = self.store.tracks("val")
         if not self.train_tracks:
             raise StoreError(f"{store_root}: no training tracks (split 'train' is empty)")
         torch.manual_seed(train.seed)
-        self.model = ActiveSpeakerModel(config.model).to(self.device)
+        self.model = build_model(config.model).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.start_epoch, self.best_map, self.history = 0, -1.0, []
         if resume:
             self._resume()
+        elif init is not None:
+            self._initialise(Path(init))
         self.network = (DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                 if self.device.type == "cuda" else None)
                         if dist.is_initialized() else self.model)
@@ -142,6 +146,24 @@ class Trainer:
         self.history = [json.loads(line) for line in (self.run_dir / "metrics.jsonl").read_text().splitlines()
                         if line.strip() and json.loads(line)["epoch"] <= payload["epoch"]]
         log.info("resumed from %s after epoch %d (best val mAP %.4f)", path, payload["epoch"], self.best_map)
+
+    def _initialise(self, path: Path) -> None:
+        """Start from the weights of ``path`` (an imported or any asd-se checkpoint) of the same architecture;
+        an SE block the checkpoint lacks is inserted at its identity start, so step 0 computes what it did."""
+        saved = Config.from_dict(load_checkpoint(path)["config"]).model
+        wanted = self.config.model
+        architecture = {k: v for k, v in self.config.to_dict()["model"].items() if k not in ("se", "se_identity")}
+        mismatch = model_mismatch({k: v for k, v in Config(model=saved).to_dict()["model"].items()
+                                   if k in architecture}, architecture)
+        if mismatch:
+            raise CheckpointError(f"{path}: cannot initialise this model from it: {mismatch}")
+        if wanted.se and not saved.se and not wanted.se_identity:
+            raise CheckpointError(f"{path}: has no SE block; inserting one needs model.se_identity=true, so the "
+                                  f"block starts as the identity and the model as the checkpoint's")
+        missing, unexpected = self.model.load_state_dict(load_checkpoint(path)["model"], strict=False)
+        if [k for k in missing if not k.startswith("se.")] or [k for k in unexpected if not k.startswith("se.")]:
+            raise CheckpointError(f"{path}: weights do not fit ({missing[:3]} missing, {unexpected[:3]} unexpected)")
+        log.info("initialised from %s%s", path, " with an SE block inserted (identity start)" if missing else "")
 
     def loader(self, epoch: int) -> DataLoader:
         """This rank's batches of ``epoch``: faces, audio, labels (see BatchDataset), a function of (seed, epoch,

@@ -11,7 +11,7 @@ import numpy as np
 from asd_se.core.annotated_tracks import TrackPlan, plan_tracks
 from asd_se.core.annotations import Problem, Row
 from asd_se.core.ava import LABEL_CODES
-from asd_se.core.crop import face_crop
+from asd_se.core.crop import face_crop, smooth_crop_boxes
 from asd_se.core.media import DecodedVideo, MediaError, decode, probe
 from asd_se.core.sampling import audio_segment, nearest_frames
 from data_prep.store import StoreSettings, Track, TrackMeta, TrackRows, encode_crop
@@ -35,6 +35,8 @@ def extract_video(path, rows: list[Row], settings: StoreSettings
     if not info.has_audio:
         return [], [Problem(*where, f"{path}: has no audio stream; {len(rows)} rows of {first.video_id} skipped")], {}
     plans = plan_tracks(rows, settings.fps)
+    scale = np.array([info.width, info.height, info.width, info.height], np.float64)
+    boxes = [smooth_crop_boxes(plan.boxes * scale, settings.crop) for plan in plans]  # pixels, per sample
     sample_times = np.concatenate([p.times for p in plans])
     owners = np.concatenate([np.stack([np.full(len(p.times), i), np.arange(len(p.times))], 1)
                              for i, p in enumerate(plans)])
@@ -45,11 +47,9 @@ def extract_video(path, rows: list[Row], settings: StoreSettings
         stream = decode(path, ("gray",), with_audio=True, result=decoded)
         for last_time, (gray,), samples in nearest_frames(sample_times, stream, tail=1.0 / info.fps):
             frames += 1
-            height, width = gray.shape
             for track, k in owners[samples]:
-                x1, y1, x2, y2 = plans[track].boxes[k]
-                crop, _ = face_crop(gray, (x1 * width, y1 * height, x2 * width, y2 * height),
-                                    settings.crop_size, settings.crop_margin)
+                crop, _ = face_crop(gray, tuple(boxes[track][k]), settings.crop_size, settings.crop_margin,
+                                    settings.crop)
                 jpegs[track].append(encode_crop(crop, settings.jpeg_quality))
     except MediaError as err:
         return [], [Problem(*where, f"{err}; {len(rows)} rows of {first.video_id} skipped")], {}

@@ -42,6 +42,7 @@ class StoreSettings:
     fps: int = MODEL_FPS
     crop_size: int = CROP_SIZE
     crop_margin: float = CROP_MARGIN
+    crop: str = "asd-se"  # THE crop's style (core/crop.py): a model is only fed crops of its own style
     audio_rate: int = AUDIO_RATE
     jpeg_quality: int = 90
 
@@ -132,6 +133,12 @@ class TrackStore:
             raise StoreError(f"{root}: store format {header.get('format')} v{header.get('version')} is not "
                              f"{STORE_FORMAT} v{STORE_VERSION}; run `asd-se prep` again into a new folder")
         return cls(root, StoreSettings(**header["settings"]))
+
+    def require_crop(self, crop: str, model: str) -> None:
+        """StoreError unless this store's crops were cut in the ``crop`` style the ``model`` was trained on."""
+        if self.settings.crop != crop:
+            raise StoreError(f"{self.root}: its face crops are of the {self.settings.crop!r} style, but {model} "
+                             f"was trained on {crop!r} crops; prepare a store for it with `asd-se prep --crop {crop}`")
 
     def _paths(self, video_id: str) -> tuple[Path, Path]:
         stem = safe_stem(video_id)

@@ -7,9 +7,10 @@ import torch
 
 from asd_se.config import ModelConfig, load_config
 from asd_se.core.errors import ConfigError
-from asd_se.models import ActiveSpeakerModel, count_parameters
-from asd_se.models.asd import EVAL_CHUNK, FACE_MEAN, FACE_STD
+from asd_se.models import ActiveSpeakerModel, build_model, count_parameters, lightasd
+from asd_se.models.asd import FACE_MEAN, FACE_STD
 from asd_se.models.frontend import MfccFrontEnd
+from asd_se.models.visual import EVAL_CHUNK
 
 
 def _inputs(batch: int = 2, frames: int = 6):
@@ -68,18 +69,21 @@ def test_explain_does_not_change_the_decision():
 def test_mfcc_front_end_gives_four_frames_per_video_frame():
     frontend = MfccFrontEnd()
     audio = torch.randn(3, 25 * 640)
-    mfcc = frontend(audio)
+    mfcc = frontend(audio, 25)
     assert mfcc.shape == (3, 13, 100)
-    silence = frontend(torch.zeros(1, 640))
+    silence = frontend(torch.zeros(1, 640), 1)
     assert torch.allclose(silence, silence[:, :, :1].expand_as(silence))  # constant input, constant features
     assert not torch.allclose(mfcc[0], mfcc[1])
 
 
-@pytest.mark.parametrize("variant", ["light", "resnet18"])
-def test_chunked_visual_encoding_outside_training_equals_one_pass(variant):
-    model = ActiveSpeakerModel(load_config(None, [f"model.variant={variant}"]).model).eval()
+@pytest.mark.parametrize("variant, statistics", [("light", (FACE_MEAN, FACE_STD)), ("resnet18", (FACE_MEAN, FACE_STD)),
+                                                 ("lightasd", (lightasd.FACE_MEAN, lightasd.FACE_STD))])
+def test_chunked_visual_encoding_outside_training_equals_one_pass(variant, statistics):
+    overrides = [f"model.variant={variant}"] + (["model.map_size=14"] if variant == "lightasd" else [])
+    model = build_model(load_config(None, overrides).model).eval()
     faces = torch.randint(0, 256, (1, EVAL_CHUNK * 2 + 17, 112, 112), dtype=torch.uint8)
+    mean, std = statistics
     with torch.no_grad():
         chunked = model.visual_maps(faces)
-        whole = model.visual(((faces.float() / 255.0 - FACE_MEAN) / FACE_STD).unsqueeze(1))
+        whole = model.visual(((faces.float() / 255.0 - mean) / std).unsqueeze(1))
     assert chunked.shape == whole.shape and torch.allclose(chunked, whole, atol=1e-4)

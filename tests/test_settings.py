@@ -33,7 +33,7 @@ def test_every_shipped_config_loads_builds_and_runs(path):
 
 
 @pytest.mark.parametrize("assignment, message", [
-    ("model.variant=huge", "model.variant must be one of 'light', 'resnet18'"),
+    ("model.variant=huge", "model.variant must be one of 'light', 'resnet18', 'lightasd'"),
     ("model.fusion=concat", "model.fusion must be one of"), ("model.backend=lstm", "model.backend must be one of"),
     ("model.se_squeeze=pixel", "model.se_squeeze must be one of"), ("train.epochs=ten", "train.epochs must be a int"),
     ("train.nonsense=1", "unknown keys in 'train'")])
@@ -73,7 +73,8 @@ def test_project_errors_are_one_line_with_a_hint_and_their_traceback_with_v(stor
     args = ["train", "--data", str(store_root), "--out", str(tmp_path / "run"), "--set", "model.variant=huge"]
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert err.splitlines() == ["asd-se train: error: model.variant must be one of 'light', 'resnet18', not 'huge'",
+    assert err.splitlines() == ["asd-se train: error: model.variant must be one of 'light', 'resnet18', 'lightasd', "
+                                "not 'huge'",
                                 "  (rerun with -v for the traceback)"]
     assert main(["-v", *args]) == 1
     assert "Traceback (most recent call last)" in capsys.readouterr().err

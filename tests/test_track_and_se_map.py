@@ -15,7 +15,7 @@ from asd_se.models import ASDOutput
 
 
 def _se_map(maps: torch.Tensor, se_weights: torch.Tensor) -> torch.Tensor:
-    """The SE explainer's map ``(T, h, w)`` of activations ``(T, C, h, w)`` under an SE vector ``(C,)`` or ``(T, C)``."""
+    """The SE explainer's map ``(T, h, w)`` of activations ``(T, C, h, w)`` under SE weights ``(C,)`` or ``(T, C)``."""
     frames = maps.shape[0]
     output = ASDOutput(torch.zeros(1, frames), torch.zeros(1, frames), torch.zeros(1, frames), None, se_weights[None])
     return SeExplainer()(None, maps.transpose(0, 1)[None], None, output)

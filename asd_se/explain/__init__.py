@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asd_se.core.errors import ConfigError
-from asd_se.explain.base import ExplainableModel, Explainer
+from asd_se.explain.base import Explainer
 from asd_se.explain.eigencam import EigenCam
 from asd_se.explain.gradcam import GradCam
 from asd_se.explain.gradcampp import GradCamPlusPlus
@@ -22,4 +22,4 @@ def build_explainer(name: str, selection: ChannelSelection = ChannelSelection())
     return methods[name]()
 
 
-__all__ = ["EXPLAINERS", "ChannelSelection", "ExplainableModel", "Explainer", "build_explainer"]
+__all__ = ["EXPLAINERS", "ChannelSelection", "Explainer", "build_explainer"]

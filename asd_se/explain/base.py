@@ -10,25 +10,14 @@ Timing lives with the caller (the scoring engine), not here.
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import torch
 
 from asd_se.explain.maps import normalise
-from asd_se.models import ASDOutput
+from asd_se.models import AsdModel, ASDOutput
 
 GRADIENT_BUDGET = 2**26  # floats of batched gradients held at once (256 MB)
-
-
-class ExplainableModel(Protocol):
-    """What an explainer needs of a two-input (faces, audio) model: the explained layer, and the decision
-    from it. ``ActiveSpeakerModel`` is one."""
-
-    def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
-        """Faces ``(B, T, H, W)`` -> activations ``(B, C, T, h, w)`` of the explained layer."""
-
-    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
-        """Activations ``(B, C, T, h, w)`` + audio ``(B, 640·T)`` -> the decision (logits ``(B, T)``)."""
 
 
 def frame_gradients(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
@@ -48,7 +37,7 @@ def frame_gradients(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def decision_gradients(model: ExplainableModel, maps: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+def decision_gradients(model: AsdModel, maps: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
     """``(T, C, h, w)`` per-frame gradients of the speaking logits with respect to ``maps (1, C, T, h, w)``."""
     leaf = maps.detach().requires_grad_()
     # cuDNN's RNN has no backward in eval mode: gradients through the GRU take PyTorch's own kernels
@@ -62,7 +51,7 @@ class Explainer:
     name: ClassVar[str] = ""
     needs_gradients: ClassVar[bool] = False
 
-    def __call__(self, model: ExplainableModel, maps: torch.Tensor, audio: torch.Tensor, output: ASDOutput
+    def __call__(self, model: AsdModel, maps: torch.Tensor, audio: torch.Tensor, output: ASDOutput
                  ) -> torch.Tensor:
         """``maps (1, C, T, h, w)``, ``audio (1, 640·T)`` and the ``output`` decided from them -> ``(T, h, w)``."""
         gradients = decision_gradients(model, maps, audio).float() if self.needs_gradients else None

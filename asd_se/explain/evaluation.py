@@ -33,7 +33,7 @@ from asd_se.explain.faithfulness import (
 )
 from asd_se.explain.maps import upsample
 from asd_se.explain.mouths import MouthBoxes, mouth_boxes_on_crops
-from asd_se.models import ActiveSpeakerModel
+from asd_se.models import AsdModel
 from asd_se.scoring import score_clip
 from data_prep.store import TrackMeta, TrackStore
 
@@ -134,7 +134,7 @@ class ExplainEvalResult:
                 "per_track": self.per_track}
 
 
-def evaluate_explainers(model: ActiveSpeakerModel, store: TrackStore, mouths: MouthBoxes,
+def evaluate_explainers(model: AsdModel, store: TrackStore, mouths: MouthBoxes,
                         config: ExplainEvalConfig, device: torch.device, progress: bool = True
                         ) -> ExplainEvalResult:
     """Run every method of ``config`` on the planned windows: one forward pass per window (the scoring
@@ -153,7 +153,8 @@ def evaluate_explainers(model: ActiveSpeakerModel, store: TrackStore, mouths: Mo
         faces, audio = torch.from_numpy(faces_np).to(device), torch.from_numpy(audio_np).to(device)
         baseline = torch.from_numpy(_blurred(faces_np)).to(device)
         speaking = torch.tensor(np.array(meta.labels[start:end]) == POSITIVE_CODE)
-        on_crops = mouth_boxes_on_crops(meta, mouths.boxes, sizes.get(meta.video_id, (1, 1)), size)
+        on_crops = mouth_boxes_on_crops(meta, mouths.boxes, sizes.get(meta.video_id, (1, 1)), size,
+                                        store.settings.crop)
         mouth = {k - start: box for k, box in on_crops.items() if start <= k < end}
         boxed = torch.tensor(sorted(mouth), dtype=torch.long)
         boxes = torch.tensor(np.array([mouth[int(k)] for k in boxed]), dtype=torch.float32).reshape(-1, 4)

@@ -41,9 +41,10 @@ def load_mouth_boxes(store: TrackStore, split: str, given: Path | None = None) -
     return found
 
 
-def mouth_boxes_on_crops(meta: TrackMeta, mouths: dict, frame_size: tuple[int, int], crop_size: int
-                         ) -> dict[int, np.ndarray]:
-    """Track frame -> mouth box ``(4,)`` in crop pixels, for the annotation rows that have one."""
+def mouth_boxes_on_crops(meta: TrackMeta, mouths: dict, frame_size: tuple[int, int], crop_size: int,
+                         crop: str = "asd-se") -> dict[int, np.ndarray]:
+    """Track frame -> mouth box ``(4,)`` in crop pixels (crops of the ``crop`` style), for the annotation rows
+    that have one."""
     width, height = frame_size
     scale = np.array([width, height, width, height], np.float64)
     found = {}
@@ -51,7 +52,7 @@ def mouth_boxes_on_crops(meta: TrackMeta, mouths: dict, frame_size: tuple[int, i
         mouth = mouths.get(ava_key(meta.video_id, stamp, meta.entity_id))
         if mouth is None:
             continue
-        region = crop_region(tuple(np.clip(box, 0, 1) * scale))
+        region = crop_region(tuple(np.clip(box, 0, 1) * scale), crop)
         origin = np.array([region.x0, region.y0, region.x0, region.y0], np.float64)
         found[frame] = (np.array(mouth) * scale - origin) * crop_size / region.side
     return found

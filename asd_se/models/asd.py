@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
@@ -11,27 +9,12 @@ from asd_se.config import ModelConfig
 from asd_se.models.audio_encoder import AudioEncoder
 from asd_se.models.frontend import MfccFrontEnd
 from asd_se.models.fusion import build_backend, build_fusion
+from asd_se.models.output import ASDOutput
 from asd_se.models.se import SEBlock
-from asd_se.models.visual import build_visual_encoder
+from asd_se.models.visual import build_visual_encoder, encode_in_chunks
 
 # Grey-level statistics of face crops, for input normalisation.
 FACE_MEAN, FACE_STD = 0.45, 0.22
-EVAL_CHUNK = 128  # frames the visual encoder sees at once outside training
-
-
-@dataclass
-class ASDOutput:
-    """Per-frame logits ``(B, T)`` of the AV head and the two auxiliary heads.
-
-    With ``explain=True``: ``feature_maps`` ``(B, T, C, h, w)`` — the visual encoder's last maps, as the SE block
-    saw them — and ``se_weights`` ``(B, C)`` (clip squeeze) or ``(B, T, C)`` (frame squeeze), from the same pass.
-    """
-
-    logits: torch.Tensor
-    audio_logits: torch.Tensor
-    visual_logits: torch.Tensor
-    feature_maps: torch.Tensor | None = None
-    se_weights: torch.Tensor | None = None
 
 
 class ActiveSpeakerModel(nn.Module):
@@ -41,10 +24,10 @@ class ActiveSpeakerModel(nn.Module):
         super().__init__()
         self.config = config
         dim = config.embed_dim
-        self.frontend = MfccFrontEnd()
+        self.frontend = MfccFrontEnd(config.frontend)
         self.visual = build_visual_encoder(config.variant, config.map_size)
         channels = self.visual.out_channels
-        self.se = SEBlock(channels, config.se_reduction, config.se_squeeze) if config.se else None
+        self.se = SEBlock(channels, config.se_reduction, config.se_squeeze, config.se_identity) if config.se else None
         self.visual_proj = nn.Sequential(nn.Linear(channels, dim), nn.ReLU(inplace=True))
         self.audio = AudioEncoder(dim)
         self.fusion = build_fusion(config.fusion, dim)
@@ -53,22 +36,15 @@ class ActiveSpeakerModel(nn.Module):
         self.audio_head = nn.Linear(dim, 1)
         self.visual_head = nn.Linear(dim, 1)
 
-    def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
-        """``(B, T, H, W)`` faces -> the last visual feature maps ``(B, C, T, h, w)`` (before the SE block).
+    @property
+    def audio_context(self) -> tuple[int, int]:
+        """Samples before and after ``640·T`` the audio front end reads (``MfccFrontEnd``)."""
+        return self.frontend.context
 
-        Outside training, long clips are encoded ``EVAL_CHUNK`` frames at a time, each chunk with the
-        neighbouring frames the encoder's temporal convolutions reach, so the maps are the same as in one
-        pass while the activations' memory stays that of one chunk.
-        """
-        frames = faces.shape[1]
-        if self.training or frames <= EVAL_CHUNK:
-            return self.visual(((faces.float() / 255.0 - FACE_MEAN) / FACE_STD).unsqueeze(1))
-        halo, parts = self.visual.temporal_radius, []
-        for start in range(0, frames, EVAL_CHUNK):
-            low, high = max(0, start - halo), min(frames, start + EVAL_CHUNK + halo)
-            x = (faces[:, low:high].float() / 255.0 - FACE_MEAN) / FACE_STD
-            parts.append(self.visual(x.unsqueeze(1))[:, :, start - low:start - low + min(EVAL_CHUNK, frames - start)])
-        return torch.cat(parts, dim=2)
+    def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H, W)`` faces -> the last visual feature maps ``(B, C, T, h, w)`` (before the SE block)."""
+        return encode_in_chunks(self.visual, faces, lambda x: (x.float() / 255.0 - FACE_MEAN) / FACE_STD,
+                                self.training)
 
     def forward(self, faces: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
         return self.decide(self.visual_maps(faces), audio, explain)
@@ -79,7 +55,7 @@ class ActiveSpeakerModel(nn.Module):
         frames = maps.shape[2]
         scaled, se_weights = self.se(maps) if self.se is not None else (maps, None)
         visual = self.visual_proj(scaled.mean(dim=(3, 4)).transpose(1, 2))  # (B, T, D)
-        sound = self.audio(self.frontend(audio))[:, :frames]  # (B, T, D)
+        sound = self.audio(self.frontend(audio, frames))[:, :frames]  # (B, T, D)
         fused = self.backend(self.fusion(sound, visual))
         return ASDOutput(self.head(fused).squeeze(-1), self.audio_head(sound).squeeze(-1),
                          self.visual_head(visual).squeeze(-1),

@@ -12,18 +12,26 @@ class SEBlock(nn.Module):
     ``squeeze="clip"`` averages over (T, h, w): one SE vector ``(B, C)`` for the whole clip.
     ``squeeze="frame"`` averages over (h, w): one SE vector per frame ``(B, T, C)``.
     Returns the rescaled maps (same shape as the input) and the SE vector (values in (0, 1)).
+
+    ``identity_start``: for inserting the block into a trained model without changing what it computes. The
+    gate becomes 2·sigmoid (values in (0, 2)) and the last layer starts at zero, so every channel is scaled by
+    exactly 1 until training moves it; the channels' ranking, all SE maps use, is that of the sigmoid.
     """
 
-    def __init__(self, channels: int, reduction: int = 4, squeeze: str = "clip"):
+    def __init__(self, channels: int, reduction: int = 4, squeeze: str = "clip", identity_start: bool = False):
         super().__init__()
         self.squeeze = squeeze
         hidden = max(channels // reduction, 4)
         self.excite = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True),
                                     nn.Linear(hidden, channels), nn.Sigmoid())
+        self.gain = 2.0 if identity_start else 1.0
+        if identity_start:
+            nn.init.zeros_(self.excite[2].weight)
+            nn.init.zeros_(self.excite[2].bias)
 
     def forward(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.squeeze == "clip":
-            weights = self.excite(maps.mean(dim=(2, 3, 4)))  # (B, C)
+            weights = self.gain * self.excite(maps.mean(dim=(2, 3, 4)))  # (B, C)
             return maps * weights[:, :, None, None, None], weights
-        weights = self.excite(maps.mean(dim=(3, 4)).transpose(1, 2))  # (B, T, C)
+        weights = self.gain * self.excite(maps.mean(dim=(3, 4)).transpose(1, 2))  # (B, T, C)
         return maps * weights.transpose(1, 2)[:, :, :, None, None], weights

@@ -88,6 +88,25 @@ class ResNet18VisualEncoder(nn.Module):
         return maps.reshape(batch, frames, *maps.shape[1:]).transpose(1, 2)
 
 
+EVAL_CHUNK = 128  # frames a visual encoder sees at once outside training
+
+
+def encode_in_chunks(encoder: nn.Module, faces: torch.Tensor, normalise, training: bool) -> torch.Tensor:
+    """``encoder`` (with a ``temporal_radius``) over ``(B, T, H, W)`` faces, normalised by ``normalise``, ->
+    maps ``(B, C, T, h, w)``. Outside training, long clips are encoded ``EVAL_CHUNK`` frames at a time, each chunk
+    with the neighbouring frames the encoder's temporal convolutions reach, so the maps are those of one pass
+    while the activations' memory stays that of one chunk."""
+    frames = faces.shape[1]
+    if training or frames <= EVAL_CHUNK:
+        return encoder(normalise(faces).unsqueeze(1))
+    halo, parts = encoder.temporal_radius, []
+    for start in range(0, frames, EVAL_CHUNK):
+        low, high = max(0, start - halo), min(frames, start + EVAL_CHUNK + halo)
+        maps = encoder(normalise(faces[:, low:high]).unsqueeze(1))
+        parts.append(maps[:, :, start - low:start - low + min(EVAL_CHUNK, frames - start)])
+    return torch.cat(parts, dim=2)
+
+
 def build_visual_encoder(variant: str, map_size: int = 7) -> nn.Module:
     """``variant`` and ``map_size`` as ``config.ModelConfig`` checked them."""
     return LightVisualEncoder(map_size=map_size) if variant == "light" else ResNet18VisualEncoder()

@@ -16,12 +16,13 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 @dataclass
 class FaceDrawing:
     """One face on one frame: ``box (4,)`` pixels, speaking probability, label text, and the explanation
-    ``heat (h, w)`` in [0, 1] over the square crop region of the box (None: no heatmap)."""
+    ``heat (h, w)`` in [0, 1] over the square crop region of the box (None: no heatmap), cut in ``crop`` style."""
 
     box: np.ndarray
     prob: float
     label: str
     heat: np.ndarray | None
+    crop: str = "asd-se"
 
 
 def speaking_colour(prob: float) -> tuple[int, int, int]:
@@ -35,17 +36,18 @@ def _heat_colours(heat: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.applyColorMap(np.round(np.clip(upsampled, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
 
 
-def blend_heatmap(image: np.ndarray, box: np.ndarray, heat: np.ndarray, alpha: float) -> None:
-    """Blend ``heat`` (over the crop region of ``box``) into ``image`` in place, inside the box only."""
-    region = crop_region(tuple(box))
+def blend_heatmap(image: np.ndarray, box: np.ndarray, heat: np.ndarray, alpha: float, crop: str = "asd-se") -> None:
+    """Blend ``heat`` (over the ``crop``-style region of ``box``) into ``image`` in place, inside the box only."""
+    region = crop_region(tuple(box), crop)
+    x0, y0, side = (int(round(v)) for v in (region.x0, region.y0, region.side))
     height, width = image.shape[:2]
-    x1, y1 = max(int(round(box[0])), region.x0, 0), max(int(round(box[1])), region.y0, 0)
-    x2 = min(int(round(box[2])), region.x0 + region.side, width)
-    y2 = min(int(round(box[3])), region.y0 + region.side, height)
+    x1, y1 = max(int(round(box[0])), x0, 0), max(int(round(box[1])), y0, 0)
+    x2 = min(int(round(box[2])), x0 + side, width)
+    y2 = min(int(round(box[3])), y0 + side, height)
     if x2 <= x1 or y2 <= y1:
         return
-    colours = _heat_colours(heat, region.side, region.side)
-    inside = colours[y1 - region.y0:y2 - region.y0, x1 - region.x0:x2 - region.x0]
+    colours = _heat_colours(heat, side, side)
+    inside = colours[y1 - y0:y2 - y0, x1 - x0:x2 - x0]
     patch = image[y1:y2, x1:x2]
     cv2.addWeighted(inside, alpha, patch, 1.0 - alpha, 0.0, dst=patch)
 
@@ -62,7 +64,7 @@ def _text(image: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, 
 def draw_face(image: np.ndarray, face: FaceDrawing, alpha: float) -> None:
     """Heatmap, box and ``label prob`` onto ``image (H, W, 3)`` in place."""
     if face.heat is not None and alpha > 0:
-        blend_heatmap(image, face.box, face.heat, alpha)
+        blend_heatmap(image, face.box, face.heat, alpha, face.crop)
     colour = speaking_colour(face.prob)
     scale = max(0.35, image.shape[0] / 900)
     x1, y1, x2, y2 = (int(round(v)) for v in face.box)
@@ -83,7 +85,7 @@ def side_panel(image: np.ndarray, gray: np.ndarray, faces: list[FaceDrawing], al
     panel = np.full((height, width, 3), 32, np.uint8)
     cell = min(width, height)
     for row, face in enumerate(faces[:max(1, height // cell)]):
-        crop = cv2.cvtColor(face_crop(gray, tuple(face.box), CROP_SIZE)[0], cv2.COLOR_GRAY2BGR)
+        crop = cv2.cvtColor(face_crop(gray, tuple(face.box), CROP_SIZE, style=face.crop)[0], cv2.COLOR_GRAY2BGR)
         crop = cv2.resize(crop, (cell, cell), interpolation=cv2.INTER_LINEAR)
         if face.heat is not None:
             cv2.addWeighted(_heat_colours(face.heat, cell, cell), alpha, crop, 1.0 - alpha, 0.0, dst=crop)

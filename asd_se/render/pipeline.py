@@ -27,7 +27,7 @@ from asd_se.core.errors import AsdSeError
 from asd_se.core.fsio import staged_outputs
 from asd_se.core.media import DecodedVideo, FrameConverter, Mp4Writer, demux, probe
 from asd_se.core.options import check_choice, setting
-from asd_se.core.progress import with_progress
+from asd_se.core.progress import Progress
 from asd_se.core.timing import StageTimer
 from asd_se.explain import EXPLAINERS, ChannelSelection, build_explainer
 from asd_se.faces.detect import FaceDetector
@@ -52,8 +52,12 @@ class RenderSettings:
     detect_workers: int = setting(2, "processes running the face detector beside the decoding")
     min_face: int = setting(12, "ignore faces under this many pixels tall")
     alpha: float = setting(0.45, "heatmap opacity, 0 to hide")
-    explainer: str = setting("se", "heatmap method: se (the deciding forward pass, no gradients) or a baseline",
-                             EXPLAINERS)
+    explainer: str = setting("auto", "heatmap method: se (the deciding forward pass, no gradients) or a "
+                                     "baseline; auto: se where the model has an SE block, else gradcam",
+                             ("auto", *EXPLAINERS))
+    durations: tuple[float, ...] = setting((), "score each window as the mean over pieces of these lengths in "
+                                               "seconds (Light-ASD's inference: 1 1 1 2 2 2 3 3 4 5 6); "
+                                               "default: the whole window at once")
     se: ChannelSelection = ChannelSelection()
     panel: bool = setting(False, "add a side panel with enlarged crops and heatmaps")
     device: str = setting("auto", "auto (the GPU where there is one), cpu, cuda or cuda:N")
@@ -61,7 +65,7 @@ class RenderSettings:
     preset: str = setting("veryfast", "x264 speed preset of the output")
 
     def __post_init__(self) -> None:
-        check_choice("explainer", self.explainer, EXPLAINERS)
+        check_choice("explainer", self.explainer, ("auto", *EXPLAINERS))
 
 
 @dataclass
@@ -109,7 +113,7 @@ def _annotation_rows(csv_path: Path, video: Path) -> tuple[list, list[str]]:
 
 
 def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[TrackResult], path: Path,
-                 settings: RenderSettings, banner: str | None, timer: StageTimer, progress: bool) -> int:
+                 settings: RenderSettings, crop: str, banner: str | None, timer: StageTimer, progress: bool) -> int:
     """Pass 3: decode again, draw every face on every frame, encode with the audio; returns frames written."""
     panel = max(96, source.height // 3) if settings.panel else 0
     starts = np.array([t.frames[0] for t in tracks], np.int64)
@@ -118,14 +122,15 @@ def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[Tr
     index = -1
     with Mp4Writer(path, source.width + panel, source.height, source.fps, audio_rate=source.audio_rate,
                    audio_channels=source.audio_channels, crf=settings.crf, preset=settings.preset,
-                   time_base=source.time_base) as writer:
-        stream = timer.iterate("decode", demux(source.path, with_audio=source.has_audio, result=decoded))
-        for frame in with_progress(stream, "drawing", "frame", len(source.frame_times), progress):
+                   time_base=source.time_base) as writer, \
+            Progress("drawing", "frame", len(source.frame_times), progress) as bar:
+        for frame in timer.iterate("decode", demux(source.path, with_audio=source.has_audio, result=decoded)):
             if isinstance(frame, av.AudioFrame):
                 with timer.stage("encode"):
                     writer.write_audio_frame(frame, (frame.time or 0.0) - decoded.start)
                 continue
             index += 1
+            bar.update()
             frame_time = decoded.frame_time(frame)
             with timer.stage("draw"):
                 image = convert(frame, "bgr24")
@@ -135,7 +140,7 @@ def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[Tr
                     track, result = tracks[k], results[k]
                     sample = track.frame_samples[index - track.frames[0]]
                     faces.append(FaceDrawing(track.boxes[index - track.frames[0]], float(result.probs[sample]),
-                                             track.name, None if result.maps is None else result.maps[sample]))
+                                             track.name, None if result.maps is None else result.maps[sample], crop))
                     draw_face(image, faces[-1], settings.alpha)
                 if banner:
                     draw_banner(image, banner)
@@ -158,13 +163,16 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     check_paths(video, out)
     probe(video)  # a missing, empty, unreadable or video-less input fails here, before the model loads
     device = resolve_device(settings.device)
-    model, _ = load_model(checkpoint, device)
+    model, config = load_model(checkpoint, device)
     timer, notes = StageTimer(), []
-    explainer = None
-    if settings.explainer != "se" or model.se is not None:
-        explainer = build_explainer(settings.explainer, settings.se)
-    else:
-        notes.append(f"{checkpoint}: the model has no SE block (model.se=false); scores are drawn without heatmaps")
+    explainer_name = settings.explainer
+    if model.se is None and explainer_name in ("auto", "se"):
+        if explainer_name == "se":
+            raise RenderError(f"{checkpoint}: the model has no SE block, so it has no SE maps; use --explainer "
+                              f"gradcam (or gradcampp, eigencam), or fine-tune it with one (asd-se train --init)")
+        explainer_name = "gradcam"
+        notes.append(f"{checkpoint}: the model has no SE block; heatmaps are Grad-CAM's")
+    explainer = build_explainer("se" if explainer_name == "auto" else explainer_name, settings.se)
     rows = None
     if annotations is not None:
         rows, problems = _annotation_rows(Path(annotations), video)
@@ -190,21 +198,23 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     results: list[TrackResult] = []
     if tracks:
         with CropSpool([len(t.sample_times) for t in tracks]) as spool:
-            cut_crops(source, tracks, spool, timer, progress)
-            results = score_tracks(model, tracks, spool, source.audio, device, timer, explainer, progress)
+            cut_crops(source, tracks, spool, timer, config.model.crop, progress)
+            results = score_tracks(model, tracks, spool, source.audio, device, timer, explainer, settings.durations,
+                                   progress)
     paths = output_paths(out)
     video_id = rows[0].video_id if rows else video.stem
     with staged_outputs(out.parent) as staging:
         staged = {key: staging / path.name for key, path in paths.items()}
-        frames = _draw_frames(source, tracks, results, staged["video"], settings, banner, timer, progress)
+        frames = _draw_frames(source, tracks, results, staged["video"], settings, config.model.crop, banner, timer,
+                              progress)
         write_predictions(staged["csv"], predictions(video_id, tracks, results, source))
         plot_timeline(staged["timeline"], tracks, results, source.duration)
         summary = {"input": str(video), "output": str(out), "checkpoint": str(checkpoint),
                    "mode": "annotations" if rows is not None else "detection",
-                   "explainer": settings.explainer if explainer else None,
+                   "explainer": explainer.name, "crop": config.model.crop, "frontend": config.model.frontend,
                    "settings": asdict(settings), "width": source.width, "height": source.height,
                    "fps": round(source.fps, 4), "frames": frames, "duration_s": round(source.duration, 3),
                    "has_audio": source.has_audio, "notes": notes, "timings_s": timer.report()}
-        write_report(staged["json"], summary, tracks, results, source)
+        write_report(staged["json"], summary, tracks, results, source, config.model.crop)
     return RenderResult(paths, len(tracks), frames, source.duration, time.perf_counter() - started,
                         timer.report(), notes)

@@ -18,11 +18,11 @@ from asd_se.render.scores import TrackResult
 from asd_se.render.tracks import RenderTrack
 
 
-def frame_records(track: RenderTrack, result: TrackResult, source: SourceScan) -> list[dict]:
+def frame_records(track: RenderTrack, result: TrackResult, source: SourceScan, crop: str = "asd-se") -> list[dict]:
     """Per source frame of a track: time, box (pixels), probability, SE channels, heatmap peak (pixels)."""
     records = []
     for frame, box, sample in zip(track.frames, track.boxes, track.frame_samples):
-        region = crop_region(tuple(box))
+        region = crop_region(tuple(box), crop)
         record = {"frame": int(frame), "time": round(float(source.frame_times[frame]), 4),
                   "box": [round(float(v), 1) for v in box], "prob": round(float(result.probs[sample]), 4)}
         if result.maps is not None:
@@ -36,7 +36,7 @@ def frame_records(track: RenderTrack, result: TrackResult, source: SourceScan) -
 
 
 def write_report(path: Path, summary: dict, tracks: list[RenderTrack], results: list[TrackResult],
-                 source: SourceScan) -> None:
+                 source: SourceScan, crop: str = "asd-se") -> None:
     """``summary`` (input, settings, notes, timings) plus ``tracks``: every track's frame records. Written
     track by track, so a long video's records are never all in memory at once."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
@@ -46,7 +46,7 @@ def write_report(path: Path, summary: dict, tracks: list[RenderTrack], results: 
         for index, (track, result) in enumerate(zip(tracks, results)):
             entry = {"track_id": track.track_id, "name": track.name, "first_frame": int(track.frames[0]),
                      "last_frame": int(track.frames[-1]), "mean_prob": round(float(result.probs.mean()), 4),
-                     "frames": frame_records(track, result, source)}
+                     "frames": frame_records(track, result, source, crop)}
             handle.write(("," if index else "") + "\n  " + json.dumps(entry))
         handle.write("]" + closing + "\n")
 

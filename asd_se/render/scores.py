@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from asd_se.core.crop import CROP_SIZE, face_crop
+from asd_se.core.crop import CROP_SIZE, face_crop, smooth_crop_boxes
 from asd_se.core.media import decode
 from asd_se.core.progress import with_progress
 from asd_se.core.sampling import audio_segment, nearest_frames
 from asd_se.core.timing import StageTimer
 from asd_se.explain import Explainer
 from asd_se.explain.maps import peaks, upsample
-from asd_se.models import ActiveSpeakerModel
+from asd_se.models import AsdModel
 from asd_se.render.scan import SourceScan
 from asd_se.render.tracks import RenderTrack
 from asd_se.scoring import score_track
@@ -72,8 +72,10 @@ class _TrackCrops:
 
 
 def cut_crops(source: SourceScan, tracks: list[RenderTrack], spool: CropSpool, timer: StageTimer,
-              progress: bool = True) -> None:
-    """Decode the input again and cut each sample's crop from the frame nearest its time (THE crop)."""
+              crop: str = "asd-se", progress: bool = True) -> None:
+    """Decode the input again and cut each sample's crop from the frame nearest its time (THE crop, in the
+    checkpoint's ``crop`` style)."""
+    boxes = [smooth_crop_boxes(t.sample_boxes, crop) for t in tracks]
     sample_times = np.concatenate([t.sample_times for t in tracks])
     owners = np.concatenate([np.stack([np.full(len(t.sample_times), i), np.arange(len(t.sample_times))], 1)
                              for i, t in enumerate(tracks)])
@@ -83,7 +85,7 @@ def cut_crops(source: SourceScan, tracks: list[RenderTrack], spool: CropSpool, t
     for _, (gray,), samples in frames:
         with timer.stage("crop"):
             for track, k in owners[samples]:
-                spool.write(track, k, face_crop(gray, tuple(tracks[track].sample_boxes[k]), spool.size)[0])
+                spool.write(track, k, face_crop(gray, tuple(boxes[track][k]), spool.size, style=crop)[0])
 
 
 @dataclass
@@ -109,16 +111,16 @@ def _peaks(maps: np.ndarray, crop_size: int) -> np.ndarray:
                            for i in range(0, len(maps), PEAK_CHUNK)])
 
 
-def score_tracks(model: ActiveSpeakerModel, tracks: list[RenderTrack], spool: CropSpool, audio: np.ndarray,
+def score_tracks(model: AsdModel, tracks: list[RenderTrack], spool: CropSpool, audio: np.ndarray,
                  device: torch.device, timer: StageTimer, explainer: Explainer | None = None,
-                 progress: bool = True) -> list[TrackResult]:
+                 durations: tuple[float, ...] = (), progress: bool = True) -> list[TrackResult]:
     """Score (and explain, given an explainer) every track through the scoring engine ``evaluate`` uses."""
     results = []
     for index, track in enumerate(with_progress(tracks, "scoring faces", "track", enabled=progress)):
         count = len(track.sample_times)
         sound = audio_segment(audio, float(track.sample_times[0]), count)
         scores = score_track(model, _TrackCrops(spool, index), sound, device, [explainer] if explainer else [],
-                             timer=timer)
+                             timer=timer, durations=durations)
         maps = scores.maps.get(explainer.name) if explainer else None
         with timer.stage(f"{explainer.name}_maps" if explainer else "model"):
             located = _peaks(maps, spool.size) if maps is not None else np.zeros((count, 2), np.float32)

@@ -1,0 +1,160 @@
+"""Light-ASD (Liao et al., "A Light Weight Model for Active Speaker Detection", CVPR 2023) in asd-se's model
+interface, so its published weights load through a name map (``models/lightasd_weights.py``) and the SE block can
+sit on its last visual maps (128 × 14 × 14, before the spatial max), where explanations come from.
+
+Faces ``(B, T, 112, 112)`` grey 0-255 (normalised here as (x / 255 − 0.4161) / 0.1688), audio ``(B, 640·T)``
+16 kHz (or with the ``lightasd`` MFCC front end's context, ``(B, 1 + 640·T + 240)``) -> ASDOutput. Every
+BatchNorm: eps 0.001, momentum 0.01.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from asd_se.config import ModelConfig
+from asd_se.models.frontend import MfccFrontEnd
+from asd_se.models.output import ASDOutput
+from asd_se.models.se import SEBlock
+from asd_se.models.visual import encode_in_chunks
+
+FACE_MEAN, FACE_STD = 0.4161, 0.1688
+CHANNELS = 128
+
+
+def _batch_norm(kind: type[nn.Module], channels: int) -> nn.Module:
+    return kind(channels, eps=0.001, momentum=0.01)
+
+
+def _same(kernel: tuple[int, ...]) -> tuple[int, ...]:
+    """Padding that keeps the size under an odd ``kernel``."""
+    return tuple(k // 2 for k in kernel)
+
+
+class Branch(nn.Module):
+    """One scale of a multi-scale block: a convolution along the first axis pair, one along the other, each
+    followed by BatchNorm and ReLU (visual: spatial k×k then temporal k; audio: coefficients k then time k)."""
+
+    def __init__(self, conv: type[nn.Module], norm: type[nn.Module], in_channels: int, out_channels: int,
+                 first: tuple, second: tuple, stride: tuple):
+        super().__init__()
+        self.first = conv(in_channels, out_channels, first, stride, _same(first), bias=False)
+        self.first_bn = _batch_norm(norm, out_channels)
+        self.second = conv(out_channels, out_channels, second, 1, _same(second), bias=False)
+        self.second_bn = _batch_norm(norm, out_channels)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.second_bn(self.second(self.relu(self.first_bn(self.first(x))))))
+
+
+class MultiScaleBlock(nn.Module):
+    """Branches at kernel sizes 3 and 5 added, then a 1×1 convolution, BatchNorm, ReLU."""
+
+    def __init__(self, visual: bool, in_channels: int, out_channels: int, down: bool = False):
+        super().__init__()
+        conv, norm = (nn.Conv3d, nn.BatchNorm3d) if visual else (nn.Conv2d, nn.BatchNorm2d)
+        if visual:  # (T, H, W): spatial (1, k, k), optionally strided, then temporal (k, 1, 1)
+            shapes = [((1, k, k), (k, 1, 1)) for k in (3, 5)]
+            stride = (1, 2, 2) if down else (1, 1, 1)
+        else:  # (13 coefficients, time): (k, 1) then (1, k)
+            shapes = [((k, 1), (1, k)) for k in (3, 5)]
+            stride = (1, 1)
+        self.branches = nn.ModuleList(Branch(conv, norm, in_channels, out_channels, first, second, stride)
+                                      for first, second in shapes)
+        self.merge = conv(out_channels, out_channels, 1, bias=False)
+        self.merge_bn = _batch_norm(norm, out_channels)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.merge_bn(self.merge(sum(branch(x) for branch in self.branches))))
+
+
+class LightAsdVisualEncoder(nn.Module):
+    """``(B, 1, T, 112, 112)`` -> maps ``(B, 128, T, 14, 14)``: block (1→32, stride 2), max-pool, block (32→64),
+    max-pool, block (64→128)."""
+
+    temporal_radius = 6  # three blocks whose temporal kernels reach 2 frames either side
+    out_channels = CHANNELS
+
+    def __init__(self) -> None:
+        super().__init__()
+        pool = (1, 3, 3), (1, 2, 2), (0, 1, 1)  # kernel, stride, padding: spatial only
+        self.layers = nn.Sequential(MultiScaleBlock(True, 1, 32, down=True), nn.MaxPool3d(*pool),
+                                    MultiScaleBlock(True, 32, 64), nn.MaxPool3d(*pool),
+                                    MultiScaleBlock(True, 64, CHANNELS))
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.layers(faces)
+
+
+class LightAsdAudioEncoder(nn.Module):
+    """MFCC ``(B, 13, 4·T)`` -> ``(B, T, 128)``: the coefficients as a (13, 4·T) image, three blocks with a max-pool
+    over time (kernel 3, stride 2) after the first two, then the mean over the coefficients."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(MultiScaleBlock(False, 1, 32), nn.MaxPool2d((1, 3), (1, 2), (0, 1)),
+                                    MultiScaleBlock(False, 32, 64), nn.MaxPool2d((1, 3), (1, 2), (0, 1)),
+                                    MultiScaleBlock(False, 64, CHANNELS))
+
+    def forward(self, mfcc: torch.Tensor) -> torch.Tensor:
+        return self.layers(mfcc.unsqueeze(1)).mean(dim=2).transpose(1, 2)
+
+
+class TwoWayGru(nn.Module):
+    """Light-ASD's back end: a forward GRU, GELU, a second GRU run over the reversed sequence, GELU."""
+
+    def __init__(self, dim: int = CHANNELS):
+        super().__init__()
+        self.forward_gru = nn.GRU(dim, dim, batch_first=True)
+        self.backward_gru = nn.GRU(dim, dim, batch_first=True)
+        self.gelu = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.gelu(self.forward_gru(x)[0])
+        return self.gelu(self.backward_gru(x.flip(1))[0].flip(1))
+
+
+class LightAsdModel(nn.Module):
+    """Light-ASD with an optional SE block on its last visual maps. The two-class heads of the original become
+    asd-se's logits as ``class 1 − class 0`` (so the sigmoid is the original's softmax probability); the
+    class-1 logit, the score Light-ASD reports, is kept in ``ASDOutput.scores``. The audio-only head is asd-se's
+    (Light-ASD trains none): imported weights leave it untrained."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.frontend = MfccFrontEnd(config.frontend)
+        self.visual = LightAsdVisualEncoder()
+        self.se = SEBlock(CHANNELS, config.se_reduction, config.se_squeeze, config.se_identity) if config.se else None
+        self.audio = LightAsdAudioEncoder()
+        self.backend = TwoWayGru()
+        self.head = nn.Linear(CHANNELS, 2)
+        self.visual_head = nn.Linear(CHANNELS, 2)
+        self.audio_head = nn.Linear(CHANNELS, 1)
+
+    @property
+    def audio_context(self) -> tuple[int, int]:
+        """Samples before and after ``640·T`` the audio front end reads (``MfccFrontEnd``)."""
+        return self.frontend.context
+
+    def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 112, 112)`` -> maps ``(B, 128, T, 14, 14)`` (before the SE block)."""
+        return encode_in_chunks(self.visual, faces, lambda x: ((x.float() / 255.0 - FACE_MEAN) / FACE_STD),
+                                self.training)
+
+    def forward(self, faces: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
+        return self.decide(self.visual_maps(faces), audio, explain)
+
+    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
+        """Maps ``(B, 128, T, 14, 14)`` + audio -> ASDOutput (everything after the explained layer)."""
+        frames = maps.shape[2]
+        scaled, se_weights = self.se(maps) if self.se is not None else (maps, None)
+        visual = scaled.amax(dim=(3, 4)).transpose(1, 2)  # (B, T, 128): the spatial max
+        sound = self.audio(self.frontend(audio, frames))  # (B, T, 128)
+        fused = self.backend(sound + visual)
+        speaking, seen = self.head(fused), self.visual_head(visual)  # (B, T, 2) each
+        return ASDOutput(speaking[..., 1] - speaking[..., 0], self.audio_head(sound).squeeze(-1),
+                         seen[..., 1] - seen[..., 0], maps.transpose(1, 2) if explain else None,
+                         se_weights if explain else None, scores=speaking[..., 1])

@@ -1,0 +1,61 @@
+#!/usr/bin/env python
+"""Issue-12 goal: Light-ASD with an SE block, fine-tuned from the imported AVA weights vs trained from scratch,
+on the default synthetic set for the same number of epochs. Prints JSON: both val mAP curves and timings.
+
+    python scripts/bench_finetune.py --weights ../shared/thirdparty/light-asd/pretrain_AVA_CVPR.model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from asd_se.config import Config, load_config
+from asd_se.models.lightasd_weights import import_lightasd, lightasd_config
+from asd_se.train import Trainer
+from data_prep.prep import PrepConfig, prepare
+from data_prep.store import StoreSettings
+from data_prep.synth.dataset import SynthConfig, make_dataset
+
+
+def lightasd_store(cache: Path) -> Path:
+    """The default synthetic set prepared with Light-ASD's crop."""
+    store = cache / "store_lightasd"
+    if not (store / "index.jsonl").exists():
+        make_dataset(cache / "data", SynthConfig(), workers=2)
+        prepare(PrepConfig((cache / "data" / "annotations",), cache / "data" / "videos", store, workers=2,
+                           settings=StoreSettings(crop="lightasd")))
+    return store
+
+
+def curve(run: Path, config: Config, store: Path, init: Path | None) -> dict:
+    started = time.perf_counter()
+    history = Trainer(config, store, run, init=init).fit()
+    return {"val_map": [round(100 * h["val_map"], 2) for h in history], "seconds": round(time.perf_counter() - started)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, required=True, help="Light-ASD's pretrain_AVA_CVPR.model")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "asd-se-bench")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    store = lightasd_store(args.cache)
+    imported = args.cache / "lightasd_ava.pt"
+    import_lightasd(args.weights, imported)
+    config = load_config(None, [f"train.epochs={args.epochs}"], Config(model=lightasd_config(se=True)))
+    runs = {"scratch": curve(args.cache / "run_scratch", config, store, None),
+            "finetune_from_ava": curve(args.cache / "run_finetune", config, store, imported)}
+    print(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU", "epochs": args.epochs,
+                      "model": "lightasd + SE (identity start)", **runs}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
