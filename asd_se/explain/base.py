@@ -14,10 +14,14 @@ from typing import ClassVar
 
 import torch
 
+from asd_se.core.media import SAMPLES_PER_FRAME
 from asd_se.explain.maps import normalise
 from asd_se.models import AsdModel, ASDOutput
 
 GRADIENT_BUDGET = 2**26  # floats of batched gradients held at once (256 MB)
+GRADIENT_PIECE = 100  # frames (4 s) whose decision a gradient method differentiates at once: each frame's
+# gradient flows back through the whole sequence, so the cost grows with the square of the length (Light-ASD,
+# 900 frames at once: 118 ms/frame; in 100-frame pieces: about a tenth of that)
 
 
 def frame_gradients(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
@@ -38,11 +42,18 @@ def frame_gradients(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
 
 
 def decision_gradients(model: AsdModel, maps: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-    """``(T, C, h, w)`` per-frame gradients of the speaking logits with respect to ``maps (1, C, T, h, w)``."""
-    leaf = maps.detach().requires_grad_()
+    """``(T, C, h, w)`` per-frame gradients of the speaking logits with respect to ``maps (1, C, T, h, w)``, with
+    ``audio (1, before + 640·T + after)`` (``model.audio_context``): the decision of each ``GRADIENT_PIECE``
+    frames is differentiated on its own."""
+    frames, extra, parts = maps.shape[2], sum(model.audio_context), []
     # cuDNN's RNN has no backward in eval mode: gradients through the GRU take PyTorch's own kernels
     with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
-        return frame_gradients(model.decide(leaf, audio).logits[0], leaf)
+        for start in range(0, frames, GRADIENT_PIECE):
+            stop = min(frames, start + GRADIENT_PIECE)
+            leaf = maps[:, :, start:stop].detach().requires_grad_()
+            sound = audio[:, start * SAMPLES_PER_FRAME:stop * SAMPLES_PER_FRAME + extra]
+            parts.append(frame_gradients(model.decide(leaf, sound).logits[0], leaf))
+    return torch.cat(parts)
 
 
 class Explainer:
@@ -53,7 +64,8 @@ class Explainer:
 
     def __call__(self, model: AsdModel, maps: torch.Tensor, audio: torch.Tensor, output: ASDOutput
                  ) -> torch.Tensor:
-        """``maps (1, C, T, h, w)``, ``audio (1, 640·T)`` and the ``output`` decided from them -> ``(T, h, w)``."""
+        """``maps (1, C, T, h, w)``, ``audio (1, before + 640·T + after)`` (``model.audio_context``) and the
+        ``output`` decided from them -> ``(T, h, w)``."""
         gradients = decision_gradients(model, maps, audio).float() if self.needs_gradients else None
         with torch.no_grad():
             activations = maps[0].detach().transpose(0, 1).float()  # (T, C, h, w)

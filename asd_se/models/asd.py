@@ -11,14 +11,16 @@ from asd_se.models.frontend import MfccFrontEnd
 from asd_se.models.fusion import build_backend, build_fusion
 from asd_se.models.output import ASDOutput
 from asd_se.models.se import SEBlock
-from asd_se.models.visual import build_visual_encoder, encode_in_chunks
+from asd_se.models.visual import TwoStreamModel, build_visual_encoder
 
 # Grey-level statistics of face crops, for input normalisation.
 FACE_MEAN, FACE_STD = 0.45, 0.22
 
 
-class ActiveSpeakerModel(nn.Module):
+class ActiveSpeakerModel(TwoStreamModel):
     """faces ``(B, T, 112, 112)`` uint8 or float in [0, 255], audio ``(B, 640·T)`` 16 kHz -> ASDOutput."""
+
+    face_mean, face_std = FACE_MEAN, FACE_STD
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -35,19 +37,6 @@ class ActiveSpeakerModel(nn.Module):
         self.head = nn.Linear(dim, 1)
         self.audio_head = nn.Linear(dim, 1)
         self.visual_head = nn.Linear(dim, 1)
-
-    @property
-    def audio_context(self) -> tuple[int, int]:
-        """Samples before and after ``640·T`` the audio front end reads (``MfccFrontEnd``)."""
-        return self.frontend.context
-
-    def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
-        """``(B, T, H, W)`` faces -> the last visual feature maps ``(B, C, T, h, w)`` (before the SE block)."""
-        return encode_in_chunks(self.visual, faces, lambda x: (x.float() / 255.0 - FACE_MEAN) / FACE_STD,
-                                self.training)
-
-    def forward(self, faces: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
-        return self.decide(self.visual_maps(faces), audio, explain)
 
     def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
         """Everything after the visual encoder: maps ``(B, C, T, h, w)`` + audio ``(B, 640·T)`` -> ASDOutput.

@@ -16,7 +16,7 @@ from asd_se.config import ModelConfig
 from asd_se.models.frontend import MfccFrontEnd
 from asd_se.models.output import ASDOutput
 from asd_se.models.se import SEBlock
-from asd_se.models.visual import encode_in_chunks
+from asd_se.models.visual import TwoStreamModel
 
 FACE_MEAN, FACE_STD = 0.4161, 0.1688
 CHANNELS = 128
@@ -116,11 +116,13 @@ class TwoWayGru(nn.Module):
         return self.gelu(self.backward_gru(x.flip(1))[0].flip(1))
 
 
-class LightAsdModel(nn.Module):
+class LightAsdModel(TwoStreamModel):
     """Light-ASD with an optional SE block on its last visual maps. The two-class heads of the original become
     asd-se's logits as ``class 1 − class 0`` (so the sigmoid is the original's softmax probability); the
     class-1 logit, the score Light-ASD reports, is kept in ``ASDOutput.scores``. The audio-only head is asd-se's
     (Light-ASD trains none): imported weights leave it untrained."""
+
+    face_mean, face_std = FACE_MEAN, FACE_STD
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -133,19 +135,6 @@ class LightAsdModel(nn.Module):
         self.head = nn.Linear(CHANNELS, 2)
         self.visual_head = nn.Linear(CHANNELS, 2)
         self.audio_head = nn.Linear(CHANNELS, 1)
-
-    @property
-    def audio_context(self) -> tuple[int, int]:
-        """Samples before and after ``640·T`` the audio front end reads (``MfccFrontEnd``)."""
-        return self.frontend.context
-
-    def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
-        """``(B, T, 112, 112)`` -> maps ``(B, 128, T, 14, 14)`` (before the SE block)."""
-        return encode_in_chunks(self.visual, faces, lambda x: ((x.float() / 255.0 - FACE_MEAN) / FACE_STD),
-                                self.training)
-
-    def forward(self, faces: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
-        return self.decide(self.visual_maps(faces), audio, explain)
 
     def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
         """Maps ``(B, 128, T, 14, 14)`` + audio -> ASDOutput (everything after the explained layer)."""

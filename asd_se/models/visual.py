@@ -107,6 +107,28 @@ def encode_in_chunks(encoder: nn.Module, faces: torch.Tensor, normalise, trainin
     return torch.cat(parts, dim=2)
 
 
+class TwoStreamModel(nn.Module):
+    """What asd-se's models share: faces normalised by the model's grey-level statistics (``face_mean``,
+    ``face_std``) into ``visual`` (chunked outside training), the audio front end's context, and ``forward`` as
+    ``decide`` on the visual maps. A subclass builds ``frontend``, ``visual``, ``se`` and defines ``decide``."""
+
+    face_mean: float
+    face_std: float
+
+    @property
+    def audio_context(self) -> tuple[int, int]:
+        """Samples before and after ``640·T`` the audio front end reads (``MfccFrontEnd``)."""
+        return self.frontend.context
+
+    def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H, W)`` faces -> the last visual feature maps ``(B, C, T, h, w)`` (before the SE block)."""
+        return encode_in_chunks(self.visual, faces, lambda x: (x.float() / 255.0 - self.face_mean) / self.face_std,
+                                self.training)
+
+    def forward(self, faces: torch.Tensor, audio: torch.Tensor, explain: bool = False):
+        return self.decide(self.visual_maps(faces), audio, explain)
+
+
 def build_visual_encoder(variant: str, map_size: int = 7) -> nn.Module:
     """``variant`` and ``map_size`` as ``config.ModelConfig`` checked them."""
     return LightVisualEncoder(map_size=map_size) if variant == "light" else ResNet18VisualEncoder()
