@@ -190,3 +190,26 @@ def test_a_store_of_one_crop_style_is_refused_to_a_model_of_another(store_root, 
     save_checkpoint(lightasd_like, {k: v for k, v in payload.items() if k not in ("format", "version")})
     assert main(["evaluate", "--checkpoint", str(lightasd_like), "--data", str(store_root)]) == 1
     assert "crops are of the 'asd-se' style, but" in capsys.readouterr().err
+
+
+@needs_shared
+def test_a_real_models_heatmaps_land_on_the_speaking_mouth(imported, synth_root, tmp_path):
+    """The imported TalkSet model (SE inserted at its identity start, so its map is the mean of every channel)
+    on the tiny synthetic set cut with its own crop: the map's peak lies in the mouth box of speaking faces. This
+    exercises the whole explanation path — the lightasd crop, mouth boxes mapped onto it, the SE explainer."""
+    from asd_se.explain.evaluation import ExplainEvalConfig, evaluate_explainers
+    from asd_se.explain.mouths import load_mouth_boxes
+    from data_prep.store import TrackStore
+
+    checkpoint = imported["finetuning_TalkSet"]
+    store_root = tmp_path / "store"
+    assert main(["prep", "--annotations", str(synth_root / "annotations" / "val.csv"), "--videos",
+                 str(synth_root / "videos"), "--out", str(store_root), "--checkpoint", str(checkpoint)]) == 0
+    store = TrackStore.open(store_root)
+    model, _ = load_model(checkpoint, torch.device("cpu"))
+    result = evaluate_explainers(model, store, load_mouth_boxes(store, "val"),
+                                 ExplainEvalConfig(methods=("se",), max_frames=300, steps=1), torch.device("cpu"),
+                                 progress=False)
+    se = result.methods["se"]
+    assert se["n_pointing_speaking"] >= 20 and se["pointing_speaking"] >= 0.8
+    assert se["energy_speaking"] > 0.3  # a third of the map's energy in the mouth box, a small part of the crop
