@@ -129,6 +129,40 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from asd_se.core.fsio import refuse_overwrite
+    from asd_se.core.options import settings_from
+    from asd_se.review.document import read_render
+    from asd_se.review.page import write_review
+    from asd_se.review.segments import SegmentSettings
+
+    document = read_render(args.json)
+    page = args.out or args.json.with_suffix(".html")
+    refuse_overwrite(page, args.force)
+    for note in write_review(document, page, settings_from(SegmentSettings, args, "segments-")):
+        log.warning(note)
+    print(f"review page: {page}")
+    return 0
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    from asd_se.core.fsio import refuse_overwrite, write_text_atomic
+    from asd_se.core.options import settings_from
+    from asd_se.review.document import read_render
+    from asd_se.review.segments import SegmentSettings, document_segments, format_segments
+
+    document = read_render(args.json)
+    settings = settings_from(SegmentSettings, args, "segments-")
+    text = format_segments(document_segments(document, settings), args.format, document.video_id, settings)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    refuse_overwrite(args.out, args.force)
+    write_text_atomic(args.out, text)
+    print(f"segments ({args.format}): {args.out}")
+    return 0
+
+
 def cmd_explain_eval(args: argparse.Namespace) -> int:
     from asd_se.checkpoint import load_model
     from asd_se.core.devices import resolve_device
@@ -257,7 +291,8 @@ def _render_parser(commands) -> None:
                                  description="Find every face, score who speaks at 25 fps, and draw boxes coloured "
                                              "by speaking probability with the SE heatmap of each decision. Writes "
                                              "OUT.mp4 (H.264 + AAC, the input's timing and audio), OUT.json, "
-                                             "OUT.csv (AVA prediction format) and OUT.timeline.png.")
+                                             "OUT.csv (AVA prediction format), OUT.timeline.png, OUT.rttm (who "
+                                             "speaks when) and OUT.html (the review page).")
     render.add_argument("video", type=Path, help="any video PyAV reads (mp4, mkv, avi, mov, webm)")
     render.add_argument("--checkpoint", type=Path, required=True, help="best.pt / last.pt of asd-se train")
     render.add_argument("-o", "--out", type=Path, help="output MP4 (default: VIDEO_STEM.asd.mp4 beside the input)")
@@ -266,6 +301,37 @@ def _render_parser(commands) -> None:
                              "video by file stem, or all rows of a one-video CSV)")
     add_options(render, RenderSettings)
     render.set_defaults(run=cmd_render)
+
+
+def _render_json_parser(commands, name: str, help: str, description: str, out_help: str, run):
+    """A command reading a render's OUT.json: the JSON, ``-o``, ``--force`` and the segment settings."""
+    from asd_se.core.options import add_options
+    from asd_se.review.segments import SegmentSettings
+
+    parser = commands.add_parser(name, help=help, description=description)
+    parser.add_argument("json", type=Path, help="OUT.json written by asd-se render")
+    parser.add_argument("-o", "--out", type=Path, help=out_help)
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    add_options(parser, SegmentSettings, "segments-")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _review_parsers(commands) -> None:
+    from asd_se.review.segments import SEGMENT_FORMATS
+
+    _render_json_parser(commands, "review", "a render's review page (one HTML file, opened from disk)",
+                        "Write the review page of a render: the video with switchable boxes, labels and heatmaps, "
+                        "a probability lane per track, ground truth and an error list when the render had "
+                        "annotations. asd-se render writes it already (OUT.html); this makes it again, e.g. with "
+                        "other segment settings.", "the page (default: OUT.html beside the JSON)", cmd_review)
+    segments = _render_json_parser(
+        commands, "segments", "who speaks when: a render's speaking segments (RTTM, CSV, JSON)",
+        "Frame probabilities -> speaking segments per track: hysteresis (start at --segments-on, end below "
+        "--segments-off), pauses shorter than --segments-min-gap filled, segments shorter than "
+        "--segments-min-speech dropped. RTTM: one speaker per track.", "output file (default: standard output)",
+        cmd_segments)
+    segments.add_argument("--format", choices=SEGMENT_FORMATS, default="rttm")
 
 
 def _explain_eval_parser(commands) -> None:
@@ -314,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asd-se", description="Active speaker detection that explains itself.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of every error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_synth_parser, _prep_parsers, _train_parser, _evaluate_parser, _render_parser,
+    for add in (_synth_parser, _prep_parsers, _train_parser, _evaluate_parser, _render_parser, _review_parsers,
                 _explain_eval_parser, _import_parser, _demo_parser):
         add(commands)
     return parser

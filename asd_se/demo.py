@@ -56,4 +56,5 @@ def run_demo(out: Path, workers: int = 2, epochs: int = 6, synth: SynthConfig = 
             "  look at: each face's box turns green while it speaks (red when silent), the heatmap sits on the",
             "  mouth of the speaker; a face that mouths without sound should stay red. Beside the MP4: "
             f"{rendered.outputs['timeline'].name} (probability per face over time), .json (per frame: box, "
-            "probability, SE channels, heatmap peak) and .csv (AVA prediction format)."]
+            "probability, SE channels, heatmap peak), .csv (AVA prediction format) and .rttm (who speaks when).",
+            f"review page (open it in a browser; layers, lanes, seek by click): {rendered.outputs['review']}"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from asd_se.core.ava import POSITIVE, Prediction
+from asd_se.core.metrics import MetricUndefined, ava_average_precision
 from asd_se.core.progress import with_progress
-from asd_se.metrics import MetricUndefined, ava_average_precision
 from asd_se.models import AsdModel
 from asd_se.scoring import score_track
 from data_prep.store import StoreError, TrackStore

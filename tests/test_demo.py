@@ -16,6 +16,7 @@ def test_demo_runs_every_stage_and_points_at_the_render(tmp_path):
     text = "\n".join(lines)
     mp4 = next(tmp_path.glob("demo/render/*.asd.mp4"))
     assert str(mp4) in text and "mAP (audio-visual)" in text
+    assert lines[-1].endswith(str(mp4.with_suffix(".html"))) and mp4.with_suffix(".html").exists()
     report = json.loads(mp4.with_suffix(".json").read_text())
     assert report["tracks"] and report["frames"] > 100
     assert (tmp_path / "demo" / "run" / "val_predictions.csv").exists()

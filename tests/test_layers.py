@@ -20,9 +20,10 @@ LAYERS = [
     ("asd_se.explain.mouths", "explain_eval"),
     ("asd_se.explain", "explain"),
     ("asd_se.scoring", "scoring"),
-    ("asd_se.metrics", "learning"), ("asd_se.data", "learning"), ("asd_se.evaluate", "learning"),
+    ("asd_se.data", "learning"), ("asd_se.evaluate", "learning"),
     ("asd_se.train", "learning"),
     ("asd_se.render", "render"),
+    ("asd_se.review", "review"),
     ("asd_se.cli", "interface"), ("asd_se.demo", "interface"), ("asd_se.__main__", "interface"),
     ("asd_se", "interface"),
 ]
@@ -35,9 +36,10 @@ MAY_USE = {
     "scoring": {"core", "models", "explain"},
     "learning": {"core", "datasets", "models", "scoring"},
     "explain_eval": {"core", "datasets", "models", "explain", "scoring"},
-    "render": {"core", "models", "faces", "explain", "scoring"},
+    "review": {"core"},
+    "render": {"core", "models", "faces", "explain", "scoring", "review"},
     "interface": {"core", "datasets", "models", "faces", "explain", "scoring", "learning", "explain_eval",
-                  "render"},
+                  "review", "render"},
 }
 
 

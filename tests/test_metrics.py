@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from asd_se.core.ava import Prediction, write_predictions
+from asd_se.core.metrics import MetricUndefined, ava_average_precision, average_precision
 from asd_se.evaluate import summarise
-from asd_se.metrics import MetricUndefined, ava_average_precision, average_precision
 
 
 def test_hand_computed_ap():

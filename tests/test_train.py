@@ -75,7 +75,7 @@ def test_two_process_gloo_ddp(store_root, tmp_path):
 
 
 def _average_precision_by_definition(ranked_positive: list[bool]) -> float:
-    """VOC all-point AP written from its definition, independently of asd_se.metrics: the mean over the
+    """VOC all-point AP written from its definition, independently of asd_se.core.metrics: the mean over the
     positives of the best precision at any rank from theirs on."""
     hits, precisions = 0, []
     for rank, positive in enumerate(ranked_positive, start=1):

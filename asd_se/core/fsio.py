@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from asd_se.core.errors import InputError
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-:.+]+$")
 
 
@@ -57,6 +59,12 @@ def atomic_path(target: Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def refuse_overwrite(path: Path, force: bool) -> None:
+    """InputError if ``path`` exists and ``force`` is not given (outputs never replace a file silently)."""
+    if Path(path).exists() and not force:
+        raise InputError(f"{path}: exists; give --force to replace it, or choose another output")
 
 
 def write_text_atomic(target: Path, text: str) -> None:

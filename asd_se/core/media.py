@@ -42,6 +42,9 @@ class VideoInfo:
     time_base: Fraction = Fraction(1, 90000)  # of the video stream's timestamps
     audio_rate: int | None = None
     audio_channels: int = 0
+    container: str = ""  # format names as FFmpeg gives them: "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", ...
+    video_codec: str = ""
+    audio_codec: str = ""
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -73,7 +76,8 @@ def probe(path: Path) -> VideoInfo:
         return VideoInfo(Path(path), stream.codec_context.width, stream.codec_context.height, float(rate),
                          duration, audio is not None, stream.time_base or Fraction(1, 90000),
                          (audio.sample_rate or None) if audio is not None else None,
-                         audio.channels if audio is not None else 0)
+                         audio.channels if audio is not None else 0, container.format.name,
+                         stream.codec_context.name, audio.name if audio is not None else "")
 
 
 @dataclass

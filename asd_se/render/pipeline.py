@@ -5,7 +5,9 @@
    and explains each track window by window (SE maps from the same forward pass);
 3. draw: boxes, probabilities and heatmaps onto every frame, encoded with the original audio and timing.
 
-All outputs appear together, once everything succeeded; the input is never written.
+The MP4, its JSON (THE render document), CSV, timeline and RTTM appear together, once everything succeeded; the
+review page, a view of the JSON (``asd-se review`` makes it again), is written after them. The input is never
+written.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from asd_se.core.annotations import read_annotations
 from asd_se.core.ava import write_predictions
 from asd_se.core.devices import resolve_device
 from asd_se.core.errors import AsdSeError
-from asd_se.core.fsio import staged_outputs
+from asd_se.core.fsio import staged_outputs, write_text_atomic
 from asd_se.core.media import DecodedVideo, FrameConverter, Mp4Writer, demux, probe
 from asd_se.core.options import check_choice, setting
 from asd_se.core.progress import Progress
@@ -36,6 +38,9 @@ from asd_se.render.report import plot_timeline, predictions, write_report
 from asd_se.render.scan import SourceScan, scan
 from asd_se.render.scores import CropSpool, TrackResult, cut_crops, score_tracks
 from asd_se.render.tracks import FaceFinder, RenderTrack, annotated_tracks
+from asd_se.review.document import read_render
+from asd_se.review.page import write_review
+from asd_se.review.segments import SegmentSettings, document_segments, to_rttm
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ class RenderSettings:
     device: str = setting("auto", "auto (the GPU where there is one), cpu, cuda or cuda:N")
     crf: int = setting(20, "H.264 quality of the output (lower: better, larger)")
     preset: str = setting("veryfast", "x264 speed preset of the output")
+    segments: SegmentSettings = SegmentSettings()
+    review: bool = setting(True, "write OUT.html, a review page to open in a browser")
 
     def __post_init__(self) -> None:
         check_choice("explainer", self.explainer, ("auto", *EXPLAINERS))
@@ -82,9 +89,11 @@ class RenderResult:
 
 
 def output_paths(out: Path) -> dict[str, Path]:
-    """``OUT.mp4`` and its companions ``OUT.json``, ``OUT.csv``, ``OUT.timeline.png``."""
+    """``OUT.mp4`` and its companions ``OUT.json``, ``OUT.csv``, ``OUT.timeline.png``, ``OUT.rttm`` (who speaks
+    when) and ``OUT.html`` (the review page)."""
     return {"video": out, "json": out.with_suffix(".json"), "csv": out.with_suffix(".csv"),
-            "timeline": out.with_name(out.stem + ".timeline.png")}
+            "timeline": out.with_name(out.stem + ".timeline.png"), "rttm": out.with_suffix(".rttm"),
+            "review": out.with_suffix(".html")}
 
 
 def check_paths(video: Path, out: Path) -> None:
@@ -202,19 +211,25 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
             results = score_tracks(model, tracks, spool, source.audio, device, timer, explainer, settings.durations,
                                    progress)
     paths = output_paths(out)
+    if not settings.review:
+        del paths["review"]
     video_id = rows[0].video_id if rows else video.stem
     with staged_outputs(out.parent) as staging:
-        staged = {key: staging / path.name for key, path in paths.items()}
+        staged = {key: staging / path.name for key, path in paths.items() if key != "review"}
         frames = _draw_frames(source, tracks, results, staged["video"], settings, config.model.crop, banner, timer,
                               progress)
         write_predictions(staged["csv"], predictions(video_id, tracks, results, source))
         plot_timeline(staged["timeline"], tracks, results, source.duration)
-        summary = {"input": str(video), "output": str(out), "checkpoint": str(checkpoint),
+        summary = {"input": str(video), "video_id": video_id, "output": str(out), "checkpoint": str(checkpoint),
                    "mode": "annotations" if rows is not None else "detection",
                    "explainer": explainer.name, "crop": config.model.crop, "frontend": config.model.frontend,
                    "settings": asdict(settings), "width": source.width, "height": source.height,
                    "fps": round(source.fps, 4), "frames": frames, "duration_s": round(source.duration, 3),
                    "has_audio": source.has_audio, "notes": notes, "timings_s": timer.report()}
         write_report(staged["json"], summary, tracks, results, source, config.model.crop)
+        document = read_render(staged["json"])
+        write_text_atomic(staged["rttm"], to_rttm(document_segments(document, settings.segments), video_id))
+    if settings.review:
+        notes += write_review(read_render(paths["json"]), paths["review"], settings.segments)
     return RenderResult(paths, len(tracks), frames, source.duration, time.perf_counter() - started,
                         timer.report(), notes)

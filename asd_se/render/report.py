@@ -16,16 +16,20 @@ from asd_se.core.fsio import atomic_path
 from asd_se.render.scan import SourceScan
 from asd_se.render.scores import TrackResult
 from asd_se.render.tracks import RenderTrack
+from asd_se.review.document import FORMAT, VERSION, encode_maps
 
 
 def frame_records(track: RenderTrack, result: TrackResult, source: SourceScan, crop: str = "asd-se") -> list[dict]:
-    """Per source frame of a track: time, box (pixels), probability, SE channels, heatmap peak (pixels)."""
+    """Per source frame of a track: time, box (pixels), probability, its 25 fps sample, and with maps the square
+    the map covers (``region``, pixels), SE channels and the heatmap peak (pixels)."""
     records = []
     for frame, box, sample in zip(track.frames, track.boxes, track.frame_samples):
         region = crop_region(tuple(box), crop)
         record = {"frame": int(frame), "time": round(float(source.frame_times[frame]), 4),
-                  "box": [round(float(v), 1) for v in box], "prob": round(float(result.probs[sample]), 4)}
+                  "box": [round(float(v), 1) for v in box], "prob": round(float(result.probs[sample]), 4),
+                  "sample": int(sample)}
         if result.maps is not None:
+            record["region"] = [round(region.x0, 1), round(region.y0, 1), round(region.side, 1)]
             u, v = result.peaks[sample]
             if result.channels[sample]:
                 record["se_channels"] = result.channels[sample]
@@ -37,16 +41,22 @@ def frame_records(track: RenderTrack, result: TrackResult, source: SourceScan, c
 
 def write_report(path: Path, summary: dict, tracks: list[RenderTrack], results: list[TrackResult],
                  source: SourceScan, crop: str = "asd-se") -> None:
-    """``summary`` (input, settings, notes, timings) plus ``tracks``: every track's frame records. Written
+    """THE render document (``review/document.py``): ``summary`` (input, settings, notes, timings) plus
+    ``tracks``: every track's frame records, 8-bit maps and, against annotations, its ground truth. Written
     track by track, so a long video's records are never all in memory at once."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        head = json.dumps(dict(summary, tracks=[]), indent=1, sort_keys=True)
+        head = json.dumps(dict(summary, format=FORMAT, version=VERSION, tracks=[]), indent=1, sort_keys=True)
         opening, closing = head.rsplit('"tracks": []', 1)
         handle.write(opening + '"tracks": [')
         for index, (track, result) in enumerate(zip(tracks, results)):
             entry = {"track_id": track.track_id, "name": track.name, "first_frame": int(track.frames[0]),
                      "last_frame": int(track.frames[-1]), "mean_prob": round(float(result.probs.mean()), 4),
                      "frames": frame_records(track, result, source, crop)}
+            if result.maps is not None:
+                entry["maps"] = encode_maps(result.maps)
+            if track.rows is not None:
+                entry["truth"] = [[row.timestamp, int(row.label == POSITIVE), round(float(result.probs[sample]), 4)]
+                                  for row, sample in track.rows if sample < len(result.probs)]
             handle.write(("," if index else "") + "\n  " + json.dumps(entry))
         handle.write("]" + closing + "\n")
 
@@ -58,8 +68,9 @@ def predictions(video_id: str, tracks: list[RenderTrack], results: list[TrackRes
     scale = np.array([source.width, source.height, source.width, source.height], np.float64)
     for track, result in zip(tracks, results):
         if track.rows is not None:
-            yield from (Prediction(video_id, stamp, list(box), POSITIVE, track.name, float(result.probs[sample]), 0, 0)
-                        for stamp, box, sample in track.rows if sample < len(result.probs))
+            yield from (Prediction(video_id, row.timestamp_text, list(row.box), POSITIVE, track.name,
+                                   float(result.probs[sample]), 0, 0)
+                        for row, sample in track.rows if sample < len(result.probs))
             continue
         for frame, box, sample in zip(track.frames, track.boxes, track.frame_samples):
             corners = np.clip(box / scale, 0.0, 1.0)

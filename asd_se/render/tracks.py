@@ -23,7 +23,7 @@ class RenderTrack:
 
     ``frames (N,)`` source frame indices, ``boxes (N, 4)`` pixels ``(x1, y1, x2, y2)`` per frame;
     ``sample_times (T,)`` s and ``sample_boxes (T, 4)`` pixels; ``frame_samples (N,)`` the sample each source
-    frame shows. ``rows`` (annotation mode) maps each annotation row's timestamp text to its sample.
+    frame shows. ``rows`` (annotation mode): each annotation row of the track with the sample it falls on.
     """
 
     track_id: int
@@ -33,7 +33,7 @@ class RenderTrack:
     sample_times: np.ndarray
     sample_boxes: np.ndarray
     frame_samples: np.ndarray
-    rows: list[tuple[str, tuple[float, float, float, float], int]] | None = None
+    rows: list[tuple[Row, int]] | None = None
 
 
 def _frame_samples(times: np.ndarray, sample_times: np.ndarray) -> np.ndarray:
@@ -114,6 +114,5 @@ def annotated_tracks(rows: list[Row], frame_times: np.ndarray, width: int, heigh
         times = frame_times[frames]
         tracks.append(RenderTrack(len(tracks), plan.entity_id, frames, interpolate_boxes(times, stamps, given) * scale,
                                   plan.times, plan.boxes * scale, _frame_samples(times, plan.times),
-                                  [(r.timestamp_text, r.box, int(k)) for r, k in
-                                   zip(plan.rows, plan.row_frames(MODEL_FPS))]))
+                                  [(r, int(k)) for r, k in zip(plan.rows, plan.row_frames(MODEL_FPS))]))
     return tracks
