@@ -41,6 +41,14 @@ def make_video(folder: Path, faces: int, seconds: float, width: int, height: int
     return path
 
 
+def untrained_checkpoint(folder: Path) -> Path:
+    """An untrained light model (with its SE block): render's speed does not depend on the weights."""
+    config = load_config(None)
+    checkpoint = folder / "untrained_light.pt"
+    save_checkpoint(checkpoint, {"model": ActiveSpeakerModel(config.model).state_dict(), "config": config.to_dict()})
+    return checkpoint
+
+
 def render_case(video: Path, checkpoint: Path, out: Path, settings: RenderSettings, queue) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     result = render_video(video, checkpoint, out, settings=settings, progress=False)
@@ -59,12 +67,7 @@ def main() -> None:
     parser.add_argument("--detect-every", type=int, default=RenderSettings.detect_every)
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        config = load_config(None)
-        checkpoint = args.cache / "untrained_light.pt"
-        save_checkpoint(checkpoint, {"model": ActiveSpeakerModel(config.model).state_dict(),
-                                     "config": config.to_dict()})
+    checkpoint = args.checkpoint or untrained_checkpoint(args.cache)
     settings = RenderSettings(detect_every=args.detect_every)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",

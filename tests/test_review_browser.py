@@ -143,3 +143,20 @@ def test_error_list_seeks_to_each_error_and_keys_step(browser, page, tmp_path_fa
     assert "AP" in browser.find_element("id", "truth-figures").text
     shot = tmp_path_factory.mktemp("shots") / "review.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+def test_the_annotated_mp4_is_the_other_choice_and_the_page_draws_nothing_over_it(browser, page):
+    from selenium.webdriver.support.ui import Select
+
+    data = _open(browser, page)
+    assert [v["overlays"] for v in data["videos"]] == [True, False]  # the synthetic input plays in a browser
+    browser.execute_script("window.asdReview.seek(arguments[0])", data["tracks"][0]["t"][5])
+    assert _overlay_pixels(browser)[3] > 0
+    Select(browser.find_element("id", "source")).select_by_index(1)
+    for _ in range(50):
+        if browser.execute_script("return document.getElementById('video').readyState") >= 2:
+            break
+        time.sleep(0.1)
+    assert browser.execute_script("return document.getElementById('video').getAttribute('src')") == "clip.mp4"
+    assert _overlay_pixels(browser) == [0, 0, 0, 0]
+    assert browser.find_element("id", "layer-heatmaps").get_attribute("disabled")

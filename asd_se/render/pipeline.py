@@ -227,9 +227,11 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
                    "fps": round(source.fps, 4), "frames": frames, "duration_s": round(source.duration, 3),
                    "has_audio": source.has_audio, "notes": notes, "timings_s": timer.report()}
         write_report(staged["json"], summary, tracks, results, source, config.model.crop)
-        document = read_render(staged["json"])
-        write_text_atomic(staged["rttm"], to_rttm(document_segments(document, settings.segments), video_id))
+        with timer.stage("review"):
+            segments = document_segments(read_render(staged["json"]), settings.segments)
+            write_text_atomic(staged["rttm"], to_rttm(segments, video_id))
     if settings.review:
-        notes += write_review(read_render(paths["json"]), paths["review"], settings.segments)
+        with timer.stage("review"):
+            notes += write_review(read_render(paths["json"]), paths["review"], settings.segments)
     return RenderResult(paths, len(tracks), frames, source.duration, time.perf_counter() - started,
                         timer.report(), notes)

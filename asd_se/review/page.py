@@ -116,6 +116,7 @@ def page_data(document: RenderDocument, page: Path, settings: SegmentSettings = 
         "fps": document.fps, "width": data.get("width"), "height": data.get("height"),
         "duration": float(data.get("duration_s") or max([t["t"][-1] for t in tracks if t["t"]], default=0.0)),
         "explainer": data.get("explainer"), "checkpoint": data.get("checkpoint"),
+        "alpha": float((data.get("settings") or {}).get("alpha", 0.45)),
         "render_notes": list(data.get("notes", [])), "notes": notes, "videos": videos, "tracks": tracks,
         "segment_settings": asdict(settings),
         "truth": None if truth is None else {"ap": truth.ap, "accuracy": truth.accuracy, "rows": truth.rows,

@@ -11,7 +11,8 @@
   const layers = { boxes: true, labels: true, heatmaps: true };
   const stats = { firstFrameMs: null, overlayFrames: 0, overlayMs: 0, playbackFrames: 0, playbackStartMs: null,
                   errors: [] };
-  let opacity = 0.45;
+  let opacity = data.alpha;
+  document.getElementById("opacity").value = String(opacity);
   let overlaysOn = true;
 
   // ---- helpers ------------------------------------------------------------------------------------------
@@ -214,7 +215,8 @@
   data.videos.forEach((v, i) => select.appendChild(el("option", { value: i }, v.label)));
   const useVideo = (i) => {
     const chosen = data.videos[i], at = video.currentTime || 0;
-    overlaysOn = chosen.overlays;
+    overlaysOn = chosen.overlays;  // the annotated MP4 has its overlays burned in: the page draws none
+    document.querySelectorAll("#controls input").forEach((input) => { input.disabled = !overlaysOn; });
     video.src = chosen.src;
     video.addEventListener("loadedmetadata", () => { video.currentTime = at; }, { once: true });
   };
@@ -230,16 +232,18 @@
     drawOverlay(t);
     drawLanes(t);
   };
-  const onFrame = () => {
+  const onFrame = () => {  // a new video frame is on screen (or the first one arrived)
     drawAll();
     if (stats.firstFrameMs === null) stats.firstFrameMs = performance.now();
     if (!video.paused) {
       stats.playbackFrames += 1;
       if (stats.playbackStartMs === null) stats.playbackStartMs = performance.now();
     }
-    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onFrame);
   };
-  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onFrame);
+  if (video.requestVideoFrameCallback) {  // one chain of callbacks: once per presented frame
+    const everyFrame = () => { onFrame(); video.requestVideoFrameCallback(everyFrame); };
+    video.requestVideoFrameCallback(everyFrame);
+  }
   video.addEventListener("loadeddata", onFrame);
   video.addEventListener("seeked", drawAll);
   const tick = () => { if (!video.paused && !video.requestVideoFrameCallback) onFrame(); requestAnimationFrame(tick); };
