@@ -186,3 +186,14 @@ def test_an_older_render_a_missing_video_and_no_faces_give_pages_that_say_so(ann
     data = page_data(read_render(tmp_path / "empty.json"), tmp_path / "empty.html")
     assert any("no faces were found" in n for n in data["notes"]) and data["truth"] is None
     assert "</script><script>" not in review_html(dict(data, title="</script><script>alert(1)"))
+
+
+def test_a_render_given_a_relative_input_path_records_where_it_is(synth_root, checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(synth_root)
+    video = next(Path("videos").glob("*.mp4"))
+    render_video(video, checkpoint, tmp_path / "rel.mp4", settings=FAST, progress=False)
+    monkeypatch.chdir(tmp_path)  # the page is made again from elsewhere
+    assert main(["review", str(tmp_path / "rel.json"), "-o", "again.html"]) == 0
+    document = read_render(tmp_path / "rel.json")
+    assert Path(document.data["input"]) == (synth_root / video).resolve()
+    assert page_data(document, tmp_path / "again.html")["videos"][0]["overlays"]  # the source plays

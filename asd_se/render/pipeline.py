@@ -220,7 +220,8 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
                               progress)
         write_predictions(staged["csv"], predictions(video_id, tracks, results, source))
         plot_timeline(staged["timeline"], tracks, results, source.duration)
-        summary = {"input": str(video), "video_id": video_id, "output": str(out), "checkpoint": str(checkpoint),
+        summary = {"input": str(video.resolve()), "video_id": video_id, "output": str(out.resolve()),
+                   "checkpoint": str(checkpoint),
                    "mode": "annotations" if rows is not None else "detection",
                    "explainer": explainer.name, "crop": config.model.crop, "frontend": config.model.frontend,
                    "settings": asdict(settings), "width": source.width, "height": source.height,

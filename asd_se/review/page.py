@@ -55,8 +55,8 @@ def _videos(document: RenderDocument, page: Path) -> tuple[list[dict], list[str]
     """The page's video choices (first = shown first) and notes on what is missing."""
     videos, notes = [], []
     source = Path(str(document.data.get("input", "")))
-    if not source.is_absolute():
-        source = Path.cwd() / source
+    if not source.is_absolute():  # older renders recorded the path as given: try beside the JSON, then here
+        source = next((p for p in (document.path.parent / source, Path.cwd() / source) if p.is_file()), source)
     if source.is_file() and browser_playable(source):
         videos.append({"label": "source (overlays drawn by the page)", "src": _relative(source, page),
                        "overlays": True})

@@ -272,7 +272,12 @@
                       n: () => showError(currentError + 1), p: () => showError(currentError - 1) };
     if (actions[event.key]) { event.preventDefault(); actions[event.key](); }
   });
-  window.addEventListener("resize", () => { layoutLanes(); drawAll(); });
+  const fitStage = () => {  // the video keeps its aspect and leaves room for the lanes below it
+    const aspect = (data.width || 16) / (data.height || 9);
+    document.getElementById("stage").style.maxWidth = `${Math.round(0.62 * window.innerHeight * aspect)}px`;
+  };
+  window.addEventListener("resize", () => { fitStage(); layoutLanes(); drawAll(); });
+  fitStage();
   layoutLanes();
   if (data.videos.length) useVideo(0);
   drawAll();
