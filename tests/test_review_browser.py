@@ -160,3 +160,23 @@ def test_the_annotated_mp4_is_the_other_choice_and_the_page_draws_nothing_over_i
     assert browser.execute_script("return document.getElementById('video').getAttribute('src')") == "clip.mp4"
     assert _overlay_pixels(browser) == [0, 0, 0, 0]
     assert browser.find_element("id", "layer-heatmaps").get_attribute("disabled")
+
+
+def test_videos_in_a_folder_with_spaces_and_hashes_load(browser, page, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    from asd_se.cli import main
+
+    folder = tmp_path / "my clips #1"
+    folder.mkdir()
+    for suffix in (".json", ".mp4"):
+        (folder / f"take 50%{suffix}").write_bytes(page.with_suffix(suffix).read_bytes())
+    assert main(["review", str(folder / "take 50%.json")]) == 0
+    _open(browser, folder / "take 50%.html")  # waits for the first frame of the source video
+    Select(browser.find_element("id", "source")).select_by_index(1)
+    for _ in range(50):
+        if browser.execute_script("return document.getElementById('video').readyState") >= 2:
+            break
+        time.sleep(0.1)
+    assert browser.execute_script("return document.getElementById('video').readyState") >= 2
+    assert browser.execute_script("return window.asdReview.stats.errors") == []

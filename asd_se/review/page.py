@@ -15,6 +15,7 @@ import os
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -48,7 +49,8 @@ def browser_playable(path: Path) -> bool:
 
 
 def _relative(target: Path, page: Path) -> str:
-    return Path(os.path.relpath(target.resolve(), page.resolve().parent)).as_posix()
+    """``target`` as a URL relative to the page's folder (spaces, ``#`` and ``%`` escaped)."""
+    return quote(Path(os.path.relpath(target.resolve(), page.resolve().parent)).as_posix())
 
 
 def _videos(document: RenderDocument, page: Path) -> tuple[list[dict], list[str]]:
