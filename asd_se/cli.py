@@ -97,10 +97,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from asd_se.breakdowns import as_json
     from asd_se.checkpoint import load_model
     from asd_se.core.ava import write_predictions
     from asd_se.core.devices import resolve_device
-    from asd_se.evaluate import predict_split, read_categories, summarise
+    from asd_se.core.fsio import write_json_atomic
+    from asd_se.evaluate import face_widths, predict_split, read_categories, summarise
     from data_prep.store import TrackStore
 
     device = resolve_device(args.device)
@@ -108,10 +110,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     store = TrackStore.open(args.data)
     store.require_crop(config.model.crop, str(args.checkpoint))
     predictions = predict_split(model, store, args.split, device, durations=tuple(args.durations))
+    result = summarise(predictions, read_categories(args.categories) if args.categories else None,
+                       face_widths(store, args.split), args.bootstrap, args.seed)
     if args.predictions:
         write_predictions(args.predictions, predictions)
         print(f"predictions (official AVA format): {args.predictions}")
-    result = summarise(predictions, read_categories(args.categories) if args.categories else None)
+        groups = args.predictions.with_suffix(".breakdowns.json")
+        write_json_atomic(groups, as_json(result.groups, args.bootstrap, args.seed))
+        print(f"mAP by group: {groups}")
     print(result.render())
     return 0 if result.undefined is None else EXIT_UNDEFINED
 
@@ -280,6 +286,9 @@ def _evaluate_parser(commands) -> None:
     evaluate.add_argument("--durations", type=float, nargs="+", default=[], metavar="SECONDS",
                           help="score each window as the mean over pieces of these lengths (Light-ASD's inference: "
                                "1 1 1 2 2 2 3 3 4 5 6); default: whole windows")
+    evaluate.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                          help="draws (of whole videos) for each mAP's 95%% interval; 0: no intervals (default 1000)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
     evaluate.set_defaults(run=cmd_evaluate)
 
 

@@ -11,7 +11,7 @@ from asd_se.checkpoint import load_checkpoint, load_model
 from asd_se.config import load_config
 from asd_se.core.annotations import read_csv
 from asd_se.core.ava import write_predictions
-from asd_se.evaluate import predict_split, summarise
+from asd_se.evaluate import face_widths, predict_split, summarise
 from asd_se.render.pipeline import render_video
 from asd_se.train import Trainer
 from data_prep.prep import PrepConfig, prepare
@@ -50,7 +50,7 @@ def run_demo(out: Path, workers: int = 2, epochs: int = 6, synth: SynthConfig = 
             f"training run: {run} (best.pt, metrics.jsonl, curves.png — look at curves.png first)",
             f"val predictions of best.pt (epoch {epoch + 1}, the model rendered below; official AVA format): "
             f"{run / 'val_predictions.csv'}",
-            summarise(predictions).render(),
+            summarise(predictions, widths=face_widths(trainer.store, "val"), bootstrap=1000).render(),
             f"rendered held-out video {video.name} ({faces} annotated face tracks, {rendered.duration:.0f} s) in "
             f"{rendered.seconds:.0f} s: {rendered.outputs['video']}",
             "  look at: each face's box turns green while it speaks (red when silent), the heatmap sits on the",

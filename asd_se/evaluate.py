@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from asd_se.core.ava import POSITIVE, Prediction
+from asd_se.breakdowns import Breakdown, breakdowns, render_table
+from asd_se.core.ava import POSITIVE, Key, Prediction, ava_key
 from asd_se.core.metrics import MetricUndefined, ava_average_precision
 from asd_se.core.progress import with_progress
 from asd_se.models import AsdModel
@@ -18,7 +19,8 @@ from data_prep.store import StoreError, TrackStore
 
 @dataclass
 class EvalResult:
-    """mAP of each head (None where undefined, with the reason), row counts, per-category mAP."""
+    """mAP of each head (None where undefined, with the reason), row counts, and the AV head's mAP by group
+    (``breakdowns.py``: all, face size, faces on screen, video, category) with bootstrap intervals."""
 
     rows: int
     positives: int
@@ -26,18 +28,22 @@ class EvalResult:
     map_audio: float | None
     map_visual: float | None
     undefined: str | None = None
-    per_category: dict[str, float | None] = field(default_factory=dict)
+    groups: list[Breakdown] = field(default_factory=list)
+    bootstrap: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def render(self) -> str:
         if self.undefined:
             return f"rows: {self.rows}, positives: {self.positives}\nmAP: undefined — {self.undefined}"
+        overall = next((g for g in self.groups if g.group == "all"), None)
+        interval = f" [{overall.low:.2f}, {overall.high:.2f}]" if overall and overall.low is not None else ""
         lines = [f"rows: {self.rows}, positives (SPEAKING_AUDIBLE): {self.positives}",
-                 f"mAP (audio-visual): {100 * self.map_av:.2f}",
+                 f"mAP (audio-visual): {100 * self.map_av:.2f}{interval}",
                  f"mAP (audio-only head): {100 * self.map_audio:.2f}",
                  f"mAP (visual-only head): {100 * self.map_visual:.2f}"]
-        lines += [f"mAP [{name}]: " + ("undefined (no positives)" if value is None else f"{100 * value:.2f}")
-                  for name, value in sorted(self.per_category.items())]
-        return "\n".join(lines)
+        if len(self.groups) > 1:
+            lines.append(render_table(self.groups, self.bootstrap))
+        return "\n".join(lines + self.notes)
 
 
 def predict_split(model: AsdModel, store: TrackStore, split: str, device: torch.device,
@@ -58,25 +64,31 @@ def predict_split(model: AsdModel, store: TrackStore, split: str, device: torch.
     return predictions
 
 
+def face_widths(store: TrackStore, split: str) -> dict[Key, float | None]:
+    """Per annotation row of ``split``: the face's width in source-frame pixels (None: the store predates it)."""
+    return {ava_key(meta.video_id, ts, meta.entity_id): width for meta in store.tracks(split)
+            for ts, width in zip(meta.rows.timestamps, meta.face_widths)}
+
+
 def _ap(predictions: list[Prediction], attribute: str) -> float:
     return ava_average_precision({p.key: p.label for p in predictions},
                                  {p.key: getattr(p, attribute) for p in predictions})
 
 
-def summarise(predictions: list[Prediction], categories: dict[str, str] | None = None) -> EvalResult:
-    """mAP of the three heads (and per category), computed with the official semantics."""
+def summarise(predictions: list[Prediction], categories: dict[str, str] | None = None,
+              widths: dict[Key, float | None] | None = None, bootstrap: int = 0, seed: int = 0) -> EvalResult:
+    """mAP of the three heads with the official semantics, and the AV head's mAP by group with ``bootstrap``
+    draws for its 95% intervals (0: none)."""
     positives = sum(p.label == POSITIVE for p in predictions)
     try:
         result = EvalResult(len(predictions), positives, _ap(predictions, "score"), _ap(predictions, "audio_score"),
-                            _ap(predictions, "visual_score"))
+                            _ap(predictions, "visual_score"), bootstrap=bootstrap)
     except MetricUndefined as err:
         return EvalResult(len(predictions), positives, None, None, None, undefined=str(err))
-    for name in sorted(set((categories or {}).values())):
-        chosen = [p for p in predictions if categories.get(p.video_id) == name]
-        try:
-            result.per_category[name] = _ap(chosen, "score") if chosen else None
-        except MetricUndefined:
-            result.per_category[name] = None
+    result.groups = breakdowns(predictions, widths, categories, bootstrap, seed)
+    if widths is not None and all(w is None for w in widths.values()):
+        result.notes.append("face size: unknown (the store was prepared before asd-se recorded frame sizes; "
+                            "prepare it again for this breakdown)")
     return result
 
 

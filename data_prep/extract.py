@@ -71,7 +71,7 @@ def extract_video(path, rows: list[Row], settings: StoreSettings
                          count, _nearest_labels(plan)[:count],
                          TrackRows([r.timestamp_text for r in kept], [r.label for r in kept],
                                    [list(r.box) for r in kept], row_frames[keep].tolist()),
-                         file="", member="")
+                         file="", member="", source_size=[info.width, info.height])
         tracks.append(Track(meta, crops[:count], audio_segment(decoded.audio, meta.start, count)))
     facts = {"decoded_frames": frames, "source_fps": info.fps, "width": info.width, "height": info.height,
              "truncated": decoded.truncated}

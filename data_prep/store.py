@@ -71,6 +71,15 @@ class TrackMeta:
     rows: TrackRows
     file: str
     member: str
+    source_size: list[int] = field(default_factory=list)  # [width, height] of the source frames; [] in stores
+    # prepared before asd-se recorded it
+
+    @property
+    def face_widths(self) -> list[float | None]:
+        """Per row: the face's width in pixels of the source frame (None where the size is unknown)."""
+        if not self.source_size:
+            return [None] * len(self.rows.boxes)
+        return [(box[2] - box[0]) * self.source_size[0] for box in self.rows.boxes]
 
     @property
     def track_id(self) -> str:

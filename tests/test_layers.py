@@ -20,7 +20,7 @@ LAYERS = [
     ("asd_se.explain.mouths", "explain_eval"),
     ("asd_se.explain", "explain"),
     ("asd_se.scoring", "scoring"),
-    ("asd_se.data", "learning"), ("asd_se.evaluate", "learning"),
+    ("asd_se.breakdowns", "learning"), ("asd_se.data", "learning"), ("asd_se.evaluate", "learning"),
     ("asd_se.train", "learning"),
     ("asd_se.render", "render"),
     ("asd_se.review", "review"),

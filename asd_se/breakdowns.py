@@ -1,0 +1,147 @@
+"""mAP broken down the way AVA-ActiveSpeaker papers report it, each with a bootstrap 95% interval.
+
+Groups: all rows; face size (AVA's split by the face's width in pixels of the source frame: small < 64,
+medium 64-128, large > 128); faces on screen (annotated faces sharing the row's timestamp: 1, 2, 3+); each
+video; each category (WASD). Intervals resample whole videos with replacement (rows of one video are not
+independent), the same draws for every group, so groups can be compared replicate by replicate; a single
+video's interval resamples its face tracks instead. AP is the official one (``core/metrics.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from asd_se.core.ava import POSITIVE, Key, Prediction
+from asd_se.core.metrics import MetricUndefined, average_precision
+
+FACE_SIZES = (("small", "<64 px"), ("medium", "64-128 px"), ("large", ">128 px"))
+FACE_COUNTS = ("1", "2", "3+")
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """One group's mAP (percent; None where it has no positives) with its 95% interval (None: not drawn)."""
+
+    group: str
+    name: str
+    rows: int
+    positives: int
+    map: float | None
+    low: float | None = None
+    high: float | None = None
+
+    def cell(self) -> str:
+        if self.map is None:
+            return "undefined (no positives)"
+        interval = f" [{self.low:.2f}, {self.high:.2f}]" if self.low is not None else ""
+        return f"{self.map:.2f}{interval}"
+
+
+def face_size(width_px: float | None) -> str | None:
+    """AVA's face-size class of a face ``width_px`` wide in its source frame (None: size unknown)."""
+    if width_px is None:
+        return None
+    return "small" if width_px < 64 else "medium" if width_px <= 128 else "large"
+
+
+def face_count(count: int) -> str:
+    return FACE_COUNTS[min(count, 3) - 1]
+
+
+def _ap(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    try:
+        return 100.0 * average_precision(scores, positive)
+    except MetricUndefined:
+        return None
+
+
+def _interval(scores: np.ndarray, positive: np.ndarray, members: np.ndarray, units: np.ndarray,
+              draws: np.ndarray) -> tuple[float | None, float | None]:
+    """2.5 / 97.5 percentiles of the group's AP over ``draws (B, U)`` (how often each unit is drawn);
+    ``units (N,)`` the unit of each row, ``members (N,)`` the group's rows. None where the group's rows come
+    from one unit (resampling it could only give the estimate back)."""
+    rows = np.flatnonzero(members)
+    if len(np.unique(units[rows])) < 2:
+        return None, None
+    values = []
+    for counts in draws:
+        picked = np.repeat(rows, counts[units[rows]])  # a unit drawn k times contributes its rows k times
+        value = _ap(scores[picked], positive[picked]) if len(picked) else None
+        if value is not None:
+            values.append(value)
+    if len(values) < max(2, len(draws) // 2):  # most draws had no positives: no honest interval
+        return None, None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def breakdowns(predictions: list[Prediction], face_widths: dict[Key, float | None] | None = None,
+               categories: dict[str, str] | None = None, bootstrap: int = 1000, seed: int = 0) -> list[Breakdown]:
+    """Every group's mAP (audio-visual head) with its interval (``bootstrap`` draws; 0: none)."""
+    if not predictions:
+        return []
+    scores = np.array([p.score for p in predictions], np.float64)
+    positive = np.array([p.label == POSITIVE for p in predictions])
+    videos = np.unique([p.video_id for p in predictions], return_inverse=True)[1]
+    tracks = np.unique([f"{p.video_id}\t{p.entity_id}" for p in predictions], return_inverse=True)[1]
+    per_frame: dict[tuple[str, str], int] = {}
+    for p in predictions:
+        per_frame[(p.video_id, p.timestamp)] = per_frame.get((p.video_id, p.timestamp), 0) + 1
+    widths = face_widths or {}
+    groups: list[tuple[str, str, np.ndarray]] = [("all", "all", np.ones(len(predictions), bool))]
+    sizes = np.array([face_size(widths.get(p.key)) for p in predictions], object)
+    groups += [("face size", f"{name} ({pixels})", sizes == name) for name, pixels in FACE_SIZES]
+    counts = np.array([face_count(per_frame[(p.video_id, p.timestamp)]) for p in predictions], object)
+    groups += [("faces on screen", name, counts == name) for name in FACE_COUNTS]
+    names = sorted({p.video_id for p in predictions})
+    video_of = np.array([p.video_id for p in predictions], object)
+    groups += [("video", name, video_of == name) for name in names]
+    if categories:
+        category_of = np.array([categories.get(p.video_id) for p in predictions], object)
+        groups += [("category", name, category_of == name) for name in sorted(set(categories.values()))]
+    rng = np.random.default_rng(seed)
+    video_draws = rng.multinomial(videos.max() + 1, np.full(videos.max() + 1, 1 / (videos.max() + 1)),
+                                  size=bootstrap) if bootstrap else np.zeros((0, videos.max() + 1), np.int64)
+    result = []
+    for group, name, members in groups:
+        if not members.any():
+            continue
+        value = _ap(scores[members], positive[members])
+        low = high = None
+        if bootstrap and value is not None:
+            if group == "video":  # one video: resample its face tracks
+                own = tracks[members]
+                local = np.unique(own, return_inverse=True)[1]
+                draws = rng.multinomial(local.max() + 1, np.full(local.max() + 1, 1 / (local.max() + 1)),
+                                        size=bootstrap)
+                units = np.zeros(len(predictions), np.int64)
+                units[members] = local
+                low, high = _interval(scores, positive, members, units, draws)
+            else:
+                low, high = _interval(scores, positive, members, videos, video_draws)
+        result.append(Breakdown(group, name, int(members.sum()), int(positive[members].sum()), value, low, high))
+    return result
+
+
+def _label(b: Breakdown) -> str:
+    return "all rows" if b.group == "all" else f"{b.group}: {b.name}"
+
+
+def render_table(rows: list[Breakdown], bootstrap: int) -> str:
+    """The breakdowns as a plain-text table."""
+    if not rows:
+        return ""
+    kind = f"95% bootstrap interval, {bootstrap} draws of the videos" if bootstrap else "no intervals"
+    width = max(len(_label(b)) for b in rows)
+    lines = [f"mAP by group (audio-visual head; {kind})"]
+    lines += [f"  {_label(b):<{width}}  {b.cell():<24} rows {b.rows}, positives {b.positives}" for b in rows]
+    if bootstrap and any(b.map is not None and b.low is None for b in rows):
+        lines.append("  (no interval: the group's rows come from one video, or a video's from one face track)")
+    return "\n".join(lines)
+
+
+def as_json(rows: list[Breakdown], bootstrap: int, seed: int) -> dict:
+    return {"bootstrap": bootstrap, "seed": seed, "unit": "videos (tracks within one video)",
+            "groups": [asdict(b) for b in rows]}
