@@ -4,7 +4,8 @@ Groups: all rows; face size (AVA's split by the face's width in pixels of the so
 medium 64-128, large > 128); faces on screen (annotated faces sharing the row's timestamp: 1, 2, 3+); each
 video; each category (WASD). Intervals resample whole videos with replacement (rows of one video are not
 independent), the same draws for every group, so groups can be compared replicate by replicate; a single
-video's interval resamples its face tracks instead. AP is the official one (``core/metrics.py``).
+video's interval resamples its face tracks instead; a group of fewer than ``MIN_UNITS`` units gets none.
+AP is the official one (``core/metrics.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from asd_se.core.metrics import MetricUndefined, average_precision
 
 FACE_SIZES = (("small", "<64 px"), ("medium", "64-128 px"), ("large", ">128 px"))
 FACE_COUNTS = ("1", "2", "3+")
+MIN_UNITS = 3  # fewer videos (or tracks) than this give a handful of distinct resamples: no honest interval
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,9 @@ def _interval(scores: np.ndarray, positive: np.ndarray, members: np.ndarray, uni
               draws: np.ndarray) -> tuple[float | None, float | None]:
     """2.5 / 97.5 percentiles of the group's AP over ``draws (B, U)`` (how often each unit is drawn);
     ``units (N,)`` the unit of each row, ``members (N,)`` the group's rows. None where the group's rows come
-    from one unit (resampling it could only give the estimate back)."""
+    from fewer than ``MIN_UNITS`` units."""
     rows = np.flatnonzero(members)
-    if len(np.unique(units[rows])) < 2:
+    if len(np.unique(units[rows])) < MIN_UNITS:
         return None, None
     values = []
     for counts in draws:
@@ -125,6 +127,35 @@ def breakdowns(predictions: list[Prediction], face_widths: dict[Key, float | Non
     return result
 
 
+def map_difference(first: list[Prediction], second: list[Prediction], bootstrap: int = 1000, seed: int = 0
+                   ) -> Breakdown:
+    """mAP of ``first`` minus that of ``second`` (two models' predictions of the same rows), with a paired 95%
+    interval: each draw of the videos scores both models on the same rows."""
+    by_key = {p.key: p for p in second}
+    if len(by_key) != len(first) or any(p.key not in by_key for p in first):
+        raise ValueError("the two prediction sets do not cover the same rows")
+    paired = [(p, by_key[p.key]) for p in first]
+    positive = np.array([a.label == POSITIVE for a, _ in paired])
+    scores = [np.array([pair[k].score for pair in paired], np.float64) for k in (0, 1)]
+    videos = np.unique([a.video_id for a, _ in paired], return_inverse=True)[1]
+    maps = [_ap(s, positive) for s in scores]
+    if None in maps:
+        return Breakdown("difference", "first - second", len(paired), int(positive.sum()), None)
+    low = high = None
+    if bootstrap and videos.max() + 1 >= MIN_UNITS:
+        units = videos.max() + 1
+        draws = np.random.default_rng(seed).multinomial(units, np.full(units, 1 / units), size=bootstrap)
+        values = []
+        for counts in draws:
+            picked = np.repeat(np.arange(len(paired)), counts[videos])
+            pair = [_ap(s[picked], positive[picked]) for s in scores]
+            if None not in pair:
+                values.append(pair[0] - pair[1])
+        if len(values) >= max(2, bootstrap // 2):
+            low, high = (float(v) for v in np.percentile(values, [2.5, 97.5]))
+    return Breakdown("difference", "first - second", len(paired), int(positive.sum()), maps[0] - maps[1], low, high)
+
+
 def _label(b: Breakdown) -> str:
     return "all rows" if b.group == "all" else f"{b.group}: {b.name}"
 
@@ -138,7 +169,8 @@ def render_table(rows: list[Breakdown], bootstrap: int) -> str:
     lines = [f"mAP by group (audio-visual head; {kind})"]
     lines += [f"  {_label(b):<{width}}  {b.cell():<24} rows {b.rows}, positives {b.positives}" for b in rows]
     if bootstrap and any(b.map is not None and b.low is None for b in rows):
-        lines.append("  (no interval: the group's rows come from one video, or a video's from one face track)")
+        lines.append(f"  (no interval: the group's rows come from fewer than {MIN_UNITS} videos, or a video's from "
+                     f"fewer than {MIN_UNITS} face tracks)")
     return "\n".join(lines)
 
 

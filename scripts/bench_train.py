@@ -2,7 +2,9 @@
 """Benchmark training on the default synthetic set: light with SE, light without SE, resnet18. Prints JSON.
 
 Per variant: training frames/s, loader frames/s (the training loader itself, with its worker processes),
-wall time, and the val mAP of the AV head and of the audio-only and visual-only heads after each epoch.
+wall time, and the val mAP of the AV head and of the audio-only and visual-only heads after each epoch; the
+final model's val mAP by group with 95% bootstrap intervals (``asd_se/breakdowns.py``); and, where both
+``light`` and ``light_no_se`` were trained, SE on minus off with a paired interval (the same video draws).
 ``--steps-only`` variants (resnet18 on CPU by default) are timed over a few steps instead of trained.
 """
 
@@ -18,7 +20,9 @@ from pathlib import Path
 
 import torch
 
+from asd_se.breakdowns import map_difference
 from asd_se.config import load_config
+from asd_se.evaluate import face_widths, predict_split, summarise
 from asd_se.models import count_parameters
 from asd_se.train import Trainer, training_loss
 from data_prep.prep import PrepConfig, prepare
@@ -79,6 +83,7 @@ def main() -> None:
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
                "store": str(store), "variants": {}}
+    final_predictions = {}
     for variant in args.variants.split(","):
         overrides = list(args.set) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
         config = load_config(CONFIGS / f"{variant}.yaml", overrides)
@@ -98,9 +103,17 @@ def main() -> None:
                          val_map_by_epoch=[round(h["val_map"], 4) for h in history],
                          final={k: round(history[-1][k], 4) for k in ("val_map", "val_map_audio", "val_map_visual")},
                          best_val_map=round(max(h["val_map"] for h in history), 4))
+            final_predictions[variant] = predict_split(trainer.model, trainer.store, "val", trainer.device,
+                                                       progress=False)
+            groups = summarise(final_predictions[variant], widths=face_widths(trainer.store, "val"),
+                               bootstrap=1000).groups
+            entry["final_map_by_group"] = {f"{g.group}: {g.name}": g.cell() for g in groups}
         entry["loader_over_train"] = round(entry["loader_fps"] / entry["train_fps"], 1)
         results["variants"][variant] = entry
         print(json.dumps({variant: entry}), flush=True)
+    if {"light", "light_no_se"} <= final_predictions.keys():
+        difference = map_difference(final_predictions["light"], final_predictions["light_no_se"], 1000)
+        results["se_on_minus_off"] = difference.cell()
     print(json.dumps(results, indent=1))
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from asd_se.breakdowns import breakdowns, face_count, face_size
+from asd_se.breakdowns import breakdowns, face_count, face_size, map_difference
 from asd_se.cli import main
 from asd_se.core.ava import POSITIVE, Prediction
 from asd_se.evaluate import summarise
@@ -68,6 +68,8 @@ def test_bootstrap_is_reproducible_for_a_seed_and_brackets_the_estimate():
     assert overall.group == "all" and overall.low < overall.map < overall.high
     video = next(g for g in first if g.group == "video")
     assert video.low is None  # one video of one track: nothing to resample, so no interval is claimed
+    two = breakdowns([p for p in many if p.video_id in ("v0", "v1")], bootstrap=200, seed=3)
+    assert two[0].low is None and two[0].map is not None  # two videos: 3 distinct resamples, no interval
 
 
 def test_unknown_face_sizes_are_said_not_guessed():
@@ -86,3 +88,16 @@ def test_evaluate_prints_and_writes_the_groups(trained_run, store_root, tmp_path
     assert saved["bootstrap"] == 50 and saved["seed"] == 1
     kinds = {g["group"] for g in saved["groups"]}
     assert {"all", "face size", "faces on screen", "video"} <= kinds  # the store recorded its frame sizes
+
+
+def test_a_paired_difference_is_zero_for_one_model_and_signed_for_two():
+    many = [_row(f"v{v}", f"{t:.2f}", f"v{v}:1", POSITIVE if (t + v) % 3 == 0 else NEG,
+                 ((t * 7 + v * 3) % 10) / 10) for v in range(8) for t in range(20)]
+    same = map_difference(many, list(reversed(many)), bootstrap=100, seed=0)  # joined by key, not by position
+    assert (same.map, same.low, same.high) == (0.0, 0.0, 0.0)
+    perfect = [Prediction(p.video_id, p.timestamp, p.box, p.label, p.entity_id, float(p.label == POSITIVE), 0, 0)
+               for p in many]
+    better = map_difference(perfect, many, bootstrap=100, seed=0)
+    assert better.map == pytest.approx(100 - breakdowns(many, bootstrap=0)[0].map) and better.low > 0
+    with pytest.raises(ValueError, match="same rows"):
+        map_difference(many[:-1], many)
