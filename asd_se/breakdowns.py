@@ -59,6 +59,11 @@ def _ap(scores: np.ndarray, positive: np.ndarray) -> float | None:
         return None
 
 
+def _draws(rng: np.random.Generator, units: int, bootstrap: int) -> np.ndarray:
+    """``(bootstrap, units)``: how often each unit is drawn when ``units`` are drawn with replacement."""
+    return rng.multinomial(units, np.full(units, 1.0 / units), size=bootstrap)
+
+
 def _interval(scores: np.ndarray, positive: np.ndarray, members: np.ndarray, units: np.ndarray,
               draws: np.ndarray) -> tuple[float | None, float | None]:
     """2.5 / 97.5 percentiles of the group's AP over ``draws (B, U)`` (how often each unit is drawn);
@@ -104,8 +109,7 @@ def breakdowns(predictions: list[Prediction], face_widths: dict[Key, float | Non
         category_of = np.array([categories.get(p.video_id) for p in predictions], object)
         groups += [("category", name, category_of == name) for name in sorted(set(categories.values()))]
     rng = np.random.default_rng(seed)
-    video_draws = rng.multinomial(videos.max() + 1, np.full(videos.max() + 1, 1 / (videos.max() + 1)),
-                                  size=bootstrap) if bootstrap else np.zeros((0, videos.max() + 1), np.int64)
+    video_draws = _draws(rng, videos.max() + 1, bootstrap)
     result = []
     for group, name, members in groups:
         if not members.any():
@@ -114,13 +118,10 @@ def breakdowns(predictions: list[Prediction], face_widths: dict[Key, float | Non
         low = high = None
         if bootstrap and value is not None:
             if group == "video":  # one video: resample its face tracks
-                own = tracks[members]
-                local = np.unique(own, return_inverse=True)[1]
-                draws = rng.multinomial(local.max() + 1, np.full(local.max() + 1, 1 / (local.max() + 1)),
-                                        size=bootstrap)
+                local = np.unique(tracks[members], return_inverse=True)[1]
                 units = np.zeros(len(predictions), np.int64)
                 units[members] = local
-                low, high = _interval(scores, positive, members, units, draws)
+                low, high = _interval(scores, positive, members, units, _draws(rng, local.max() + 1, bootstrap))
             else:
                 low, high = _interval(scores, positive, members, videos, video_draws)
         result.append(Breakdown(group, name, int(members.sum()), int(positive[members].sum()), value, low, high))
@@ -143,10 +144,8 @@ def map_difference(first: list[Prediction], second: list[Prediction], bootstrap:
         return Breakdown("difference", "first - second", len(paired), int(positive.sum()), None)
     low = high = None
     if bootstrap and videos.max() + 1 >= MIN_UNITS:
-        units = videos.max() + 1
-        draws = np.random.default_rng(seed).multinomial(units, np.full(units, 1 / units), size=bootstrap)
         values = []
-        for counts in draws:
+        for counts in _draws(np.random.default_rng(seed), videos.max() + 1, bootstrap):
             picked = np.repeat(np.arange(len(paired)), counts[videos])
             pair = [_ap(s[picked], positive[picked]) for s in scores]
             if None not in pair:
