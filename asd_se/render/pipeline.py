@@ -38,7 +38,7 @@ from asd_se.render.report import plot_timeline, predictions, write_report
 from asd_se.render.scan import SourceScan, scan
 from asd_se.render.scores import CropSpool, TrackResult, cut_crops, score_tracks
 from asd_se.render.tracks import FaceFinder, RenderTrack, annotated_tracks
-from asd_se.review.document import read_render
+from asd_se.review.document import RenderDocument, read_render
 from asd_se.review.page import write_review
 from asd_se.review.segments import SegmentSettings, document_segments, to_rttm
 
@@ -229,10 +229,11 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
                    "has_audio": source.has_audio, "notes": notes, "timings_s": timer.report()}
         write_report(staged["json"], summary, tracks, results, source, config.model.crop)
         with timer.stage("review"):
-            segments = document_segments(read_render(staged["json"]), settings.segments)
-            write_text_atomic(staged["rttm"], to_rttm(segments, video_id))
+            document = read_render(staged["json"])  # read once: the RTTM now, the page once it is in place
+            write_text_atomic(staged["rttm"], to_rttm(document_segments(document, settings.segments), video_id))
     if settings.review:
         with timer.stage("review"):
-            notes += write_review(read_render(paths["json"]), paths["review"], settings.segments)
+            notes += write_review(RenderDocument(paths["json"], document.data, document.missing), paths["review"],
+                                  settings.segments)
     return RenderResult(paths, len(tracks), frames, source.duration, time.perf_counter() - started,
                         timer.report(), notes)

@@ -61,14 +61,22 @@
     return track.mapCanvas;
   };
 
-  // ---- the overlay -----------------------------------------------------------------------------------------
-  overlay.width = data.width || 640;
-  overlay.height = data.height || 360;
+  // ---- the overlay: drawn at the size it is shown (sharp labels on small videos), in video pixel coordinates
+  const videoWidth = data.width || 640, videoHeight = data.height || 360;
   const drawOverlay = (t) => {
     const started = performance.now();
+    const ratio = window.devicePixelRatio || 1;
+    const shown = Math.max(1, Math.round(overlay.clientWidth * ratio));
+    if (overlay.width !== shown) {
+      overlay.width = shown;
+      overlay.height = Math.max(1, Math.round(shown * videoHeight / videoWidth));
+    }
+    const zoom = overlay.width / videoWidth;  // canvas pixels per video pixel
+    context.setTransform(1, 0, 0, 1, 0, 0);
     context.clearRect(0, 0, overlay.width, overlay.height);
     if (!overlaysOn) return;
-    const scale = Math.max(1, overlay.height / 360);
+    context.setTransform(zoom, 0, 0, zoom, 0, 0);
+    const scale = ratio / zoom;  // one screen pixel, in video pixels
     data.tracks.forEach((track) => {
       const k = frameAt(track, t);
       if (k < 0) return;
@@ -93,7 +101,7 @@
       }
       if (layers.labels) {
         const text = `${track.name} ${p.toFixed(2)}`;
-        context.font = `${Math.round(12 * scale)}px sans-serif`;
+        context.font = `${(12 * scale).toFixed(2)}px sans-serif`;
         const width = context.measureText(text).width + 6 * scale, height = 16 * scale;
         const top = Math.max(0, y1 - height);
         context.fillStyle = colour;
@@ -195,6 +203,7 @@
     video.pause();
     seek(errors[currentError].start + 1e-3);
   };
+  document.querySelectorAll(".truth-only").forEach((node) => { node.hidden = !data.truth; });
   if (data.truth) {
     document.getElementById("truth-box").hidden = false;
     const ap = data.truth.ap === null ? "undefined (no speaking rows)" : (100 * data.truth.ap).toFixed(2);
