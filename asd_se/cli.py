@@ -34,9 +34,17 @@ def _size(text: str) -> tuple[int, int]:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from asd_se.core.ava import LABELS
-    from data_prep.synth.dataset import SynthConfig, make_dataset
+    from asd_se.core.writer import Encoding
+    from data_prep.synth.dataset import Packaging, SynthConfig, make_dataset
 
-    config = SynthConfig(videos=args.videos, minutes=args.minutes, seed=args.seed, size=args.size, fps=args.fps)
+    packaging = Packaging(Encoding(args.container, args.codec, args.audio), args.channels, args.lead, args.tail,
+                          args.start_time)
+    try:
+        packaging.check()
+    except ValueError as err:
+        raise SystemExit(f"asd-se synth: {err}") from None
+    config = SynthConfig(videos=args.videos, minutes=args.minutes, seed=args.seed, size=args.size, fps=args.fps,
+                         packaging=packaging)
     counts = make_dataset(args.out_dir, config, workers=args.workers)
     print(f"synthetic AVA-format dataset in {args.out_dir}:")
     for split in ("train", "val"):
@@ -62,7 +70,7 @@ def cmd_prep(args: argparse.Namespace) -> int:
 
         crop = Config.from_dict(load_checkpoint(args.checkpoint)["config"]).model.crop
     summary = prepare(PrepConfig(tuple(annotations), videos, args.out, args.workers, args.shard,
-                                 StoreSettings(crop=crop)))
+                                 StoreSettings(crop=crop), seek=not args.no_seek))
     print(summary.render())
     if args.shard[1] > 1:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; build the index with a run without --shard, "
@@ -217,9 +225,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _synth_parser(commands) -> None:
+    from asd_se.core.writer import AUDIO_CODECS, CONTAINERS, VIDEO_CODECS
+
     synth = commands.add_parser("synth", help="write a synthetic AVA-format dataset (videos + CSVs)",
                                 description="Write a synthetic dataset laid out like AVA-ActiveSpeaker: "
-                                            "OUT_DIR/videos/*.mp4, OUT_DIR/annotations/{train,val}.csv and the "
+                                            "OUT_DIR/videos/*.mp4 (or .mkv/.webm), "
+                                            "OUT_DIR/annotations/{train,val}.csv and the "
                                             "mouth boxes of every row in OUT_DIR/mouth_boxes/{train,val}.csv.")
     synth.add_argument("out_dir", type=Path)
     synth.add_argument("--videos", type=int, default=16, help="number of videos (default 16)")
@@ -228,6 +239,16 @@ def _synth_parser(commands) -> None:
     synth.add_argument("--size", type=_size, default=None, help="fixed frame size WxH (default: varied sizes)")
     synth.add_argument("--fps", type=float, default=None, help="fixed frame rate (default: 10-30 fps, varied)")
     synth.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    files = synth.add_argument_group("how each video is stored (AVA's movies come in all of these)")
+    files.add_argument("--container", choices=sorted(CONTAINERS), default="mp4")
+    files.add_argument("--codec", choices=sorted(VIDEO_CODECS), default="h264", help="video codec")
+    files.add_argument("--audio", choices=sorted(AUDIO_CODECS), default="aac", help="audio codec")
+    files.add_argument("--channels", type=int, choices=(1, 2, 6), help="audio channels (default: 1 or 2, varied)")
+    files.add_argument("--lead", type=float, default=0.0, metavar="S",
+                       help="seconds of another, unannotated scene before the annotated clip (annotations shifted)")
+    files.add_argument("--tail", type=float, default=0.0, metavar="S", help="... and after it")
+    files.add_argument("--start-time", type=float, default=0.0, metavar="S",
+                       help="the file's first timestamp (a container start time other than 0)")
     synth.set_defaults(run=cmd_synth)
 
 
@@ -245,6 +266,9 @@ def _prep_parsers(commands) -> None:
     prep.add_argument("--root", type=Path, help="dataset root; fills in --annotations/--videos from the layout")
     prep.add_argument("--workers", type=int, default=1, help="videos prepared in parallel processes")
     prep.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: prepare every N-th video from the I-th")
+    prep.add_argument("--no-seek", action="store_true",
+                      help="decode every video from its first frame, not only its annotated span (a container "
+                           "that cannot seek falls back to this by itself, with a note)")
     style = prep.add_mutually_exclusive_group()
     style.add_argument("--crop", choices=CROP_STYLES, default="asd-se",
                        help="THE crop's style, as the model to train or evaluate has it in model.crop (default "

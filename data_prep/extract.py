@@ -1,7 +1,9 @@
 """Decode one video once, in order, and cut every annotated face track at the model's 25 fps.
 
 Classic AVA prep seeks once per CSV row and writes a JPG per face-frame; here every track sample is
-assigned to the decoded frame nearest its time as the frames stream past, so each video is decoded once.
+assigned to the decoded frame nearest its time as the frames stream past, so each video is decoded once —
+and only its annotated span: one seek to a little before the first annotated timestamp, decoding stops a
+little after the last (AVA annotates 15 minutes of each feature-length movie).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from asd_se.core.media import DecodedVideo, MediaError, decode, probe
 from asd_se.core.sampling import audio_segment, nearest_frames
 from data_prep.store import StoreSettings, Track, TrackMeta, TrackRows, encode_crop
 
+SPAN_MARGIN_S = 1.0  # decoded before the first sample and after the last
+
 
 def _nearest_labels(plan: TrackPlan) -> list[int]:
     stamps = np.array([r.timestamp for r in plan.rows])
@@ -23,9 +27,10 @@ def _nearest_labels(plan: TrackPlan) -> list[int]:
     return [LABEL_CODES[plan.rows[i].label] for i in nearest]
 
 
-def extract_video(path, rows: list[Row], settings: StoreSettings
+def extract_video(path, rows: list[Row], settings: StoreSettings, seek: bool = True
                   ) -> tuple[list[Track], list[Problem], dict]:
-    """Cut all tracks of one video. Returns tracks, the rows skipped (as Problems) and a few facts."""
+    """Cut all tracks of one video: its annotated span only (``seek``), or decoded from its first frame.
+    Returns tracks, the rows skipped (as Problems) and a few facts."""
     first = rows[0]
     where = (first.source, first.line)
     try:
@@ -43,8 +48,9 @@ def extract_video(path, rows: list[Row], settings: StoreSettings
     jpegs: list[list[bytes]] = [[] for _ in plans]
     decoded = DecodedVideo()
     frames, last_time = 0, None
+    span = (sample_times.min() - SPAN_MARGIN_S, sample_times.max() + SPAN_MARGIN_S) if seek else None
     try:
-        stream = decode(path, ("gray",), with_audio=True, result=decoded)
+        stream = decode(path, ("gray",), with_audio=True, result=decoded, span=span)
         for last_time, (gray,), samples in nearest_frames(sample_times, stream, tail=1.0 / info.fps):
             frames += 1
             for track, k in owners[samples]:
@@ -72,7 +78,7 @@ def extract_video(path, rows: list[Row], settings: StoreSettings
                          TrackRows([r.timestamp_text for r in kept], [r.label for r in kept],
                                    [list(r.box) for r in kept], row_frames[keep].tolist()),
                          file="", member="", source_size=[info.width, info.height])
-        tracks.append(Track(meta, crops[:count], audio_segment(decoded.audio, meta.start, count)))
+        tracks.append(Track(meta, crops[:count], audio_segment(decoded.audio, meta.start - decoded.audio_start, count)))
     facts = {"decoded_frames": frames, "source_fps": info.fps, "width": info.width, "height": info.height,
-             "truncated": decoded.truncated}
+             "truncated": decoded.truncated, "span": [round(t, 3) for t in span] if span else None}
     return tracks, problems, facts

@@ -40,6 +40,7 @@ class PrepConfig:
     workers: int = 1
     shard: tuple[int, int] = (0, 1)
     settings: StoreSettings = field(default_factory=StoreSettings)
+    seek: bool = True  # decode each video's annotated span only (False: from its first frame)
 
 
 @dataclass
@@ -119,11 +120,11 @@ def find_videos(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES}
 
 
-def _prepare_one(job: tuple[Path, str, list[Row], StoreSettings, str]) -> dict:
+def _prepare_one(job: tuple[Path, str, list[Row], StoreSettings, str, bool]) -> dict:
     """Worker: cut one video's tracks and store them. Returns the stored manifest."""
-    root, video_path, rows, settings, stamp = job
+    root, video_path, rows, settings, stamp, seek = job
     store = TrackStore.open(root)
-    tracks, problems, facts = extract_video(Path(video_path), rows, settings)
+    tracks, problems, facts = extract_video(Path(video_path), rows, settings, seek)
     manifest = {"video_id": rows[0].video_id, "source": Path(video_path).name, "fingerprint": stamp,
                 "annotations": sorted({str(Path(r.source).resolve()) for r in rows}),
                 "facts": facts, "problems": [str(p) for p in problems]}
@@ -159,7 +160,7 @@ def prepare(config: PrepConfig) -> PrepSummary:
         if done is not None and done["fingerprint"] == stamp:
             manifests.append(done)
         else:
-            jobs.append((store.root, files[video_id], video_rows, config.settings, stamp))
+            jobs.append((store.root, files[video_id], video_rows, config.settings, stamp, config.seek))
     if jobs:
         log.info("preparing %d videos (%d already in the store)", len(jobs), len(manifests))
         results = parallel_map(_prepare_one, jobs, config.workers)

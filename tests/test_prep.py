@@ -134,12 +134,12 @@ def test_broken_videos_are_skipped_by_name_and_the_rest_prepared(synth_copy, tmp
 
 
 def test_missing_video_and_video_without_audio(synth_copy, tmp_path, capsys):
-    from asd_se.core.media import Mp4Writer
+    from asd_se.core.writer import VideoWriter
 
     videos = sorted((synth_copy / "videos").glob("*.mp4"))
     videos[0].unlink()
     silent = videos[1]
-    with Mp4Writer(silent, 64, 48, 25) as writer:  # same name, no audio stream
+    with VideoWriter(silent, 64, 48, 25) as writer:  # same name, no audio stream
         for _ in range(200):
             writer.write_frame(np.full((48, 64, 3), 128, np.uint8))
     code, out = _run_cli(synth_copy, tmp_path / "store", capsys)

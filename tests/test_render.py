@@ -18,8 +18,9 @@ from asd_se.cli import main
 from asd_se.core.annotations import read_csv
 from asd_se.core.ava import ava_key
 from asd_se.core.boxes import iou
-from asd_se.core.media import DecodedVideo, Mp4Writer, decode, demux, probe
+from asd_se.core.media import DecodedVideo, decode, demux, probe
 from asd_se.core.sampling import nearest_frames, sample_grid
+from asd_se.core.writer import VideoWriter
 from asd_se.evaluate import predict_split
 from asd_se.explain import ChannelSelection
 from asd_se.render import pipeline
@@ -189,7 +190,7 @@ def test_variable_frame_rate_and_odd_size_keep_their_timing(val_video, checkpoin
 
 def test_video_without_audio_renders_with_a_warning(val_video, checkpoint, tmp_path):
     silent = tmp_path / "silent.mp4"
-    with Mp4Writer(silent, 427, 241, 25) as writer:
+    with VideoWriter(silent, 427, 241, 25) as writer:
         for _, (_, (image,)) in zip(range(40), decode(val_video[0], ("bgr24",), with_audio=False)):
             writer.write_frame(cv2.resize(image, (427, 241)))
     result = render_video(silent, checkpoint, tmp_path / "out.mp4", settings=FAST, progress=False)
@@ -201,7 +202,7 @@ def test_video_without_audio_renders_with_a_warning(val_video, checkpoint, tmp_p
 
 def test_no_faces_still_writes_the_output_with_a_note(checkpoint, tmp_path):
     blank = tmp_path / "blank.mp4"
-    with Mp4Writer(blank, 160, 120, 25, audio_rate=16000) as writer:
+    with VideoWriter(blank, 160, 120, 25, audio_rate=16000) as writer:
         for i in range(30):
             writer.write_frame(np.full((120, 160, 3), 90 + i, np.uint8))
         writer.write_audio(np.zeros((1, 19200), np.float32))
@@ -305,7 +306,7 @@ def test_demux_yields_audio_and_video_in_one_pass(val_video):
 def test_a_shot_cut_starts_new_tracks(synth_root, checkpoint, tmp_path):
     videos = sorted((synth_root / "videos").glob("*.mp4"))[:2]
     joined = tmp_path / "joined.mp4"
-    with Mp4Writer(joined, 320, 180, 25, audio_rate=16000) as writer:
+    with VideoWriter(joined, 320, 180, 25, audio_rate=16000) as writer:
         for video in videos:
             for _, (_, (image,)) in zip(range(40), decode(video, ("bgr24",), with_audio=False)):
                 writer.write_frame(cv2.resize(image, (320, 180)))

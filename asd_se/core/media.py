@@ -1,4 +1,4 @@
-"""Media I/O through PyAV: frames with timestamps, audio as 16 kHz mono float32, MP4 writing (H.264 + AAC).
+"""Reading media through PyAV: frames with timestamps, audio as 16 kHz mono float32 (writing: `writer.py`).
 
 No ffmpeg subprocess and no shell strings anywhere: PyAV decodes, resamples and encodes in-process.
 """
@@ -6,17 +6,18 @@ No ffmpeg subprocess and no shell strings anywhere: PyAV decodes, resamples and 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import chain
 from pathlib import Path
-from typing import Iterator
+from typing import Generator, Iterator
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from asd_se.core.errors import AsdSeError
-from asd_se.core.fsio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class VideoInfo:
     container: str = ""  # format names as FFmpeg gives them: "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", ...
     video_codec: str = ""
     audio_codec: str = ""
+    start: float = 0.0  # the container's start time, s (frame and audio times are counted from it)
+    video_start: float = 0.0  # the video stream's first timestamp, s from the container's start
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -73,11 +76,14 @@ def probe(path: Path) -> VideoInfo:
         else:
             duration = 0.0
         audio = container.streams.audio[0].codec_context if container.streams.audio else None
+        start = (container.start_time or 0) / av.time_base
+        video_start = float(stream.start_time * stream.time_base) - start if stream.start_time is not None else 0.0
         return VideoInfo(Path(path), stream.codec_context.width, stream.codec_context.height, float(rate),
                          duration, audio is not None, stream.time_base or Fraction(1, 90000),
                          (audio.sample_rate or None) if audio is not None else None,
                          audio.channels if audio is not None else 0, container.format.name,
-                         stream.codec_context.name, audio.name if audio is not None else "")
+                         stream.codec_context.name, audio.name if audio is not None else "", start,
+                         video_start)
 
 
 @dataclass
@@ -85,6 +91,7 @@ class DecodedVideo:
     """What one decode pass collected besides the frames: audio, the start time and the warnings met."""
 
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    audio_start: float = 0.0  # the time (s) of ``audio[0]``: 0, or the start of the span decoded
     warnings: list[str] = field(default_factory=list)
     truncated: bool = False
     start: float = 0.0  # the container's start time, s; frame times are relative to it
@@ -101,38 +108,98 @@ class DecodedVideo:
         return self.last_time
 
 
-def demux(path: Path, with_audio: bool = True, result: DecodedVideo | None = None
-          ) -> Iterator[av.VideoFrame | av.AudioFrame]:
-    """Decode a file once, in order: the first video stream's frames, interleaved with the first audio
-    stream's frames when ``with_audio``. Corrupt packets are skipped with a warning in ``result.warnings``; a
-    stream that ends in an error sets ``result.truncated``. ``result.start`` is set before the first frame."""
-    result = result if result is not None else DecodedVideo()
+class SeekError(Exception):
+    """A seek that landed after the time asked for (a broken or missing index)."""
+
+
+def _seek(container: av.container.InputContainer, seconds: float) -> None:
+    """Move to the last keyframe at or before ``seconds`` of the container's timeline (absolute)."""
+    container.seek(int(seconds * av.time_base), backward=True, any_frame=False)
+
+
+def _seeked_frames(path: Path, span: tuple[float, float], with_audio: bool, result: DecodedVideo
+                   ) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    """The frames of ``span`` (s from the start): one seek to the keyframe before it, then forward until every
+    stream has passed its end. Falls back to decoding from the first frame, with a note in
+    ``result.warnings``, where the container cannot seek or lands after the span's start (a broken index)."""
+    first, last = span
     container = _open(path)
     try:
-        if not container.streams.video:
-            raise MediaError(f"{path}: has no video stream")
-        video = container.streams.video[0]
-        video.thread_type = "AUTO"
-        streams = [video] + ([container.streams.audio[0]] if with_audio and container.streams.audio else [])
-        result.start = (container.start_time or 0) / av.time_base
-        result.fps = float(video.average_rate or video.guessed_rate or 25)
-        last: float | None = None  # time of the last video frame seen
+        streams = _streams(container, path, with_audio, result)
+        video = streams[0]
+        begins = float(video.start_time * video.time_base) - result.start if video.start_time is not None else 0.0
         try:
-            for packet in container.demux(*streams):
-                try:
-                    frames = packet.decode()
-                except av.error.InvalidDataError as err:
-                    result.warnings.append(f"{path}: skipped a corrupt packet at {packet.pts} ({err})")
-                    continue
-                for frame in frames:
-                    if isinstance(frame, av.VideoFrame) and frame.time is not None:
-                        last = frame.time - result.start
-                    yield frame
-        except av.error.FFmpegError as err:
-            result.truncated = True
-            where = "before the first frame" if last is None else f"after {last:.2f} s"
-            result.warnings.append(f"{path}: stream ends in an error {where} ({err})")
+            frames, head = _decoded(container, streams, path, result), []
+            if first > begins:
+                _seek(container, result.start + first)
+                for frame in frames:  # up to the first video frame: where the seek landed
+                    head.append(frame)
+                    if isinstance(frame, av.VideoFrame):
+                        break
+                landed = head[-1].time - result.start if head and head[-1].time is not None else None
+                if landed is not None and landed > first + 1e-6:
+                    raise SeekError(f"landed at {landed:.2f} s")
+        except (av.error.FFmpegError, SeekError) as err:
+            result.warnings.append(f"{path}: cannot seek to {first:.2f} s ({err}); decoded from the start instead")
+            container.close()
+            container = _open(path)
+            streams = _streams(container, path, with_audio, result)
+            frames, head = _decoded(container, streams, path, result), []
+        done = {stream.type: False for stream in streams}
+        for frame in chain(head, frames):
+            time = frame.time - result.start if frame.time is not None else None
+            if time is not None and time > last:
+                done["video" if isinstance(frame, av.VideoFrame) else "audio"] = True
+                if all(done.values()):
+                    return
+                continue
+            yield frame
+    finally:
+        container.close()
+
+
+def _streams(container: av.container.InputContainer, path: Path, with_audio: bool, result: DecodedVideo
+             ) -> list[av.stream.Stream]:
+    """The first video stream (and the first audio stream when ``with_audio``); sets start and fps."""
+    if not container.streams.video:
+        raise MediaError(f"{path}: has no video stream")
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"
+    result.start = (container.start_time or 0) / av.time_base
+    result.fps = float(video.average_rate or video.guessed_rate or 25)
+    return [video] + ([container.streams.audio[0]] if with_audio and container.streams.audio else [])
+
+
+def _decoded(container: av.container.InputContainer, streams: list[av.stream.Stream], path: Path,
+             result: DecodedVideo) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    """Decode ``streams`` from where the container stands; corrupt packets are skipped with a warning."""
+    for packet in container.demux(*streams):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError as err:
+            result.warnings.append(f"{path}: skipped a corrupt packet at {packet.pts} ({err})")
+            continue
+        yield from frames
+
+
+def demux(path: Path, with_audio: bool = True, result: DecodedVideo | None = None,
+          span: tuple[float, float] | None = None) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    """Decode a file once, in order: the first video stream's frames, interleaved with the first audio
+    stream's frames when ``with_audio``. ``span`` ``(first, last)`` (s from the container's start) decodes only
+    that stretch (from the keyframe before ``first`` until the first frames after ``last``). Corrupt packets
+    are skipped with a warning in ``result.warnings``; a stream that ends in an error sets ``result.truncated``.
+    ``result.start`` is set before the first frame."""
+    result = result if result is not None else DecodedVideo()
+    if span is not None:
+        yield from _guarded(_seeked_frames(path, span, with_audio, result), path, result)
+        return
+    container = _open(path)
+    try:
+        streams = _streams(container, path, with_audio, result)
+        last = yield from _guarded(_decoded(container, streams, path, result), path, result)
+        if result.truncated:
             return
+        video = streams[0]
         if video.duration is not None and video.time_base is not None:
             expected = float(video.duration * video.time_base)
         else:
@@ -144,6 +211,23 @@ def demux(path: Path, with_audio: bool = True, result: DecodedVideo | None = Non
                                    f"(damaged or truncated file); the rest is missing")
     finally:
         container.close()
+
+
+def _guarded(frames: Iterator[av.VideoFrame | av.AudioFrame], path: Path, result: DecodedVideo
+             ) -> Generator[av.VideoFrame | av.AudioFrame, None, float | None]:
+    """Pass frames through; a stream that ends in an error stops them and sets ``result.truncated``. Returns
+    the time of the last video frame (s from the start)."""
+    last: float | None = None
+    try:
+        for frame in frames:
+            if isinstance(frame, av.VideoFrame) and frame.time is not None:
+                last = frame.time - result.start
+            yield frame
+    except av.error.FFmpegError as err:
+        result.truncated = True
+        where = "before the first frame" if last is None else f"after {last:.2f} s"
+        result.warnings.append(f"{path}: stream ends in an error {where} ({err})")
+    return last
 
 
 class FrameConverter:
@@ -161,38 +245,54 @@ class FrameConverter:
 
 
 def decode(path: Path, formats: tuple[str, ...] = ("bgr24",), with_audio: bool = True,
-           result: DecodedVideo | None = None) -> Iterator[tuple[float, list[np.ndarray]]]:
+           result: DecodedVideo | None = None, span: tuple[float, float] | None = None
+           ) -> Iterator[tuple[float, list[np.ndarray]]]:
     """Decode a file once, in order: yields ``(time_s, images)`` per video frame, one image per format.
 
     Each image is ``(H, W, 3)`` uint8 for ``bgr24``/``rgb24`` or ``(H, W)`` for ``gray``; ``gray`` is THE
     grayscale every face crop is cut from (prep, training and render alike). Times are seconds from
     the container's start. When ``with_audio``, the audio stream is decoded in the same demux pass into
     ``result.audio`` (see ``MonoAudio``; complete once the generator is exhausted). Corrupt packets and
-    truncation are handled as in ``demux``.
+    truncation are handled as in ``demux``. With a ``span`` ``(first, last)``, only the frames from ``first``
+    to the first one after ``last`` are yielded and the audio covers that stretch (``result.audio_start``):
+    memory does not grow with the file's length.
     """
     result = result if result is not None else DecodedVideo()
-    audio, convert = MonoAudio(), FrameConverter()
-    for frame in demux(path, with_audio, result):
+    result.audio_start = span[0] if span is not None else 0.0
+    audio, convert = MonoAudio(result.audio_start), FrameConverter()
+    for frame in demux(path, with_audio, result, span):
         if isinstance(frame, av.AudioFrame):
             audio.add(frame, result.start)
             continue
-        yield result.frame_time(frame), [convert(frame, name) for name in formats]
+        time = result.frame_time(frame)
+        if span is None or time >= span[0]:
+            yield time, [convert(frame, name) for name in formats]
     result.audio = audio.finish()
 
 
 class MonoAudio:
-    """Collects decoded audio frames into one 16 kHz mono float32 waveform whose sample 0 is at time 0: audio
-    that starts before or after the video is shifted by its first timestamp."""
+    """Collects decoded audio frames into one 16 kHz mono float32 waveform whose sample 0 is at time
+    ``origin`` (s from the container's start): audio that starts before or after it is shifted by its first
+    timestamp (what lies before ``origin`` is dropped).
 
-    def __init__(self):
+    The resampler starts on the stream's own grid: the first frame is trimmed to the next input sample that
+    falls exactly on a 16 kHz sample (counted from the stream's time 0), so a decode that starts after a seek
+    gives the same samples as one from the first frame.
+    """
+
+    def __init__(self, origin: float = 0.0):
+        self._origin = origin
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
         self._chunks: list[np.ndarray] = []
-        self._offset: int | None = None  # samples between time 0 and the first audio frame
+        self._offset: int | None = None  # samples between the origin and the first audio frame
 
     def add(self, frame: av.AudioFrame, start: float) -> None:
         """Append one frame of any format, rate and layout; ``start`` is the container's start time (s)."""
         if self._offset is None:
-            self._offset = int(round((frame.time - start) * AUDIO_RATE)) if frame.time is not None else 0
+            first = int(round((frame.time - start) * frame.sample_rate)) if frame.time is not None else 0
+            skip = -first % (frame.sample_rate // math.gcd(frame.sample_rate, AUDIO_RATE))
+            frame = _trimmed(frame, skip)
+            self._offset = int(round(((first + skip) / frame.sample_rate - self._origin) * AUDIO_RATE))
             self._chunks.append(np.zeros(max(self._offset, 0), np.float32))
         self._chunks.extend(f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame))
 
@@ -202,6 +302,18 @@ class MonoAudio:
             return np.zeros(0, np.float32)
         self._chunks.extend(f.to_ndarray().reshape(-1) for f in self._resampler.resample(None))
         return np.concatenate(self._chunks).astype(np.float32)[max(-self._offset, 0):]
+
+
+def _trimmed(frame: av.AudioFrame, skip: int) -> av.AudioFrame:
+    """``frame`` without its first ``skip`` samples (any sample format, planar or packed)."""
+    if skip == 0:
+        return frame
+    samples = frame.to_ndarray()  # (channels, n) planar; (1, n · channels) packed
+    width = 1 if frame.format.is_planar else len(frame.layout.channels)
+    trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, skip * width:]), format=frame.format.name,
+                                         layout=frame.layout.name)
+    trimmed.sample_rate = frame.sample_rate
+    return trimmed
 
 
 def read_audio(path: Path) -> np.ndarray:
@@ -216,93 +328,3 @@ def read_audio(path: Path) -> np.ndarray:
         return audio.finish()
     finally:
         container.close()
-
-
-AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 8: "7.1"}
-
-
-class Mp4Writer:
-    """Write an MP4 (H.264 + optional AAC) atomically: nothing appears at ``path`` until ``close()`` succeeds.
-
-    Use as a context manager; an exception inside the block leaves no file behind. Odd frame sizes are
-    encoded as 4:4:4 (4:2:0 needs even sizes), so the output keeps the input's exact size. Frames are
-    written at a constant ``fps``, or at the timestamps given (variable frame rate) in units of ``time_base``.
-    Audio keeps ``audio_channels`` (AAC layouts up to 7.1; others are mixed down to stereo).
-    """
-
-    def __init__(self, path: Path, width: int, height: int, fps: Fraction | float, audio_rate: int | None = None,
-                 audio_channels: int = 1, crf: int = 20, preset: str = "veryfast",
-                 time_base: Fraction | None = None):
-        self.path = Path(path)
-        self._atomic = atomic_path(self.path)
-        tmp = self._atomic.__enter__()
-        self._container = av.open(str(tmp), mode="w", format="mp4")
-        rate = Fraction(fps).limit_denominator(1001)
-        self._video = self._container.add_stream("libx264", rate=rate)
-        self._video.width, self._video.height = width, height
-        self._video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        self._video.options = {"crf": str(crf), "preset": preset}
-        self._video.codec_context.time_base = time_base or 1 / rate
-        self._audio = None
-        self._audio_samples = 0
-        if audio_rate:
-            self._audio = self._container.add_stream("aac", rate=audio_rate)
-            self._audio.layout = AAC_LAYOUTS.get(audio_channels, "stereo")
-            self._resampler = av.AudioResampler(format="fltp", layout=self._audio.layout.name, rate=audio_rate)
-        self._last_pts = -1
-
-    def write_frame(self, image: np.ndarray, pts: int | None = None) -> None:
-        """Append one ``(H, W, 3)`` uint8 BGR frame at ``pts`` (in ``time_base`` units; default: the next
-        frame time). A timestamp that does not increase is moved one unit past the previous frame."""
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-        frame.pts = self._last_pts = max(self._last_pts + 1, pts if pts is not None else self._last_pts + 1)
-        self._container.mux(self._video.encode(frame))
-
-    def write_audio(self, samples: np.ndarray) -> None:
-        """Append ``(channels, N)`` float32 samples in [-1, 1] at the stream's rate and layout."""
-        if self._audio is None:
-            raise ValueError("this writer was opened without audio")
-        samples = np.ascontiguousarray(samples, dtype=np.float32)
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=self._audio.layout.name)
-        frame.sample_rate = self._audio.rate
-        frame.pts = self._audio_samples
-        self._audio_samples += samples.shape[1]
-        self._container.mux(self._audio.encode(frame))
-
-    def write_audio_frame(self, frame: av.AudioFrame, start: float = 0.0) -> None:
-        """Append a decoded audio frame of any format, rate and layout. The first frame's ``start`` (s) sets
-        where the audio begins, so a stream that starts after the video keeps its offset."""
-        if self._audio is None:
-            raise ValueError("this writer was opened without audio")
-        if self._audio_samples == 0 and start > 0:
-            self._audio_samples = int(round(start * self._audio.rate))
-        frame.pts = None
-        for converted in self._resampler.resample(frame):
-            self.write_audio(converted.to_ndarray())
-
-    def close(self) -> None:
-        """Flush the encoders and move the finished file into place."""
-        self._container.mux(self._video.encode(None))
-        if self._audio is not None:
-            for converted in self._resampler.resample(None):
-                self.write_audio(converted.to_ndarray())
-            self._container.mux(self._audio.encode(None))
-        self._container.close()
-        self._atomic.__exit__(None, None, None)
-
-    def abort(self) -> None:
-        """Drop everything written so far; no file appears at ``path``."""
-        try:
-            self._container.close()
-        except av.error.FFmpegError:
-            pass
-        self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
-
-    def __enter__(self) -> "Mp4Writer":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

@@ -27,10 +27,11 @@ from asd_se.core.ava import write_predictions
 from asd_se.core.devices import resolve_device
 from asd_se.core.errors import AsdSeError
 from asd_se.core.fsio import staged_outputs, write_text_atomic
-from asd_se.core.media import DecodedVideo, FrameConverter, Mp4Writer, demux, probe
+from asd_se.core.media import DecodedVideo, FrameConverter, demux, probe
 from asd_se.core.options import check_choice, setting
 from asd_se.core.progress import Progress
 from asd_se.core.timing import StageTimer
+from asd_se.core.writer import VideoWriter
 from asd_se.explain import EXPLAINERS, ChannelSelection, build_explainer
 from asd_se.faces.detect import FaceDetector
 from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
@@ -129,7 +130,7 @@ def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[Tr
     ends = np.array([t.frames[-1] for t in tracks], np.int64)
     decoded, convert = DecodedVideo(), FrameConverter()
     index = -1
-    with Mp4Writer(path, source.width + panel, source.height, source.fps, audio_rate=source.audio_rate,
+    with VideoWriter(path, source.width + panel, source.height, source.fps, audio_rate=source.audio_rate,
                    audio_channels=source.audio_channels, crf=settings.crf, preset=settings.preset,
                    time_base=source.time_base) as writer, \
             Progress("drawing", "frame", len(source.frame_times), progress) as bar:

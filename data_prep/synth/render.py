@@ -70,5 +70,6 @@ def render_audio(plan: ScenePlan) -> np.ndarray:
     speech_rms = np.sqrt(np.mean(mix[mix != 0] ** 2)) if np.any(mix) else 0.05
     mix += noise / np.std(noise) * speech_rms * 10 ** (-plan.snr_db / 20)
     mix *= 0.5 / max(np.abs(mix).max(), 1e-9)
-    channels = [mix] if spec.audio_channels == 1 else [mix, 0.9 * mix + rng.normal(0, 1e-3, count)]
+    # further channels: the mix a little quieter each, with their own hiss (5.1: dialogue in every speaker)
+    channels = [mix] + [(1.0 - 0.1 * k) * mix + rng.normal(0, 1e-3, count) for k in range(1, spec.audio_channels)]
     return np.stack(channels).astype(np.float32)

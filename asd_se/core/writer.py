@@ -1,0 +1,158 @@
+"""Writing video files through PyAV, atomically: MP4 / Matroska / WebM with H.264, VP9 or MPEG-4 video and AAC,
+Opus or Vorbis audio. Render writes H.264 + AAC MP4s; the synthetic world writes every combination, so prep is
+tested on the formats real datasets come in (AVA's movies are mkv/mp4/webm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from asd_se.core.fsio import atomic_path
+
+CONTAINERS = {"mp4": "mp4", "mkv": "matroska", "webm": "webm"}  # file suffix -> FFmpeg muxer
+VIDEO_CODECS = {"h264": "libx264", "vp9": "libvpx-vp9", "mpeg4": "mpeg4"}  # name -> FFmpeg encoder
+AUDIO_CODECS = {"aac": "aac", "opus": "libopus", "vorbis": "vorbis"}
+# What each container can hold (WebM: VP8/VP9/AV1 with Opus/Vorbis; MP4 has no Vorbis mapping).
+ALLOWED = {"mp4": ({"h264", "vp9", "mpeg4"}, {"aac", "opus"}),
+           "mkv": ({"h264", "vp9", "mpeg4"}, {"aac", "opus", "vorbis"}),
+           "webm": ({"vp9"}, {"opus", "vorbis"})}
+LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 8: "7.1"}
+OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
+VORBIS_CHANNELS = 2  # FFmpeg's native Vorbis encoder writes stereo only
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Container and codecs of a written file (names as the ``asd-se synth`` options spell them)."""
+
+    container: str = "mp4"
+    video_codec: str = "h264"
+    audio_codec: str = "aac"
+
+    def check(self) -> None:
+        """Raises ValueError for a name that is unknown or a pairing the container cannot hold."""
+        if self.container not in ALLOWED:
+            raise ValueError(f"container {self.container!r}: choose from {', '.join(ALLOWED)}")
+        videos, audios = ALLOWED[self.container]
+        if self.video_codec not in videos:
+            raise ValueError(f"{self.container} cannot hold {self.video_codec} video "
+                             f"(it holds {', '.join(sorted(videos))})")
+        if self.audio_codec not in audios:
+            raise ValueError(f"{self.container} cannot hold {self.audio_codec} audio "
+                             f"(it holds {', '.join(sorted(audios))})")
+
+
+def _video_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    if codec == "h264":
+        return {"crf": str(crf), "preset": preset}
+    if codec == "vp9":  # constant quality, fastest settings
+        return {"crf": str(crf + 12), "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
+    return {"flags": "+qscale", "global_quality": str(3 * 118)}  # MPEG-4 part 2 at q 3 (118 = FF_QP2LAMBDA)
+
+
+class VideoWriter:
+    """Write a video file atomically: nothing appears at ``path`` until ``close()`` succeeds.
+
+    Use as a context manager; an exception inside the block leaves no file behind. Odd frame sizes are
+    encoded as 4:4:4 where the codec allows it (4:2:0 needs even sizes), so the output keeps the input's exact
+    size. Frames are written at a constant ``fps``, or at the timestamps given (variable frame rate) in units
+    of ``time_base``. ``start`` (s) is the first frame's timestamp: a container whose start time is not 0.
+    Audio keeps ``audio_channels`` (layouts up to 7.1; others become stereo; Vorbis is always stereo) and
+    ``audio_rate`` where the codec allows it (Opus takes 8-48 kHz rates only; others become 48 kHz).
+    """
+
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction | float, audio_rate: int | None = None,
+                 audio_channels: int = 1, crf: int = 20, preset: str = "veryfast",
+                 time_base: Fraction | None = None, encoding: Encoding = Encoding(), start: float = 0.0):
+        encoding.check()
+        self.path = Path(path)
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        self._container = av.open(str(tmp), mode="w", format=CONTAINERS[encoding.container])
+        rate = Fraction(fps).limit_denominator(1001)
+        self._video = self._container.add_stream(VIDEO_CODECS[encoding.video_codec], rate=rate)
+        self._video.width, self._video.height = width, height
+        even = width % 2 == 0 and height % 2 == 0
+        self._video.pix_fmt = "yuv420p" if even or encoding.video_codec == "mpeg4" else "yuv444p"
+        self._video.options = _video_options(encoding.video_codec, crf, preset)
+        self._video.codec_context.time_base = time_base or 1 / rate
+        self._first_pts = int(round(start / self._video.codec_context.time_base))
+        self._last_pts = self._first_pts - 1
+        self._audio = None
+        self._audio_samples = 0
+        if audio_rate:
+            codec = AUDIO_CODECS[encoding.audio_codec]
+            out_rate = audio_rate if codec != "libopus" or audio_rate in OPUS_RATES else 48000
+            self._audio = self._container.add_stream(codec, rate=out_rate)
+            channels = VORBIS_CHANNELS if codec == "vorbis" else audio_channels
+            self._audio.layout = LAYOUTS.get(channels, "stereo")
+            if codec == "vorbis":
+                self._audio.codec_context.options = {"strict": "experimental"}
+            self._input_rate = audio_rate
+            self._resampler = av.AudioResampler(format=self._audio.codec_context.format.name,
+                                                layout=self._audio.layout.name, rate=out_rate)
+            self._audio_samples = int(round(start * out_rate))
+
+    def write_frame(self, image: np.ndarray, pts: int | None = None) -> None:
+        """Append one ``(H, W, 3)`` uint8 BGR frame at ``pts`` (in ``time_base`` units from ``start``; default:
+        the next frame time). A timestamp that does not increase is moved one unit past the previous frame."""
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        wanted = self._first_pts + pts if pts is not None else self._last_pts + 1
+        frame.pts = self._last_pts = max(self._last_pts + 1, wanted)
+        self._container.mux(self._video.encode(frame))
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Append ``(channels, N)`` float32 samples in [-1, 1] at ``audio_rate`` (any channel count)."""
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        layout = LAYOUTS.get(samples.shape[0], "stereo")
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
+        frame.sample_rate = self._input_rate
+        self._encode_audio(frame)
+
+    def write_audio_frame(self, frame: av.AudioFrame, start: float = 0.0) -> None:
+        """Append a decoded audio frame of any format, rate and layout. The first frame's ``start`` (s) sets
+        where the audio begins, so a stream that starts after the video keeps its offset."""
+        if self._audio is not None and self._audio_samples == 0 and start > 0:
+            self._audio_samples = int(round(start * self._audio.rate))
+        self._encode_audio(frame)
+
+    def _encode_audio(self, frame: av.AudioFrame | None) -> None:
+        if self._audio is None:
+            raise ValueError("this writer was opened without audio")
+        if frame is not None:
+            frame.pts = None
+        for converted in self._resampler.resample(frame):
+            converted.pts = self._audio_samples
+            self._audio_samples += converted.samples
+            self._container.mux(self._audio.encode(converted))
+
+    def close(self) -> None:
+        """Flush the encoders and move the finished file into place."""
+        self._container.mux(self._video.encode(None))
+        if self._audio is not None:
+            self._encode_audio(None)
+            self._container.mux(self._audio.encode(None))
+        self._container.close()
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Drop everything written so far; no file appears at ``path``."""
+        try:
+            self._container.close()
+        except av.error.FFmpegError:
+            pass
+        self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
