@@ -69,8 +69,17 @@ def cmd_prep(args: argparse.Namespace) -> int:
         from asd_se.config import Config
 
         crop = Config.from_dict(load_checkpoint(args.checkpoint)["config"]).model.crop
-    summary = prepare(PrepConfig(tuple(annotations), videos, args.out, args.workers, args.shard,
-                                 StoreSettings(crop=crop), seek=not args.no_seek))
+    if args.out is None and not args.check:
+        raise SystemExit("asd-se prep: give --out STORE (or --check for the pre-flight only)")
+    config = PrepConfig(tuple(annotations), videos, args.out or Path("."), args.workers, args.shard,
+                        StoreSettings(crop=crop), seek=not args.no_seek)
+    if args.check:
+        from data_prep.check import check
+
+        report = check(config)
+        print(report.render())
+        return report.exit_code
+    summary = prepare(config)
     print(summary.render())
     if args.shard[1] > 1:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; build the index with a run without --shard, "
@@ -260,7 +269,11 @@ def _prep_parsers(commands) -> None:
                                            "25 fps. Exit code 3: finished, but rows or videos were skipped.")
     prep.add_argument("--annotations", type=Path, nargs="+", help="AVA-format CSV files or folders of them")
     prep.add_argument("--videos", type=Path, help="folder with <video_id>.{mp4,mkv,webm,avi,mov}")
-    prep.add_argument("--out", type=Path, required=True, help="track store folder (created or resumed)")
+    prep.add_argument("--out", type=Path, help="track store folder (created or resumed)")
+    prep.add_argument("--check", action="store_true",
+                      help="pre-flight only, writing nothing: probe every video (present, readable, streams, "
+                           "codecs, duration covering the annotations), report every CSV problem, and estimate "
+                           "prep's time and the store's size; exit codes as prep's")
     prep.add_argument("--dataset", choices=("ava", "wasd", "synth"), default="ava",
                       help="folder layout used with --root (see README)")
     prep.add_argument("--root", type=Path, help="dataset root; fills in --annotations/--videos from the layout")

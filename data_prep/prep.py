@@ -71,14 +71,21 @@ class PrepSummary:
         if self.videos_not_indexed:
             lines.append(f"{self.videos_not_indexed} video(s) in the store are not in these annotations: "
                          "kept on disk, left out of the index")
-        if self.problems:
-            reasons = Counter(_reason(p) for p in self.problems)
-            lines.append(f"rows/videos skipped: {len(self.problems)} problem(s) — " +
-                         "; ".join(f"{n} × {r}" for r, n in reasons.most_common()))
-            lines.extend(f"  {p}" for p in self.problems[:20])
-            if len(self.problems) > 20:
-                lines.append(f"  ... {len(self.problems) - 20} more in prep_report.json")
+        lines.extend(group_problems(self.problems, "prep_report.json"))
         return "\n".join(lines)
+
+
+def group_problems(problems: list[str], full_list: str | None = None, shown: int = 20) -> list[str]:
+    """Summary lines of what was (or would be) skipped: counts by kind, then the first ``shown`` problems."""
+    if not problems:
+        return []
+    reasons = Counter(_reason(p) for p in problems)
+    lines = [f"rows/videos skipped: {len(problems)} problem(s) — " +
+             "; ".join(f"{n} × {r}" for r, n in reasons.most_common())]
+    lines.extend(f"  {p}" for p in problems[:shown])
+    if len(problems) > shown:
+        lines.append(f"  ... {len(problems) - shown} more" + (f" in {full_list}" if full_list else ""))
+    return lines
 
 
 def _reason(problem: str) -> str:
@@ -86,7 +93,7 @@ def _reason(problem: str) -> str:
     text = problem.split(": ", 1)[-1]
     for marker in ("duplicate", "past the end", "columns", "unknown label", "outside", "NaN", "empty",
                    "characters", "no video file", "no audio", "not a readable", "corrupt",
-                   "ends in an error", "non-numeric", "timestamp"):
+                   "ends in an error", "non-numeric", "file ends at", "timestamp"):
         if marker in text:
             return marker
     return text[:40]
@@ -134,33 +141,53 @@ def _prepare_one(job: tuple[Path, str, list[Row], StoreSettings, str, bool]) -> 
     return {**store.manifest(rows[0].video_id), "stored": True}
 
 
-def prepare(config: PrepConfig) -> PrepSummary:
-    """Run prep; returns the summary (its ``exit_code`` says whether anything was skipped)."""
+@dataclass
+class PrepPlan:
+    """What a prep run over ``config`` will work on: each video's rows and file, and the problems found so far
+    (bad CSV rows; annotated videos without a file)."""
+
+    asked: int  # videos the annotations name (this shard's)
+    videos: dict[str, tuple[list[Row], Path]]  # those with a file: rows, path
+    problems: list[Problem]
+
+
+def plan_prep(config: PrepConfig) -> PrepPlan:
+    """Read the annotations and find the videos of ``config`` (its shard only). Prep and ``--check`` start here."""
     rows, problems = read_annotations(list(config.annotations))
     by_video: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_video[row.video_id].append(row)
     files = find_videos(config.videos)
+    index, count = config.shard
+    videos, asked = {}, sorted(by_video)[index::count]
+    for video_id in asked:
+        video_rows = by_video[video_id]
+        if video_id in files:
+            videos[video_id] = (video_rows, files[video_id])
+        else:
+            first = video_rows[0]
+            problems.append(Problem(first.source, first.line, f"no video file for {video_id} in {config.videos}; "
+                                                              f"{len(video_rows)} rows skipped"))
+    return PrepPlan(len(asked), videos, problems)
+
+
+def prepare(config: PrepConfig) -> PrepSummary:
+    """Run prep; returns the summary (its ``exit_code`` says whether anything was skipped)."""
+    plan = plan_prep(config)
+    problems = plan.problems
     store = TrackStore.create(config.out, config.settings)
     index, count = config.shard
     if count == 1 and store.remove_partial_files():  # shards may share the folder: only a full run cleans
         log.info("removed partial files left by an interrupted run")
-    video_ids = sorted(by_video)[index::count]
-    summary = PrepSummary(videos_asked=len(video_ids))
+    summary = PrepSummary(videos_asked=plan.asked)
     jobs, manifests = [], []
-    for video_id in video_ids:
-        video_rows = by_video[video_id]
-        if video_id not in files:
-            first = video_rows[0]
-            problems.append(Problem(first.source, first.line, f"no video file for {video_id} in {config.videos}; "
-                                                              f"{len(video_rows)} rows skipped"))
-            continue
-        stamp = fingerprint(video_rows, config.settings, files[video_id])
+    for video_id, (video_rows, video_path) in plan.videos.items():
+        stamp = fingerprint(video_rows, config.settings, video_path)
         done = store.manifest(video_id)
         if done is not None and done["fingerprint"] == stamp:
             manifests.append(done)
         else:
-            jobs.append((store.root, files[video_id], video_rows, config.settings, stamp, config.seek))
+            jobs.append((store.root, video_path, video_rows, config.settings, stamp, config.seek))
     if jobs:
         log.info("preparing %d videos (%d already in the store)", len(jobs), len(manifests))
         results = parallel_map(_prepare_one, jobs, config.workers)

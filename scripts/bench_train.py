@@ -33,8 +33,10 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 def default_store(cache: Path) -> Path:
     if not (cache / "store" / "index.jsonl").exists():
-        make_dataset(cache / "data", SynthConfig(), workers=2)
-        prepare(PrepConfig((cache / "data" / "annotations",), cache / "data" / "videos", cache / "store", workers=2))
+        workers = min(8, os.cpu_count() or 2)
+        make_dataset(cache / "data", SynthConfig(), workers=workers)
+        prepare(PrepConfig((cache / "data" / "annotations",), cache / "data" / "videos", cache / "store",
+                           workers=workers))
     return cache / "store"
 
 
@@ -111,9 +113,10 @@ def main() -> None:
         entry["loader_over_train"] = round(entry["loader_fps"] / entry["train_fps"], 1)
         results["variants"][variant] = entry
         print(json.dumps({variant: entry}), flush=True)
-    if {"light", "light_no_se"} <= final_predictions.keys():
-        difference = map_difference(final_predictions["light"], final_predictions["light_no_se"], 1000)
-        results["se_on_minus_off"] = difference.cell()
+    for with_se in ("light", "resnet18"):  # SE on minus off, paired (the same bootstrap draws for both)
+        if {with_se, f"{with_se}_no_se"} <= final_predictions.keys():
+            difference = map_difference(final_predictions[with_se], final_predictions[f"{with_se}_no_se"], 1000)
+            results[f"se_on_minus_off_{with_se}"] = difference.cell()
     print(json.dumps(results, indent=1))
 
 
