@@ -87,6 +87,20 @@ def cmd_prep(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from data_prep.ava_download import AvaSources, DownloadConfig, download_ava
+
+    splits = tuple(s for s in args.splits.split(",") if s)
+    if not splits or set(splits) - {"train", "val"}:
+        raise SystemExit(f"asd-se download: --splits takes train and/or val, not {args.splits!r}")
+    sources = AvaSources.mirror(args.mirror) if args.mirror else AvaSources()
+    report = download_ava(DownloadConfig(args.root, splits, args.workers, args.dry_run, sources))
+    print(report.render())
+    if not args.dry_run and not report.failed:
+        print(f"next: asd-se prep --check --dataset ava --root {args.root}")
+    return report.exit_code
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from data_prep.prep import merge
 
@@ -261,6 +275,26 @@ def _synth_parser(commands) -> None:
     synth.set_defaults(run=cmd_synth)
 
 
+def _download_parser(commands) -> None:
+    download = commands.add_parser("download", help="fetch a dataset (AVA-ActiveSpeaker) into the prep layout",
+                                   description="Fetch AVA-ActiveSpeaker's annotations, the AVA file list and the "
+                                               "movies they name into ROOT/csv and ROOT/videos (the layout of "
+                                               "`asd-se prep --dataset ava --root ROOT`). Resumable: a rerun "
+                                               "fetches only what is missing and continues partial files. Exit "
+                                               "code 3: some files failed (listed).")
+    download.add_argument("dataset", choices=("ava",))
+    download.add_argument("--root", type=Path, required=True, help="dataset root")
+    download.add_argument("--splits", default="train,val", help="train and/or val (default train,val)")
+    download.add_argument("--workers", type=int, default=4, help="movies fetched at once (default 4)")
+    download.add_argument("--dry-run", action="store_true",
+                          help="write nothing: read the annotations and the list, ask each movie's size, print "
+                               "the plan")
+    download.add_argument("--mirror", metavar="URL",
+                          help="fetch every file from URL/ instead (URL/<archive>, URL/<file list>, "
+                               "URL/trainval/<movie>)")
+    download.set_defaults(run=cmd_download)
+
+
 def _prep_parsers(commands) -> None:
     from asd_se.core.crop import CROP_STYLES
 
@@ -426,8 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asd-se", description="Active speaker detection that explains itself.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of every error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_synth_parser, _prep_parsers, _train_parser, _evaluate_parser, _render_parser, _review_parsers,
-                _explain_eval_parser, _import_parser, _demo_parser):
+    for add in (_synth_parser, _download_parser, _prep_parsers, _train_parser, _evaluate_parser, _render_parser,
+                _review_parsers, _explain_eval_parser, _import_parser, _demo_parser):
         add(commands)
     return parser
 

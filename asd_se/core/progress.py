@@ -20,7 +20,8 @@ class Progress:
     def __init__(self, desc: str, unit: str, total: int | None = None, enabled: bool = True):
         self.desc, self.unit, self.count, self.enabled = desc, unit, 0, enabled
         self.postfix: dict[str, str] = {}
-        self._bar = tqdm(total=total, desc=desc, unit=unit) if enabled and sys.stderr.isatty() else None
+        scale = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}  # bytes as KB, MB, GB
+        self._bar = tqdm(total=total, desc=desc, unit=unit, **scale) if enabled and sys.stderr.isatty() else None
         self._started = time.perf_counter()
 
     def update(self, steps: int = 1) -> None:
