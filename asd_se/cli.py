@@ -44,7 +44,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise SystemExit(f"asd-se synth: {err}") from None
     config = SynthConfig(videos=args.videos, minutes=args.minutes, seed=args.seed, size=args.size, fps=args.fps,
-                         packaging=packaging)
+                         packaging=packaging, difficulty=args.difficulty)
     counts = make_dataset(args.out_dir, config, workers=args.workers)
     print(f"synthetic AVA-format dataset in {args.out_dir}:")
     for split in ("train", "val"):
@@ -262,6 +262,10 @@ def _synth_parser(commands) -> None:
     synth.add_argument("--size", type=_size, default=None, help="fixed frame size WxH (default: varied sizes)")
     synth.add_argument("--fps", type=float, default=None, help="fixed frame rate (default: 10-30 fps, varied)")
     synth.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    synth.add_argument("--difficulty", choices=("easy", "standard", "hard"), default="standard",
+                       help="hard: small faces, hands and microphones over mouths, profiles, motion blur, low "
+                            "light, heavy compression, lips out of sync, subtle speakers, laughter, music "
+                            "(default standard; easy: no hard negatives)")
     files = synth.add_argument_group("how each video is stored (AVA's movies come in all of these)")
     files.add_argument("--container", choices=sorted(CONTAINERS), default="mp4")
     files.add_argument("--codec", choices=sorted(VIDEO_CODECS), default="h264", help="video codec")

@@ -29,12 +29,16 @@ from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+HARD_SET_VIDEOS = 24  # 18 train, 6 val: enough validation videos for intervals by group
 
 
-def default_store(cache: Path) -> Path:
+def default_store(cache: Path, difficulty: str) -> Path:
+    """The default synthetic set (16 videos x 30 s; hard: 24) of ``difficulty``, made and prepared once."""
+    cache = cache if difficulty == "standard" else cache / difficulty
     if not (cache / "store" / "index.jsonl").exists():
         workers = min(8, os.cpu_count() or 2)
-        make_dataset(cache / "data", SynthConfig(), workers=workers)
+        videos = HARD_SET_VIDEOS if difficulty == "hard" else SynthConfig.videos
+        make_dataset(cache / "data", SynthConfig(videos=videos, difficulty=difficulty), workers=workers)
         prepare(PrepConfig((cache / "data" / "annotations",), cache / "data" / "videos", cache / "store",
                            workers=workers))
     return cache / "store"
@@ -75,13 +79,15 @@ def step_fps(trainer: Trainer, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, help="track store (default: the default synthetic set, made once)")
+    parser.add_argument("--difficulty", default="standard", choices=("easy", "standard", "hard"),
+                        help="of the default synthetic set")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "asd_se_bench_train")
     parser.add_argument("--variants", default="light,light_no_se,resnet18")
     parser.add_argument("--steps-only", default="resnet18", help="variants only timed, not trained")
     parser.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides")
     args = parser.parse_args()
-    store = args.data or default_store(args.cache)
+    store = args.data or default_store(args.cache, args.difficulty)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
                "store": str(store), "variants": {}}

@@ -70,6 +70,7 @@ class SynthConfig:
     fps: float | None = None  # fixed frame rate instead of the varied ones
     face_counts: tuple[int, ...] = (1, 2, 3)
     packaging: Packaging = field(default_factory=Packaging)
+    difficulty: str = "standard"  # difficulty.py: easy | standard | hard
 
 
 def video_specs(config: SynthConfig) -> list[tuple[VideoSpec, str]]:
@@ -83,7 +84,8 @@ def video_specs(config: SynthConfig) -> list[tuple[VideoSpec, str]]:
         is_val = config.videos > 1 and (index % config.val_every == config.val_every - 1
                                         or index == config.videos - 1 and config.videos < config.val_every)
         spec = VideoSpec(f"synth_{config.seed:03d}_{index:03d}", width, height, fps, config.minutes * 60.0,
-                         rate, channels, seed=config.seed * 100_003 + index, face_counts=config.face_counts)
+                         rate, channels, seed=config.seed * 100_003 + index, face_counts=config.face_counts,
+                         difficulty=config.difficulty)
         specs.append((spec, "val" if is_val else "train"))
     return specs
 
@@ -101,7 +103,7 @@ def write_video(spec: VideoSpec, path: Path, packaging: Packaging = Packaging())
     lead_samples = int(round(lead_frames / spec.fps * spec.audio_rate))
     with VideoWriter(path, spec.width, spec.height, spec.fps, audio_rate=spec.audio_rate,
                      audio_channels=spec.audio_channels, encoding=packaging.encoding,
-                     start=packaging.start_time) as writer:
+                     start=packaging.start_time, crf=plan.extras.crf) as writer:
         for image in chain(islice(padding_frames, lead_frames), render_frames(plan),
                            islice(padding_frames, tail_frames)):
             writer.write_frame(image)

@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 
 SKIN_TONES = [(189, 214, 245), (160, 194, 234), (125, 165, 215), (100, 140, 195), (82, 120, 172), (70, 104, 155)]
+FACE_WIDTH = 0.78  # a face box's width over its height
+STANDARD_MAX_YAW = 0.45  # faces of the standard world turn up to this (plan.py); beyond it, towards profile
 HAIR_COLOURS = [(20, 20, 25), (25, 40, 60), (40, 70, 110), (80, 140, 190), (150, 150, 155), (30, 50, 120)]
 
 
@@ -37,13 +39,22 @@ class FacePose:
     @property
     def box(self) -> tuple[float, float, float, float]:
         """The face box ``(x1, y1, x2, y2)`` in pixels: forehead to chin, cheek to cheek."""
-        half_w, half_h = self.height * 0.39, self.height * 0.5
+        half_w, half_h = self.height * FACE_WIDTH / 2, self.height * 0.5
         return self.cx - half_w, self.cy - half_h * 0.9, self.cx + half_w, self.cy + half_h
+
+    @property
+    def turn(self) -> float:
+        """How far past the standard world's turns the face is: 0 up to |yaw| 0.45, 1 in profile."""
+        return max(0.0, abs(self.yaw) - STANDARD_MAX_YAW) / (1 - STANDARD_MAX_YAW)
+
+    def feature_shift(self, face_width: float) -> float:
+        """How far (px) eyes, nose and mouth move towards the side the face turns to."""
+        return self.yaw * face_width * 0.15 + float(np.sign(self.yaw)) * self.turn * face_width * 0.2
 
     def mouth_box(self, aspect: float) -> tuple[float, float, float, float]:
         """A fixed-size box around the mouth (independent of the opening), in pixels."""
         width = self.height * aspect
-        mx = self.cx + self.yaw * width * 0.15
+        mx = self.cx + self.feature_shift(width)
         my = self.cy + self.height * 0.27
         return mx - width * 0.24, my - self.height * 0.1, mx + width * 0.24, my + self.height * 0.12
 
@@ -77,10 +88,13 @@ def draw_face(image: np.ndarray, pose: FacePose, style: FaceStyle) -> None:
     hair_h = 0.56 + 0.06 * style.hair_volume
     cv2.ellipse(image, _pt(cx, cy - fh * 0.08), _pt(fw * (0.56 + 0.05 * style.hair_volume), fh * hair_h), 0, 0, 360,
                 style.hair, -1, aa)
-    cv2.ellipse(image, _pt(cx, cy), _pt(fw / 2, fh / 2), 0, 0, 360, style.skin, -1, aa)
-    cv2.ellipse(image, _pt(cx, cy - fh * 0.33), _pt(fw * 0.5, fh * 0.2), 0, 180, 360, style.hair, -1, aa)
-    shift = pose.yaw * fw * 0.15
+    squeeze = 1 - 0.3 * pose.turn  # a face turned towards profile shows less of its width
+    cv2.ellipse(image, _pt(cx, cy), _pt(fw / 2 * squeeze, fh / 2), 0, 0, 360, style.skin, -1, aa)
+    cv2.ellipse(image, _pt(cx, cy - fh * 0.33), _pt(fw * 0.5 * squeeze, fh * 0.2), 0, 180, 360, style.hair, -1, aa)
+    shift = pose.feature_shift(fw)
     for side in (-1, 1):
+        if pose.turn > 0.5 and side == -np.sign(pose.yaw):
+            continue  # the far eye is hidden
         ex, ey = cx + shift + side * fw * (0.2 - 0.03 * side * pose.yaw), cy - fh * 0.08
         cv2.ellipse(image, _pt(ex, ey), _pt(fw * 0.1, fh * 0.045), 0, 0, 360, (235, 238, 240), -1, aa)
         cv2.circle(image, _pt(ex + shift * 0.2, ey), max(1, int(fh * 0.035)), (40, 30, 25), -1, aa)
@@ -89,7 +103,7 @@ def draw_face(image: np.ndarray, pose: FacePose, style: FaceStyle) -> None:
     nose = np.array([[cx + shift * 1.3, cy - fh * 0.02], [cx + shift * 1.3 - fw * 0.06, cy + fh * 0.12],
                      [cx + shift * 1.3 + fw * 0.06, cy + fh * 0.12]], np.int32)
     cv2.polylines(image, [nose], False, shade, max(1, int(fh * 0.015)), aa)
-    mouth_w = fw * 0.18
+    mouth_w = fw * 0.18 * (1 - 0.4 * pose.turn)
     mouth_h = fh * (0.014 + 0.085 * pose.mouth)
     mx, my = cx + shift, cy + fh * 0.27
     cv2.ellipse(image, _pt(mx, my), _pt(mouth_w, mouth_h + 1), 0, 0, 360, style.lips, -1, aa)
@@ -97,3 +111,26 @@ def draw_face(image: np.ndarray, pose: FacePose, style: FaceStyle) -> None:
         cv2.ellipse(image, _pt(mx, my), _pt(mouth_w * 0.8, max(1.0, mouth_h * 0.68)), 0, 0, 360, (35, 20, 45), -1, aa)
         cv2.ellipse(image, _pt(mx, my - mouth_h * 0.55), _pt(mouth_w * 0.6, max(1.0, mouth_h * 0.18)), 0, 0, 360,
                     (225, 228, 232), -1, aa)
+
+
+def draw_occluder(image: np.ndarray, mouth_box: tuple[float, float, float, float], kind: str, cover: float,
+                  skin: tuple[int, int, int]) -> None:
+    """A hand (skin-coloured, from below) or a microphone (dark, from the side) over ``cover`` of the mouth box."""
+    x1, y1, x2, y2 = mouth_box
+    width, height = x2 - x1, y2 - y1
+    aa = cv2.LINE_AA
+    if kind == "hand":
+        top = y2 - cover * height
+        cv2.ellipse(image, _pt((x1 + x2) / 2, top + height * 0.9), _pt(width * 0.7, height * 0.9), 0, 0, 360, skin,
+                    -1, aa)
+        for finger in range(4):  # knuckle lines
+            fx = x1 + width * (0.2 + 0.2 * finger)
+            cv2.line(image, _pt(fx, top + height * 0.15), _pt(fx, top + height * 0.5),
+                     tuple(int(c * 0.7) for c in skin), max(1, int(height * 0.06)), aa)
+    else:  # the head on the mouth's right part, the handle off to the right
+        radius = max(cover * width * 0.5, height * 0.4)
+        centre = (x2 - cover * width + radius, (y1 + y2) / 2)
+        cv2.rectangle(image, _pt(centre[0], centre[1] - height * 0.15), _pt(centre[0] + width * 1.5,
+                                                                          centre[1] + height * 0.15),
+                      (40, 40, 45), -1, aa)
+        cv2.circle(image, _pt(*centre), max(2, int(radius)), (70, 70, 75), -1, aa)

@@ -10,13 +10,14 @@ are silent (SPEAKING_NOT_AUDIBLE). So neither the sound nor the face alone tells
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
 
 from asd_se.core.ava import NOT_SPEAKING, SPEAKING_AUDIBLE, SPEAKING_NOT_AUDIBLE
-from data_prep.synth.face import FacePose, FaceStyle, random_style
+from data_prep.synth.difficulty import DIFFICULTIES, VideoExtras, draw_extras
+from data_prep.synth.face import FACE_WIDTH, FacePose, FaceStyle, random_style
 from data_prep.synth.speech import Syllable, Voice, envelope, plan_syllables, random_voice
 
 OFF_SCREEN = -1
@@ -36,6 +37,7 @@ class VideoSpec:
     audio_channels: int
     seed: int
     face_counts: tuple[int, ...] = (1, 2, 3)  # how many faces to draw, chosen among these
+    difficulty: str = "standard"  # difficulty.py: which phenomena of real footage it has
 
     @property
     def frame_times(self) -> np.ndarray:
@@ -73,6 +75,7 @@ class Utterance:
     syllables: tuple[Syllable, ...]
     audible: bool
     mouthing: bool  # mouth moves, no voice at all: a hard negative
+    laugh: bool = False  # a vocal sound that is not speech (NOT_SPEAKING), mouth moving with it
 
     @property
     def start(self) -> float:
@@ -92,6 +95,7 @@ class ScenePlan:
     off_screen: Voice | None
     utterances: tuple[Utterance, ...]
     snr_db: float
+    extras: VideoExtras = VideoExtras()
 
 
 def _presences(rng: np.random.Generator, video_id: str, face_index: int, duration: float) -> tuple[Presence, ...]:
@@ -145,33 +149,61 @@ def _turns(rng: np.random.Generator, spec: VideoSpec, faces: list[SynthFace], of
     return utterances
 
 
-def _mouthing(rng: np.random.Generator, faces: list[SynthFace], speech: list[Utterance]) -> list[Utterance]:
-    """Speech-like mouth motion without voice, in the gaps of each face's own speech."""
-    extra = []
+def _gap_fillers(rng: np.random.Generator, faces: list[SynthFace], taken: list[Utterance], min_gap: float,
+                 chance: float, length: tuple[float, float], rate: tuple[float, float], who=lambda index: True
+                 ) -> list[tuple[int, list[Syllable]]]:
+    """``(face index, syllables)`` in some gaps of each face's own utterances (faces ``who`` accepts): a gap of
+    at least ``min_gap`` s is used with probability ``chance``, for ``length`` s, at ``rate`` syllables/s."""
+    found = []
     for index, face in enumerate(faces):
-        own = sorted((u.start, u.end) for u in speech if u.speaker == index)
+        if not who(index):
+            continue
+        own = sorted((u.start, u.end) for u in taken if u.speaker == index)
         for presence in face.presences:
             edges = [presence.start + SLIDE_S] + [x for span in own for x in span] + [presence.end - SLIDE_S]
             for gap_start, gap_end in zip(edges[0::2], edges[1::2]):
-                if gap_end - gap_start < 1.8 or rng.random() > 0.45:
+                if gap_end - gap_start < min_gap or rng.random() > chance:
                     continue
-                length = rng.uniform(0.8, min(2.5, gap_end - gap_start - 0.6))
-                start = rng.uniform(gap_start + 0.3, gap_end - 0.3 - length)
-                syllables = plan_syllables(rng, start, start + length, rng.uniform(3.0, 6.0))
+                span = rng.uniform(length[0], min(length[1], gap_end - gap_start - 0.6))
+                start = rng.uniform(gap_start + 0.3, gap_end - 0.3 - span)
+                syllables = plan_syllables(rng, start, start + span, rng.uniform(*rate))
                 if syllables:
-                    extra.append(Utterance(index, tuple(syllables), audible=False, mouthing=True))
-    return extra
+                    found.append((index, syllables))
+    return found
+
+
+def _mouthing(rng: np.random.Generator, faces: list[SynthFace], speech: list[Utterance]) -> list[Utterance]:
+    """Speech-like mouth motion without voice, in the gaps of each face's own speech."""
+    return [Utterance(index, tuple(syllables), audible=False, mouthing=True)
+            for index, syllables in _gap_fillers(rng, faces, speech, 1.8, 0.45, (0.8, 2.5), (3.0, 6.0))]
+
+
+def _laughter(rng: np.random.Generator, faces: list[SynthFace], taken: list[Utterance], extras: VideoExtras
+              ) -> list[Utterance]:
+    """Bursts of laughter (fast, wide "ha"s with voice) in the gaps of the faces that laugh."""
+    bursts = _gap_fillers(rng, faces, taken, 1.6, 0.6, (0.6, 1.8), (5.0, 7.0), lambda i: extras.face(i).laughs)
+    return [Utterance(index, tuple(replace(syl, peak=min(1.0, syl.peak * 1.3), consonant=True) for syl in syllables),
+                      audible=True, mouthing=False, laugh=True) for index, syllables in bursts]
 
 
 def plan_scene(spec: VideoSpec) -> ScenePlan:
     """The whole plan of one video, deterministic for ``spec``."""
+    difficulty = DIFFICULTIES[spec.difficulty]
+    counts = difficulty.face_counts or spec.face_counts
     rng = np.random.default_rng(spec.seed)
-    weights = np.array([{1: 0.3, 2: 0.4, 3: 0.3}.get(n, 0.3) for n in spec.face_counts])
-    faces = _place_faces(rng, spec, int(rng.choice(spec.face_counts, p=weights / weights.sum())))
+    weights = np.array([{1: 0.3, 2: 0.4, 3: 0.3}.get(n, 0.3) for n in counts])
+    faces = _place_faces(rng, spec, int(rng.choice(counts, p=weights / weights.sum())))
+    extras = draw_extras(difficulty, spec.seed, len(faces), spec.duration)
+    faces = [replace(face, base_height=extras.face(i).small_width_px / FACE_WIDTH / spec.height)
+             if extras.face(i).small_width_px else face for i, face in enumerate(faces)]
     off_screen = random_voice(rng) if rng.random() < 0.5 else None
+    off_screen = off_screen if difficulty.hard_negatives else None
     speech = _turns(rng, spec, faces, off_screen)
-    utterances = sorted(speech + _mouthing(rng, faces, speech), key=lambda u: (u.start, u.speaker))
-    return ScenePlan(spec, tuple(faces), off_screen, tuple(utterances), float(rng.uniform(3.0, 25.0)))
+    mouthing = _mouthing(rng, faces, speech) if difficulty.hard_negatives else []
+    laughs = _laughter(np.random.default_rng(extras.seed), faces, speech + mouthing, extras)
+    utterances = sorted(speech + mouthing + laughs, key=lambda u: (u.start, u.speaker))
+    return ScenePlan(spec, tuple(faces), off_screen, tuple(utterances), float(rng.uniform(*difficulty.snr_db)),
+                     extras)
 
 
 def face_pose(plan: ScenePlan, index: int, t: float, mouth: float) -> FacePose | None:
@@ -181,6 +213,7 @@ def face_pose(plan: ScenePlan, index: int, t: float, mouth: float) -> FacePose |
     if presence is None:
         return None
     ax, ay, az, ayaw, fx, fy, fz, fyaw, px, py, pz, pyaw = face.motion
+    ayaw = plan.extras.face(index).max_yaw or ayaw
     height = face.base_height * spec.height * (1 + az * np.sin(2 * np.pi * fz * t + pz))
     cx = (face.base_x + ax * np.sin(2 * np.pi * fx * t + px)) * spec.width
     cy = (face.base_y + ay * np.sin(2 * np.pi * fy * t + py)) * spec.height
@@ -194,19 +227,22 @@ def face_pose(plan: ScenePlan, index: int, t: float, mouth: float) -> FacePose |
 
 
 def mouth_openings(plan: ScenePlan, times: np.ndarray) -> np.ndarray:
-    """``(faces, F)`` mouth opening in [0, 1] of every face at ``times``: its own utterances' envelope."""
+    """``(faces, F)`` mouth opening in [0, 1] of every face at ``times``: its own utterances' envelope (scaled
+    down for a subtle speaker; shifted for lips that lag or lead the voice)."""
     openings = np.zeros((len(plan.faces), len(times)))
     for utterance in plan.utterances:
         if utterance.speaker != OFF_SCREEN:
-            openings[utterance.speaker] = np.maximum(openings[utterance.speaker],
-                                                     envelope(list(utterance.syllables), times))
+            extras = plan.extras.face(utterance.speaker)
+            moving = envelope(list(utterance.syllables), times - extras.lip_offset_s) * extras.mouth_gain
+            openings[utterance.speaker] = np.maximum(openings[utterance.speaker], moving)
     return openings
 
 
 def label_at(plan: ScenePlan, index: int, t: float) -> str:
     """The AVA label of face ``index`` at time ``t``."""
     for utterance in plan.utterances:
-        if utterance.speaker == index and not utterance.mouthing and utterance.start <= t <= utterance.end:
+        if (utterance.speaker == index and not utterance.mouthing and not utterance.laugh
+                and utterance.start <= t <= utterance.end):
             return SPEAKING_AUDIBLE if utterance.audible else SPEAKING_NOT_AUDIBLE
     return NOT_SPEAKING
 

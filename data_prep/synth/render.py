@@ -7,9 +7,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from data_prep.synth.face import draw_face
+from data_prep.synth.face import draw_face, draw_occluder
 from data_prep.synth.plan import OFF_SCREEN, ScenePlan, face_pose, mouth_openings
-from data_prep.synth.speech import render_speech
+from data_prep.synth.speech import render_laughter, render_music, render_speech
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -41,12 +41,22 @@ def render_frames(plan: ScenePlan) -> Iterator[np.ndarray]:
     light_amp, light_freq, light_phase = rng.uniform(0.03, 0.12), rng.uniform(0.05, 0.3), rng.uniform(0, 6.3)
     times = spec.frame_times
     openings = mouth_openings(plan, times)
+    extras = plan.extras
     for frame, t in enumerate(times):
         image = backdrop.copy()
-        poses = [(face_pose(plan, i, float(t), float(openings[i, frame])), face) for i, face in enumerate(plan.faces)]
-        for pose, face in sorted((p for p in poses if p[0] is not None), key=lambda p: p[0].height):
-            draw_face(image, pose, face.style)
-        gain = 1.0 + light_amp * np.sin(2 * np.pi * light_freq * t + light_phase)
+        poses = [(face_pose(plan, i, float(t), float(openings[i, frame])), i) for i in range(len(plan.faces))]
+        for pose, index in sorted((p for p in poses if p[0] is not None), key=lambda p: p[0].height):
+            style, face_extras = plan.faces[index].style, extras.face(index)
+            draw_face(image, pose, style)
+            if any(a <= t < b for a, b in face_extras.occlusions):
+                draw_occluder(image, pose.mouth_box(style.aspect), face_extras.occluder, face_extras.cover,
+                              style.skin)
+        for start, end, length in extras.blur:  # the camera moves: motion blur along a line
+            if start <= t < end:
+                kernel = np.zeros((length, length), np.float32)
+                kernel[length // 2] = 1.0 / length
+                image = cv2.filter2D(image, -1, kernel)
+        gain = (1.0 + light_amp * np.sin(2 * np.pi * light_freq * t + light_phase)) * extras.light_gain
         lit = image.astype(np.int16) * np.int16(round(gain * 64)) // 64 + grain[frame % len(grain)]
         yield np.clip(lit, 0, 255).astype(np.uint8)
 
@@ -61,14 +71,17 @@ def render_audio(plan: ScenePlan) -> np.ndarray:
     for utterance in plan.utterances:
         if utterance.audible:
             voice = plan.off_screen if utterance.speaker == OFF_SCREEN else plan.faces[utterance.speaker].voice
-            mix += gains[utterance.speaker] * render_speech(rng, voice, list(utterance.syllables), spec.audio_rate,
-                                                            count)
+            render = render_laughter if utterance.laugh else render_speech
+            mix += gains[utterance.speaker] * render(rng, voice, list(utterance.syllables), spec.audio_rate, count)
     spectrum = np.fft.rfft(rng.normal(0, 1, count))
     freqs = np.fft.rfftfreq(count, 1 / spec.audio_rate)
     spectrum /= np.maximum(freqs, 20.0) ** rng.uniform(0.3, 1.0)  # between white and pink
     noise = np.fft.irfft(spectrum, count)
     speech_rms = np.sqrt(np.mean(mix[mix != 0] ** 2)) if np.any(mix) else 0.05
     mix += noise / np.std(noise) * speech_rms * 10 ** (-plan.snr_db / 20)
+    if plan.extras.music_db is not None:
+        music = render_music(np.random.default_rng(plan.extras.seed), spec.audio_rate, count)
+        mix += music / max(np.std(music), 1e-9) * speech_rms * 10 ** (plan.extras.music_db / 20)
     mix *= 0.5 / max(np.abs(mix).max(), 1e-9)
     # further channels: the mix a little quieter each, with their own hiss (5.1: dialogue in every speaker)
     channels = [mix] + [(1.0 - 0.1 * k) * mix + rng.normal(0, 1e-3, count) for k in range(1, spec.audio_channels)]

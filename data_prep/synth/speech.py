@@ -75,26 +75,37 @@ def _resonator(freq: float, bandwidth: float, rate: int) -> tuple[np.ndarray, np
     return np.array([1.0 - radius]), np.array([1.0, -2 * radius * np.cos(theta), radius ** 2])
 
 
+def _through_formants(source: np.ndarray, formants: np.ndarray, gains: tuple[float, ...], base_bandwidth: float,
+                      relative_bandwidth: float, rate: int) -> np.ndarray:
+    """``source (n,)`` through one resonator per formant (Hz) below 0.9 × Nyquist, summed with ``gains``; each
+    resonator ``base_bandwidth + relative_bandwidth · formant`` Hz wide."""
+    voiced = np.zeros(len(source))
+    for gain, formant in zip(gains, formants):
+        if formant < rate / 2 * 0.9:
+            b, a = _resonator(formant, base_bandwidth + relative_bandwidth * formant, rate)
+            voiced += gain * lfilter(b, a, source)
+    return voiced
+
+
+def _syllable_spans(syllables: list[Syllable], rate: int, n_samples: int):
+    """Per syllable that fits: ``(syllable, first sample, sample count, its sample times (count,) in s)``."""
+    for syl in syllables:
+        first = int(syl.onset * rate)
+        count = min(int(syl.duration * rate), n_samples - first)
+        if count > 8:
+            yield syl, first, count, np.arange(count) / rate
+
+
 def render_speech(rng: np.random.Generator, voice: Voice, syllables: list[Syllable], rate: int,
                   n_samples: int) -> np.ndarray:
     """The waveform ``(n_samples,)`` float64 of ``syllables`` spoken by ``voice`` at sample rate ``rate``."""
     out = np.zeros(n_samples, np.float64)
-    nyquist = rate / 2
-    for syl in syllables:
-        first = int(syl.onset * rate)
-        count = min(int(syl.duration * rate), n_samples - first)
-        if count <= 8:
-            continue
-        local = np.arange(count) / rate
+    for syl, first, count, local in _syllable_spans(syllables, rate, n_samples):
         pitch = voice.f0 * (1 + 0.08 * np.sin(2 * np.pi * rng.uniform(1, 3) * local + rng.uniform(0, 6.3)))
         pitch *= 1 - 0.1 * local / max(syl.duration, 1e-3)
         phase = np.cumsum(pitch / rate)
         source = 2 * (phase % 1.0) - 1  # sawtooth: a glottal pulse train with all harmonics
-        voiced = np.zeros(count)
-        for gain, formant in zip((1.0, 0.6, 0.3), VOWEL_FORMANTS[syl.vowel] * voice.tract):
-            if formant < nyquist * 0.9:
-                b, a = _resonator(formant, 60 + 0.06 * formant, rate)
-                voiced += gain * lfilter(b, a, source)
+        voiced = _through_formants(source, VOWEL_FORMANTS[syl.vowel] * voice.tract, (1.0, 0.6, 0.3), 60, 0.06, rate)
         shape = np.sin(np.pi * np.arange(count) / count) ** 0.7 * syl.peak
         segment = voiced * shape
         if syl.consonant:
@@ -104,3 +115,41 @@ def render_speech(rng: np.random.Generator, voice: Voice, syllables: list[Syllab
         out[first:first + count] += segment
     peak_rms = np.sqrt(np.mean(out[out != 0] ** 2)) if np.any(out) else 1.0
     return out / max(peak_rms, 1e-9) * 0.1
+
+
+def render_laughter(rng: np.random.Generator, voice: Voice, syllables: list[Syllable], rate: int,
+                    n_samples: int) -> np.ndarray:
+    """Laughter ``(n_samples,)``: each syllable a breathy "ha" (aspiration noise and a high, falling voice
+    through the formants of an open vowel) with a sharp attack — vocal, but not speech."""
+    out = np.zeros(n_samples, np.float64)
+    formants = VOWEL_FORMANTS[0] * voice.tract
+    for syl, first, count, local in _syllable_spans(syllables, rate, n_samples):
+        pitch = voice.f0 * 1.5 * (1 - 0.25 * local / max(syl.duration, 1e-3))
+        source = 0.5 * (2 * (np.cumsum(pitch / rate) % 1.0) - 1) + rng.normal(0, 0.6, count)
+        voiced = _through_formants(source, formants, (1.0, 0.5, 0.25), 120, 0.1, rate)
+        out[first:first + count] += voiced * np.exp(-local / (0.4 * syl.duration)) * syl.peak
+    rms = np.sqrt(np.mean(out[out != 0] ** 2)) if np.any(out) else 1.0
+    return out / max(rms, 1e-9) * 0.1
+
+
+def render_music(rng: np.random.Generator, rate: int, n_samples: int) -> np.ndarray:
+    """A music bed ``(n_samples,)``: chords of harmonic tones from a pentatonic scale changing every 0.25-0.6 s
+    over a steady low beat (unit-free; the caller sets its level)."""
+    out = np.zeros(n_samples, np.float64)
+    scale = 110.0 * 2 ** (np.array([0, 2, 4, 7, 9, 12, 14, 16, 19, 21]) / 12)
+    beat = rng.uniform(0.4, 0.7)
+    t = 0.0
+    while t * rate < n_samples:
+        length = rng.uniform(0.25, 0.6)
+        first, count = int(t * rate), min(int(length * rate), n_samples - int(t * rate))
+        local = np.arange(count) / rate
+        shape = np.minimum(1.0, local / 0.02) * np.exp(-local / (0.6 * length))
+        for root in rng.choice(scale, 3, replace=False):
+            out[first:first + count] += shape * sum(np.sin(2 * np.pi * root * k * local) / k for k in (1, 2, 3))
+        t += length
+    kick = np.arange(int(0.12 * rate)) / rate
+    thump = np.sin(2 * np.pi * 55 * kick) * np.exp(-kick / 0.04) * 3
+    for start in np.arange(0, n_samples / rate, beat):
+        first = int(start * rate)
+        out[first:first + len(thump)] += thump[: n_samples - first]
+    return out
