@@ -16,6 +16,7 @@ import os
 import platform
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -29,7 +30,7 @@ from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-HARD_SET_VIDEOS = 24  # 18 train, 6 val: enough validation videos for intervals by group
+HARD_SET_VIDEOS, HARD_SET_VAL_EVERY = 24, 3  # 16 train, 8 val: enough validation videos for intervals by group
 
 
 def default_store(cache: Path, difficulty: str) -> Path:
@@ -37,8 +38,10 @@ def default_store(cache: Path, difficulty: str) -> Path:
     cache = cache if difficulty == "standard" else cache / difficulty
     if not (cache / "store" / "index.jsonl").exists():
         workers = min(8, os.cpu_count() or 2)
-        videos = HARD_SET_VIDEOS if difficulty == "hard" else SynthConfig.videos
-        make_dataset(cache / "data", SynthConfig(videos=videos, difficulty=difficulty), workers=workers)
+        config = SynthConfig(difficulty=difficulty)
+        if difficulty == "hard":  # more validation videos: intervals for every group
+            config = replace(config, videos=HARD_SET_VIDEOS, val_every=HARD_SET_VAL_EVERY)
+        make_dataset(cache / "data", config, workers=workers)
         prepare(PrepConfig((cache / "data" / "annotations",), cache / "data" / "videos", cache / "store",
                            workers=workers))
     return cache / "store"

@@ -24,7 +24,7 @@ class Difficulty:
     face_counts: tuple[int, ...] | None = None  # replaces the config's face counts where set
     hard_negatives: bool = True  # voiceless mouthing and off-screen speech
     snr_db: tuple[float, float] = (3.0, 25.0)
-    small_faces: float = 0.0  # share of faces drawn 24-60 px wide (AVA's "small" is < 64 px)
+    small_faces: float = 0.0  # share of faces drawn 24-44 px wide (AVA's "small" is < 64 px)
     occluded: float = 0.0  # share of faces with a hand or microphone over part of the mouth, some of the time
     turned: float = 0.0  # share of faces that turn up to profile
     subtle: float = 0.0  # share of faces that speak with small mouth movements
@@ -39,7 +39,7 @@ class Difficulty:
 DIFFICULTIES = {
     "easy": Difficulty("easy", face_counts=(1, 2), hard_negatives=False, snr_db=(15.0, 25.0)),
     "standard": Difficulty("standard"),
-    "hard": Difficulty("hard", face_counts=(1, 2, 3, 4), snr_db=(3.0, 20.0), small_faces=0.25, occluded=0.2,
+    "hard": Difficulty("hard", face_counts=(1, 2, 3, 4), snr_db=(3.0, 20.0), small_faces=0.35, occluded=0.2,
                        turned=0.25, subtle=0.2, out_of_sync=0.25, laughter=0.3, blurred=0.25, dark=0.2,
                        compressed=0.25, music=0.3),
 }
@@ -95,7 +95,7 @@ def draw_extras(difficulty: Difficulty, seed: int, faces: int, duration: float) 
         occluded = draw[1] < difficulty.occluded
         cover = float(rng.uniform(0.35, 0.7))
         extras.append(FaceExtras(
-            small_width_px=float(rng.uniform(24, 60)) if draw[0] < difficulty.small_faces else None,
+            small_width_px=float(rng.uniform(24, 44)) if draw[0] < difficulty.small_faces else None,
             occlusions=tuple(_stretches(rng, duration, 0.4, (1.5, 5.0))) if occluded else (),
             occluder="microphone" if occluded and draw[2] < 0.5 else "hand",
             cover=cover if occluded else FaceExtras.cover,
