@@ -14,13 +14,8 @@ from asd_se.checkpoint import save_checkpoint
 from asd_se.cli import main
 from asd_se.config import load_config
 from asd_se.explain import ChannelSelection, build_explainer
-from asd_se.explain.faithfulness import (
-    average_drop_increase,
-    curve_auc,
-    energy_inside,
-    perturbation_curves,
-    pointing_hits,
-)
+from asd_se.explain.faithfulness import average_drop_increase, curve_auc, perturbation_curves
+from asd_se.explain.localisation import energy_inside, pointing_hits, rank_inside
 from asd_se.explain.se_map import SeExplainer
 from asd_se.models import ActiveSpeakerModel, ASDOutput
 from asd_se.scoring import score_clip
@@ -147,6 +142,25 @@ def test_pointing_and_energy_on_crafted_maps():
     assert energy_inside(UNIFORM, MOUTH).tolist() == pytest.approx([0.1])
 
 
+def test_the_tolerant_pointing_game_and_relevance_rank_on_a_hand_made_map_and_box():
+    box = torch.tensor([[10.0, 10.0, 20.0, 20.0]] * 3)  # x1, y1, x2, y2: 100 pixels of a 40 x 40 crop
+    heat = torch.zeros(3, 40, 40)
+    heat[0, 15, 15] = 1.0  # peak inside
+    heat[1, 15, 27] = 1.0  # peak 7.5 px right of the box (pixel centre 27.5)
+    heat[2, 35, 35] = 1.0  # peak 15.5 px right and 15.5 px below: 21.9 px away
+    assert pointing_hits(heat, box).tolist() == [True, False, False]
+    assert pointing_hits(heat, box, 10.0).tolist() == [True, True, False]
+    assert pointing_hits(heat, box, torch.tensor([0.0, 5.0, 25.0])).tolist() == [True, False, True]  # per frame
+    ranked = torch.zeros(2, 40, 40)
+    ranked[0, 10:20, 10:20] = 1.0  # the box exactly: its 100 highest pixels all inside
+    ranked[1, 10:20, 10:15] = 1.0  # half the box at 1, half at 0.5 ...
+    ranked[1, 10:20, 15:20] = 0.5
+    ranked[1, 30:40, 30:35] = 0.9  # ... and 50 pixels outside at 0.9: the top 100 are 50 in + 50 out
+    assert rank_inside(ranked, box[:2]).tolist() == pytest.approx([1.0, 0.5])
+    assert rank_inside(torch.zeros(1, 40, 40), box[:1]).tolist() == [0.0]
+    assert energy_inside(ranked, box[:2]).tolist() == pytest.approx([1.0, 75 / 120])
+
+
 def _mouth_brightness(faces: torch.Tensor) -> torch.Tensor:
     """A toy score: how bright the mouth row still is (1 intact, 0 removed)."""
     return faces[:, 9].float().mean(dim=1) / 200.0
@@ -173,11 +187,12 @@ def test_explain_eval_on_a_tiny_store(store_root, synth_root, tmp_path, capsys):
     save_checkpoint(checkpoint, {"model": ActiveSpeakerModel(config.model).state_dict(), "config": config.to_dict()})
     out = tmp_path / "eval"
     assert main(["explain-eval", "--checkpoint", str(checkpoint), "--data", str(store_root), "--out", str(out),
-                 "--max-frames", "100", "--window", "50", "--steps", "2"]) == 0
+                 "--max-frames", "100", "--window", "50", "--steps", "2", "--sanity-frames", "50"]) == 0
     results = json.loads((out / "explain_eval.json").read_text())
     # the store knows its annotation CSVs, so their sidecar was found without --mouth-boxes
     assert results["mouth_boxes"] == [str((synth_root / "mouth_boxes" / "val.csv").resolve())]
-    assert set(results["methods"]) == {"se", "gradcam", "gradcampp", "eigencam"} and 50 < results["frames"] <= 100
+    assert set(results["methods"]) == {"se", "gradcam", "gradcampp", "eigencam", "se_eigen"}
+    assert 50 < results["frames"] <= 100
     counts = {(v["n_pointing_all"], v["n_speaking_frames"]) for v in results["methods"].values()}
     assert len(counts) == 1 and min(counts.pop()) > 0  # every method measured on the same frames
     for values in results["methods"].values():
@@ -185,6 +200,14 @@ def test_explain_eval_on_a_tiny_store(store_root, synth_root, tmp_path, capsys):
     assert results["per_track"] and (out / "grid.png").stat().st_size > 0 and (out / "se_distribution.png").exists()
     table = (out / "explain_eval.md").read_text()
     assert all(f"| {name} |" in table for name in results["methods"])
+    for values in results["methods"].values():  # a tolerance can only add hits; ranks are shares
+        assert values["pointing_tolerant_speaking"] >= values["pointing_speaking"]
+        assert 0.0 <= values["rank_speaking"] <= 1.0
+    cascade = results["randomisation_cascade"]
+    assert len(cascade) >= 5 and cascade[0]["stage"] == "decision"
+    assert all(set(step["spearman"]) == set(results["methods"]) for step in cascade)
+    assert set(results["consistency"]) == set(results["methods"])
+    assert "## Sanity: cascading randomisation" in table and (out / "randomisation.png").stat().st_size > 0
 
 
 def test_explain_eval_without_mouth_boxes_says_so_in_one_prominent_line(synth_copy, checkpoint, tmp_path, caplog):

@@ -17,7 +17,7 @@ LAYERS = [
     ("asd_se.config", "models"), ("asd_se.checkpoint", "models"), ("asd_se.models", "models"),
     ("asd_se.faces", "faces"),
     ("asd_se.explain.evaluation", "explain_eval"), ("asd_se.explain.report", "explain_eval"),
-    ("asd_se.explain.mouths", "explain_eval"),
+    ("asd_se.explain.mouths", "explain_eval"), ("asd_se.explain.sanity", "explain_eval"),
     ("asd_se.explain", "explain"),
     ("asd_se.scoring", "scoring"),
     ("asd_se.breakdowns", "learning"), ("asd_se.data", "learning"), ("asd_se.evaluate", "learning"),

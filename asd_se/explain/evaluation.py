@@ -2,7 +2,8 @@
 
 Windows of ``window`` frames are spread evenly over the split's tracks (at most ``max_frames`` frames). Per
 window: one forward pass through the scoring engine; per method, its maps upsampled onto the crop, and then
-  - pointing game and mouth-box energy at annotation rows with a mouth box (``--mouth-boxes``);
+  - pointing game (strict, and within 15 px of the original frame), relevance mass ("mouth energy") and
+    relevance rank accuracy at annotation rows with a mouth box (``--mouth-boxes``);
   - deletion / insertion AUC and Average Drop / Increase on the speaking frames (the speaking probability is
     the score being explained).
 Results per method, per track and for the whole split.
@@ -25,14 +26,14 @@ from asd_se.explain import EXPLAINERS, ChannelSelection, build_explainer
 from asd_se.explain.faithfulness import (
     average_drop_increase,
     curve_auc,
-    energy_inside,
     explanation_masked,
     mean_or_none,
     perturbation_curves,
-    pointing_hits,
 )
+from asd_se.explain.localisation import TOLERANCE_PX, energy_inside, pointing_hits, rank_inside
 from asd_se.explain.maps import upsample
 from asd_se.explain.mouths import MouthBoxes, mouth_boxes_on_crops
+from asd_se.explain.sanity import CascadeStep, overlap_consistency, randomisation_cascade
 from asd_se.models import AsdModel
 from asd_se.scoring import score_clip
 from data_prep.store import TrackMeta, TrackStore
@@ -51,6 +52,8 @@ class ExplainEvalConfig:
     steps: int = setting(10, "deletion/insertion steps")
     se: ChannelSelection = ChannelSelection()
     grid_samples: int = setting(4, "faces per class (speaking / silent) in grid.png")
+    sanity_frames: int = setting(400, "frames for the randomisation cascade and the overlapping-window "
+                                      "consistency (0: skip both)")
     device: str = setting("auto", "auto (the GPU where there is one), cpu, cuda or cuda:N")
 
     def __post_init__(self) -> None:
@@ -64,6 +67,8 @@ class _Tally:
 
     pointing_speaking: list[float] = field(default_factory=list)
     pointing_all: list[float] = field(default_factory=list)
+    tolerant_speaking: list[float] = field(default_factory=list)  # pointing within TOLERANCE_PX
+    rank_speaking: list[float] = field(default_factory=list)
     energy_speaking: list[float] = field(default_factory=list)
     energy_all: list[float] = field(default_factory=list)
     deletion: list[float] = field(default_factory=list)
@@ -80,6 +85,8 @@ class _Tally:
         return {"pointing_speaking": mean_or_none(self.pointing_speaking),
                 "n_pointing_speaking": len(self.pointing_speaking),
                 "pointing_all": mean_or_none(self.pointing_all), "n_pointing_all": len(self.pointing_all),
+                "pointing_tolerant_speaking": mean_or_none(self.tolerant_speaking),
+                "rank_speaking": mean_or_none(self.rank_speaking),
                 "energy_speaking": mean_or_none(self.energy_speaking), "energy_all": mean_or_none(self.energy_all),
                 "deletion_auc": mean_or_none(self.deletion), "insertion_auc": mean_or_none(self.insertion),
                 "n_speaking_frames": len(self.deletion),
@@ -126,12 +133,15 @@ class ExplainEvalResult:
     per_track: dict[str, dict[str, dict]]
     se_values: list[np.ndarray] = field(default_factory=list)
     grid: list[GridSample] = field(default_factory=list)
+    cascade: list[CascadeStep] = field(default_factory=list)  # sanity.py: randomisation, output down to stem
+    consistency: dict[str, float | None] = field(default_factory=dict)  # per method, mean over shared frames
 
     def to_json(self) -> dict:
         """Everything but the arrays behind the figures."""
         return {"config": asdict(self.config), "mouth_boxes": self.mouth_boxes, "frames": self.frames,
                 "windows": self.windows, "tracks": self.tracks, "methods": self.methods,
-                "per_track": self.per_track}
+                "per_track": self.per_track, "randomisation_cascade": [asdict(step) for step in self.cascade],
+                "consistency": self.consistency}
 
 
 def evaluate_explainers(model: AsdModel, store: TrackStore, mouths: MouthBoxes,
@@ -157,7 +167,8 @@ def evaluate_explainers(model: AsdModel, store: TrackStore, mouths: MouthBoxes,
                                         store.settings.crop)
         mouth = {k - start: box for k, box in on_crops.items() if start <= k < end}
         boxed = torch.tensor(sorted(mouth), dtype=torch.long)
-        boxes = torch.tensor(np.array([mouth[int(k)] for k in boxed]), dtype=torch.float32).reshape(-1, 4)
+        boxed_rows = torch.tensor(np.array([mouth[int(k)] for k in boxed]), dtype=torch.float32).reshape(-1, 5)
+        boxes, tolerance = boxed_rows[:, :4], boxed_rows[:, 4] * TOLERANCE_PX  # crop pixels
         frames_seen += end - start
         scores = score_clip(model, faces[None], audio[None], explainers, timer)
         if scores.se_weights is not None:
@@ -178,6 +189,8 @@ def evaluate_explainers(model: AsdModel, store: TrackStore, mouths: MouthBoxes,
                 tally.energy_all += energy.tolist()
                 tally.pointing_speaking += hits[on_speech].tolist()
                 tally.energy_speaking += energy[on_speech].tolist()
+                tally.tolerant_speaking += pointing_hits(heat[boxed], boxes, tolerance).float()[on_speech].tolist()
+                tally.rank_speaking += rank_inside(heat[boxed], boxes)[on_speech].tolist()
             if speaking.any():
                 heat_device = heat.to(device)
                 deletion = curve_auc(perturbation_curves(score, faces, heat_device, baseline, config.steps)).cpu()
@@ -192,6 +205,7 @@ def evaluate_explainers(model: AsdModel, store: TrackStore, mouths: MouthBoxes,
             per_track[f"{meta.video_id}|{meta.entity_id}"][name].add(tally)
             for sample in samples:
                 sample[1].heat[name] = heat[sample[0]].numpy()
+    cascade, consistency = _sanity(model, explainers, store, windows, config, device)
     methods = {}
     per_frame = 1000 / max(frames_seen, 1)
     for name, tally in totals.items():
@@ -202,7 +216,33 @@ def evaluate_explainers(model: AsdModel, store: TrackStore, mouths: MouthBoxes,
     return ExplainEvalResult(config, [str(p) for p in mouths.sources] if mouths.boxes else None, frames_seen,
                              len(windows), len({(m.video_id, m.entity_id) for m, _, _ in windows}), methods,
                              {key: {name: tally.summary() for name, tally in tallies.items()}
-                              for key, tallies in sorted(per_track.items())}, se_values, grid)
+                              for key, tallies in sorted(per_track.items())}, se_values, grid, cascade, consistency)
+
+
+def _sanity(model: AsdModel, explainers: list, store: TrackStore, windows: list[tuple[TrackMeta, int, int]],
+            config: ExplainEvalConfig, device: torch.device) -> tuple[list[CascadeStep], dict[str, float | None]]:
+    """The randomisation cascade and the overlapping-window consistency on ``config.sanity_frames`` frames of
+    the planned windows (evenly chosen)."""
+    count = min(len(windows), config.sanity_frames // max(1, config.window))
+    if count == 0:
+        return [], {}
+    chosen = [windows[i] for i in np.linspace(0, len(windows) - 1, count).round().astype(int)]
+
+    def clip(meta: TrackMeta, start: int, frames: int):
+        faces, audio = store.load(meta, start, frames)
+        return torch.from_numpy(faces).to(device), torch.from_numpy(audio).to(device)
+
+    cascade = randomisation_cascade(model, explainers, [clip(m, a, b - a) for m, a, b in chosen],
+                                    store.settings.crop_size)
+    shared: dict[str, list[float]] = defaultdict(list)
+    for meta, start, end in chosen:
+        half = (end - start) // 2
+        if half >= 1 and start + half + (end - start) <= meta.frames:
+            found = overlap_consistency(model, explainers, clip(meta, start, end - start),
+                                        clip(meta, start + half, end - start), half)
+            for name, values in found.items():
+                shared[name] += values.tolist()
+    return cascade, {e.name: mean_or_none(shared[e.name]) for e in explainers}
 
 
 def _grid_picks(number: int, every: int, speaking: torch.Tensor, mouth: dict, faces: np.ndarray, per_class: int,
@@ -219,7 +259,7 @@ def _grid_picks(number: int, every: int, speaking: torch.Tensor, mouth: dict, fa
         with_mouth = [k for k in candidates if k in mouth] or candidates
         if with_mouth:
             k = with_mouth[len(with_mouth) // 2]
-            sample = GridSample(faces[k], want, mouth.get(k))
+            sample = GridSample(faces[k], want, mouth[k][:4] if k in mouth else None)
             grid.append(sample)
             picks.append((k, sample))
     return picks

@@ -1,8 +1,6 @@
-"""How good is a heatmap? Localisation against the mouth box, and faithfulness to the model's own score.
+"""How faithful is a heatmap to the model's own score? (Localisation against the mouth box: ``localisation.py``.)
 
 Every function works per frame on crop-sized heatmaps ``(N, S, S)`` in [0, 1]; aggregation is the caller's.
-  - pointing game: is the heatmap's peak inside the mouth box (a flat map has no peak: a miss);
-  - energy: the share of the heatmap's mass inside the mouth box;
   - deletion / insertion (RISE, Petsiuk et al. 2018): pixels removed from (inserted into) the crop in the
     heatmap's order, most important first, the speaking probability measured after each step; the area under
     that curve (deletion: lower is better; insertion: higher is better);
@@ -20,32 +18,6 @@ import numpy as np
 import torch
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # faces (T, S, S) uint8 -> speaking probabilities (T,)
-
-
-def _inside(boxes: torch.Tensor, size: int, device: torch.device) -> torch.Tensor:
-    """``(N, size, size)`` bool masks on ``device`` of ``boxes (N, 4)`` = ``(x1, y1, x2, y2)`` in crop pixels
-    (pixel centres)."""
-    boxes = boxes.float().to(device)
-    centres = torch.arange(size, dtype=torch.float32, device=device) + 0.5
-    xs = (centres[None, :] >= boxes[:, 0:1]) & (centres[None, :] <= boxes[:, 2:3])  # (N, S)
-    ys = (centres[None, :] >= boxes[:, 1:2]) & (centres[None, :] <= boxes[:, 3:4])
-    return ys[:, :, None] & xs[:, None, :]
-
-
-def pointing_hits(heat: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` bool: the peak of each heatmap ``(N, S, S)`` lies inside its box ``(N, 4)`` (crop pixels)."""
-    flat = heat.reshape(len(heat), -1)
-    peak = flat.argmax(dim=1)
-    inside = _inside(boxes, heat.shape[-1], heat.device).reshape(len(heat), -1)
-    has_peak = flat.amax(dim=1) > flat.amin(dim=1)
-    return inside[torch.arange(len(heat), device=heat.device), peak] & has_peak
-
-
-def energy_inside(heat: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` share of each heatmap's total inside its box (0 for an all-zero map)."""
-    inside = _inside(boxes, heat.shape[-1], heat.device)
-    total = heat.sum(dim=(1, 2))
-    return torch.where(total > 0, (heat * inside).sum(dim=(1, 2)) / total.clamp(min=1e-12), torch.zeros_like(total))
 
 
 def perturbation_curves(score: ScoreFn, faces: torch.Tensor, heat: torch.Tensor, baseline: torch.Tensor,

@@ -43,8 +43,9 @@ def load_mouth_boxes(store: TrackStore, split: str, given: Path | None = None) -
 
 def mouth_boxes_on_crops(meta: TrackMeta, mouths: dict, frame_size: tuple[int, int], crop_size: int,
                          crop: str = "asd-se") -> dict[int, np.ndarray]:
-    """Track frame -> mouth box ``(4,)`` in crop pixels (crops of the ``crop`` style), for the annotation rows
-    that have one."""
+    """Track frame -> ``(5,)``: the mouth box in crop pixels (crops of the ``crop`` style) and the crop's pixels
+    per pixel of the original frame (what scales a tolerance given in original pixels), for the annotation
+    rows that have one."""
     width, height = frame_size
     scale = np.array([width, height, width, height], np.float64)
     found = {}
@@ -54,5 +55,6 @@ def mouth_boxes_on_crops(meta: TrackMeta, mouths: dict, frame_size: tuple[int, i
             continue
         region = crop_region(tuple(np.clip(box, 0, 1) * scale), crop)
         origin = np.array([region.x0, region.y0, region.x0, region.y0], np.float64)
-        found[frame] = (np.array(mouth) * scale - origin) * crop_size / region.side
+        zoom = crop_size / region.side
+        found[frame] = np.append((np.array(mouth) * scale - origin) * zoom, zoom)
     return found

@@ -1,4 +1,5 @@
-"""What ``asd-se explain-eval`` writes: ``explain_eval.json`` and ``.md`` (method × metric, with counts),
+"""What ``asd-se explain-eval`` writes: ``explain_eval.json`` and ``.md`` (method × metric, with counts; the
+sanity checks), ``randomisation.png`` (similarity to the trained model's maps against randomisation depth),
 ``se_distribution.png`` (the SE values the model produces: the paper's Figure 3 analogue) and ``grid.png``
 (sample faces, then each method's heatmap: the Figure 5 analogue)."""
 
@@ -15,11 +16,14 @@ from asd_se.core.fsio import atomic_path, write_json_atomic, write_text_atomic
 from asd_se.explain.evaluation import ExplainEvalResult, GridSample
 from asd_se.explain.se_map import Z_TOP_10, ChannelSelection, paper_threshold, select_channels
 
+RANDOMISATION_PASS = 0.3  # rank correlation a map must fall below once the model is random
 NO_MOUTH_BOXES = ("NO MOUTH BOXES: pointing game and mouth energy were not measured (none given with --mouth-boxes, "
                   "and no mouth_boxes/<split>.csv beside the store's annotation folders)")
 COLUMNS = (("pointing_speaking", "pointing (speaking) ↑", "n_pointing_speaking"),
+           ("pointing_tolerant_speaking", "pointing ±15 px (speaking) ↑", None),
            ("pointing_all", "pointing (all)", "n_pointing_all"),
-           ("energy_speaking", "mouth energy (speaking) ↑", None),
+           ("energy_speaking", "relevance mass (speaking) ↑", None),
+           ("rank_speaking", "relevance rank (speaking) ↑", None),
            ("deletion_auc", "deletion AUC ↓", "n_speaking_frames"),
            ("insertion_auc", "insertion AUC ↑", None), ("average_drop", "Avg Drop % ↓", None),
            ("increase_in_confidence", "Increase % ↑", None), ("total_ms_per_frame", "ms/frame", None),
@@ -62,11 +66,55 @@ def markdown(results: dict) -> str:
     for name, values in methods.items():
         lines.append(f"| {name} | " + " | ".join(_cell(values[key], values[count] if count else None)
                                                  for key, _, count in COLUMNS) + " |")
-    lines += ["", "Counts in brackets: frames behind the figure. Pointing and energy use the mouth box of each "
-              "annotated frame; deletion/insertion (blurred-crop baseline, "
-              f"{results['config']['steps']} steps), Average Drop and Increase use the speaking frames.", ""]
+    lines += ["", "Counts in brackets: frames behind the figure. Pointing, relevance mass and relevance rank use "
+              "the mouth box of each annotated frame; ±15 px is the standard pointing game's tolerance (Zhang et "
+              "al.): 15 pixels of the original frame, scaled per frame by the crop's pixels per original pixel. "
+              f"Deletion/insertion (blurred-crop baseline, {results['config']['steps']} steps), Average Drop and "
+              "Increase use the speaking frames.", ""]
     checks = goal_checks(methods)
-    return "\n".join(lines + (["## Goals", *checks, ""] if checks else []))
+    return "\n".join(lines + sanity_lines(results) + (["## Goals", *checks, ""] if checks else []))
+
+
+def sanity_lines(results: dict) -> list[str]:
+    """The randomisation cascade (Spearman ρ / SSIM with the trained model's maps, per stage re-initialised)
+    and the overlapping-window consistency, as Markdown."""
+    cascade = results.get("randomisation_cascade") or []
+    if not cascade:
+        return []
+    names = list(cascade[0]["spearman"])
+    lines = ["## Sanity: cascading randomisation", "",
+             "The model re-initialised from the output down, one stage more per row; each cell: Spearman rank "
+             "correlation / SSIM of the method's maps with the trained model's (1 = unchanged). A map that stays "
+             "similar once the visual encoder is random explains the input, not the model.", "",
+             "| re-initialised down to | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {step['stage']} | " + " | ".join(f"{step['spearman'][n]:.2f} / {step['ssim'][n]:.2f}"
+                                                    for n in names) + " |" for step in cascade]
+    last = cascade[-1]["spearman"]
+    lines += ["", "Passes (ρ < " f"{RANDOMISATION_PASS} with the whole model random): " +
+              ", ".join(f"{n} {'yes' if last[n] < RANDOMISATION_PASS else 'NO'} ({last[n]:.2f})" for n in names), ""]
+    consistency = results.get("consistency") or {}
+    if consistency:
+        lines += ["## Consistency", "", "The same frame explained from two windows half a window apart: Pearson "
+                  "correlation of its two maps (1 = identical).", "",
+                  "| " + " | ".join(consistency) + " |", "|" + "---|" * len(consistency),
+                  "| " + " | ".join("n/a" if v is None else f"{v:.3f}" for v in consistency.values()) + " |", ""]
+    return lines
+
+
+def plot_cascade(path: Path, cascade: list[dict]) -> None:
+    """Spearman ρ and SSIM of each method's maps with the trained model's, against the randomisation depth."""
+    figure = new_figure(11, 3.8)
+    stages = [step["stage"] for step in cascade]
+    for axis, key, title in zip(figure.subplots(1, 2), ("spearman", "ssim"), ("Spearman rank correlation", "SSIM")):
+        for name in cascade[0][key]:
+            axis.plot(range(len(stages)), [step[key][name] for step in cascade], marker="o", label=name)
+        axis.axhline(RANDOMISATION_PASS if key == "spearman" else 0, color="grey", linestyle=":", linewidth=1)
+        axis.set_xticks(range(len(stages)), stages, rotation=40, ha="right", fontsize="small")
+        axis.set_title(f"{title} with the trained model's maps")
+        axis.set_xlabel("re-initialised down to")
+        axis.legend(fontsize="small")
+    figure.tight_layout()
+    save_figure(figure, path)
 
 
 def plot_se_distribution(path: Path, se_values: list[np.ndarray], selection: ChannelSelection) -> None:
@@ -124,7 +172,8 @@ def write_explain_report(out_dir: Path, result: ExplainEvalResult) -> dict[str, 
     """All outputs into ``out_dir`` (each written atomically); returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "explain_eval.json", "markdown": out_dir / "explain_eval.md",
-             "se_distribution": out_dir / "se_distribution.png", "grid": out_dir / "grid.png"}
+             "se_distribution": out_dir / "se_distribution.png", "grid": out_dir / "grid.png",
+             "randomisation": out_dir / "randomisation.png"}
     summary = result.to_json()
     write_json_atomic(paths["json"], summary)
     write_text_atomic(paths["markdown"], markdown(summary))
@@ -132,6 +181,10 @@ def write_explain_report(out_dir: Path, result: ExplainEvalResult) -> dict[str, 
         plot_se_distribution(paths["se_distribution"], result.se_values, result.config.se)
     else:
         del paths["se_distribution"]
+    if summary["randomisation_cascade"]:
+        plot_cascade(paths["randomisation"], summary["randomisation_cascade"])
+    else:
+        del paths["randomisation"]
     with atomic_path(paths["grid"]) as tmp:
         cv2.imwrite(str(tmp), grid_image(result.grid, list(result.methods)))
     return paths
