@@ -191,7 +191,7 @@ def test_explain_eval_on_a_tiny_store(store_root, synth_root, tmp_path, capsys):
     results = json.loads((out / "explain_eval.json").read_text())
     # the store knows its annotation CSVs, so their sidecar was found without --mouth-boxes
     assert results["mouth_boxes"] == [str((synth_root / "mouth_boxes" / "val.csv").resolve())]
-    assert set(results["methods"]) == {"se", "gradcam", "gradcampp", "eigencam", "se_eigen"}
+    assert set(results["methods"]) == {"se", "gradcam", "gradcampp", "eigencam"}
     assert 50 < results["frames"] <= 100
     counts = {(v["n_pointing_all"], v["n_speaking_frames"]) for v in results["methods"].values()}
     assert len(counts) == 1 and min(counts.pop()) > 0  # every method measured on the same frames

@@ -1,5 +1,5 @@
 """Sanity checks of explanations: the randomisation cascade catches a method that ignores the model, SSIM and
-rank correlation behave on hand-made maps, overlapping windows are compared frame by frame; the SE-eigen map."""
+rank correlation behave on hand-made maps, overlapping windows are compared frame by frame."""
 
 from __future__ import annotations
 
@@ -88,19 +88,3 @@ def test_overlapping_windows_are_compared_on_the_frames_they_share(model_and_cli
     assert found["input_only"].shape == (4,) and np.allclose(found["input_only"], 1.0)
     assert np.all(np.abs(found["se"]) <= 1.0 + 1e-6)
 
-
-def test_the_se_eigen_map_is_the_principal_component_of_the_selected_channels_only():
-    from asd_se.explain.eigencam import principal_map
-    from asd_se.models import ASDOutput
-
-    torch.manual_seed(0)
-    activations = torch.rand(2, 6, 5, 5)
-    se_weights = torch.tensor([[0.1, 0.9, 0.2, 0.95, 0.1, 0.1]])
-    output = ASDOutput(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, 2), None, se_weights)
-    explainer = build_explainer("se_eigen")
-    maps = explainer.cam(activations, None, output)
-    chosen = torch.zeros(6, dtype=torch.bool)
-    chosen[explainer.channel_weights(activations, None, output)[0] > 0] = True
-    assert chosen[1] and chosen[3] and not chosen[0]
-    assert torch.allclose(maps, principal_map(activations[:, chosen]), atol=1e-5)
-    assert not torch.allclose(maps, principal_map(activations), atol=1e-3)  # not plain Eigen-CAM

@@ -7,15 +7,15 @@ from asd_se.explain.base import Explainer
 from asd_se.explain.eigencam import EigenCam
 from asd_se.explain.gradcam import GradCam
 from asd_se.explain.gradcampp import GradCamPlusPlus
-from asd_se.explain.se_map import ChannelSelection, SeEigenExplainer, SeExplainer
+from asd_se.explain.se_map import ChannelSelection, SeExplainer
 
-EXPLAINERS = ("se", "gradcam", "gradcampp", "eigencam", "se_eigen")  # se_eigen: beyond the paper
+EXPLAINERS = ("se", "gradcam", "gradcampp", "eigencam")
 
 
 def build_explainer(name: str, selection: ChannelSelection = ChannelSelection()) -> Explainer:
     """The explainer called ``name`` (one of ``EXPLAINERS``); ``selection`` is for the SE map."""
-    if name in ("se", "se_eigen"):
-        return SeExplainer(selection) if name == "se" else SeEigenExplainer(selection)
+    if name == "se":
+        return SeExplainer(selection)
     methods = {"gradcam": GradCam, "gradcampp": GradCamPlusPlus, "eigencam": EigenCam}
     if name not in methods:
         raise ConfigError(f"explainer must be one of {', '.join(EXPLAINERS)}, not {name!r}")

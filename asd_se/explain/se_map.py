@@ -21,7 +21,6 @@ from torch.nn import functional as F
 from asd_se.core.errors import ConfigError, ExplainerUnavailable
 from asd_se.core.options import check_choice, setting
 from asd_se.explain.base import Explainer
-from asd_se.explain.eigencam import principal_map
 from asd_se.models import ASDOutput
 
 Z_TOP_10 = 1.282  # standard-normal quantile of 0.9
@@ -102,14 +101,3 @@ class SeExplainer(Explainer):
         ranked = ranked_channels(output.se_weights[0], self.selection)
         return ranked * output.logits.shape[1] if len(ranked) == 1 else ranked
 
-
-class SeEigenExplainer(SeExplainer):
-    """Beyond the paper: the principal component (Eigen-CAM) of the SE-selected channels only. The SE vector
-    still decides which channels speak for the decision; within them, the map follows the structure they
-    share instead of their plain mean. Still one forward pass, no gradients."""
-
-    name = "se_eigen"
-
-    def cam(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput) -> torch.Tensor:
-        chosen = self.channel_weights(activations, gradients, output) > 0  # (T, C)
-        return principal_map(activations * chosen[:, :, None, None])
