@@ -127,9 +127,10 @@ def check_video(video_id: str, rows: list[Row], path: Path, config: PrepConfig) 
         return result
     if info.duration:
         result.past_end = [r for r in rows if r.timestamp > info.duration + 0.5 / info.fps]
-    span = result.last - result.first + 2 * SPAN_MARGIN_S + (KEYFRAME_PREROLL_S if config.seek else result.first)
-    if not config.seek:
-        span = info.duration or span
+    if config.seek:  # what prep decodes: the annotated span, its margins, the keyframe pre-roll of the seek
+        span = result.last - result.first + 2 * SPAN_MARGIN_S + KEYFRAME_PREROLL_S
+    else:
+        span = info.duration or result.last + SPAN_MARGIN_S
     result.seconds = span * info.fps * decode_s + result.face_frames * crop_s
     result.store_bytes = result.face_frames * (jpeg_bytes + AUDIO_BYTES_PER_FRAME)
     return result

@@ -93,7 +93,7 @@ def _reason(problem: str) -> str:
     text = problem.split(": ", 1)[-1]
     for marker in ("duplicate", "past the end", "columns", "unknown label", "outside", "NaN", "empty",
                    "characters", "no video file", "no audio", "not a readable", "corrupt",
-                   "ends in an error", "non-numeric", "file ends at", "timestamp"):
+                   "ends in an error", "non-numeric", "timestamp"):
         if marker in text:
             return marker
     return text[:40]

@@ -62,6 +62,13 @@ def _open(path: Path) -> av.container.InputContainer:
         raise MediaError(f"{path}: not a readable media file ({err})") from err
 
 
+def _stream_start(stream: av.stream.Stream, container_start: float) -> float:
+    """A stream's first timestamp in seconds from the container's start (0 where it has none)."""
+    if stream.start_time is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base) - container_start
+
+
 def probe(path: Path) -> VideoInfo:
     """Read a video's header. Raises MediaError for missing, empty, unreadable or video-less files."""
     with _open(path) as container:
@@ -77,7 +84,7 @@ def probe(path: Path) -> VideoInfo:
             duration = 0.0
         audio = container.streams.audio[0].codec_context if container.streams.audio else None
         start = (container.start_time or 0) / av.time_base
-        video_start = float(stream.start_time * stream.time_base) - start if stream.start_time is not None else 0.0
+        video_start = _stream_start(stream, start)
         return VideoInfo(Path(path), stream.codec_context.width, stream.codec_context.height, float(rate),
                          duration, audio is not None, stream.time_base or Fraction(1, 90000),
                          (audio.sample_rate or None) if audio is not None else None,
@@ -127,7 +134,7 @@ def _seeked_frames(path: Path, span: tuple[float, float], with_audio: bool, resu
     try:
         streams = _streams(container, path, with_audio, result)
         video = streams[0]
-        begins = float(video.start_time * video.time_base) - result.start if video.start_time is not None else 0.0
+        begins = _stream_start(video, result.start)
         try:
             frames, head = _decoded(container, streams, path, result), []
             if first > begins:
