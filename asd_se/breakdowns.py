@@ -84,14 +84,30 @@ def _interval(scores: np.ndarray, positive: np.ndarray, members: np.ndarray, uni
     return float(low), float(high)
 
 
+def _columns(predictions: list[Prediction]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(N,)`` scores, positive flags and video indices of the rows."""
+    scores = np.array([p.score for p in predictions], np.float64)
+    positive = np.array([p.label == POSITIVE for p in predictions])
+    return scores, positive, np.unique([p.video_id for p in predictions], return_inverse=True)[1]
+
+
+def overall_interval(predictions: list[Prediction], bootstrap: int = 1000, seed: int = 0
+                     ) -> tuple[float | None, float | None]:
+    """The 95% interval (percent) of the mAP of all rows, videos resampled: the "all" row of ``breakdowns``
+    for the same seed, without the groups (cheap enough for every epoch of training). None: not drawn."""
+    if not predictions or not bootstrap:
+        return None, None
+    scores, positive, videos = _columns(predictions)
+    draws = _draws(np.random.default_rng(seed), videos.max() + 1, bootstrap)
+    return _interval(scores, positive, np.ones(len(predictions), bool), videos, draws)
+
+
 def breakdowns(predictions: list[Prediction], face_widths: dict[Key, float | None] | None = None,
                categories: dict[str, str] | None = None, bootstrap: int = 1000, seed: int = 0) -> list[Breakdown]:
     """Every group's mAP (audio-visual head) with its interval (``bootstrap`` draws; 0: none)."""
     if not predictions:
         return []
-    scores = np.array([p.score for p in predictions], np.float64)
-    positive = np.array([p.label == POSITIVE for p in predictions])
-    videos = np.unique([p.video_id for p in predictions], return_inverse=True)[1]
+    scores, positive, videos = _columns(predictions)
     tracks = np.unique([f"{p.video_id}\t{p.entity_id}" for p in predictions], return_inverse=True)[1]
     per_frame: dict[tuple[str, str], int] = {}
     for p in predictions:

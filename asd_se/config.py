@@ -66,6 +66,7 @@ class TrainConfig:
     loader_workers: int = -1  # -1: auto (none on CPU, where the model needs the cores; up to 10 per GPU process)
     amp: bool = True  # mixed precision (bfloat16) on CUDA only
     seed: int = 0
+    bootstrap: int = 1000  # draws of the val videos for each epoch's val mAP 95% interval (0: none)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads (0: torch's default)
 

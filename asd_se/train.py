@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from asd_se.breakdowns import overall_interval
 from asd_se.checkpoint import CheckpointError, load_checkpoint, model_mismatch, save_checkpoint
 from asd_se.config import Config
 from asd_se.core.devices import resolve_device
@@ -75,6 +76,16 @@ def training_loss(output, labels: torch.Tensor, aux_weight: float) -> torch.Tens
     return bce(output.logits.float(), labels) + aux_weight * aux
 
 
+def val_map_cell(record: dict) -> str | None:
+    """An epoch's val mAP (audio-visual) in percent with its 95% interval where one was drawn, as reported:
+    ``"96.68 [94.10, 98.20]"``; None where the epoch was not validated or its mAP is undefined."""
+    if record.get("val_map") is None:
+        return None
+    low, high = record.get("val_map_low"), record.get("val_map_high")
+    interval = f" [{100 * low:.2f}, {100 * high:.2f}]" if low is not None and high is not None else ""
+    return f"{100 * record['val_map']:.2f}{interval}"
+
+
 def _plot_curves(history: list[dict], path: Path) -> None:
     figure = new_figure(9, 3.5)
     loss_axes, map_axes = figure.subplots(1, 2)
@@ -86,6 +97,9 @@ def _plot_curves(history: list[dict], path: Path) -> None:
         values = [h.get(key) for h in history]
         if any(v is not None for v in values):
             map_axes.plot(epochs, [np.nan if v is None else 100 * v for v in values], marker="o", label=name)
+    low, high = ([np.nan if h.get(k) is None else 100 * h[k] for h in history] for k in ("val_map_low", "val_map_high"))
+    if not np.isnan(low).all():
+        map_axes.fill_between(epochs, low, high, alpha=0.2, label="audio-visual, 95% interval (videos resampled)")
     map_axes.set_xlabel("epoch")
     map_axes.set_ylabel("val mAP (%)")
     map_axes.legend()
@@ -224,8 +238,13 @@ class Trainer:
     def _validate(self, record: dict) -> None:
         if not self.val_tracks:
             return
-        result = summarise(predict_split(self.model, self.store, "val", self.device, progress=False))
+        predictions = predict_split(self.model, self.store, "val", self.device, progress=False)
+        result = summarise(predictions)
         record.update(val_map=result.map_av, val_map_audio=result.map_audio, val_map_visual=result.map_visual)
+        if result.map_av is not None:
+            low, high = overall_interval(predictions, self.config.train.bootstrap, self.config.train.seed)
+            record.update(val_map_low=None if low is None else low / 100, val_map_high=None if high is None
+                          else high / 100)
         if result.undefined:
             record["val_note"] = result.undefined
 
@@ -257,7 +276,8 @@ class Trainer:
                 if self.ranks.main:
                     self._validate(record)
                     self._save(epoch, record)
-                    log.info("epoch %d: %s", epoch + 1, {k: v for k, v in record.items() if k != "epoch"})
+                    log.info("epoch %d: val mAP %s; %s", epoch + 1, val_map_cell(record) or "n/a",
+                             {k: v for k, v in record.items() if k != "epoch"})
                 if dist.is_initialized():
                     dist.barrier()
         finally:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from asd_se.config import Config, load_config
 from asd_se.models.lightasd_weights import import_lightasd, lightasd_config
-from asd_se.train import Trainer
+from asd_se.train import Trainer, val_map_cell
 from data_prep.prep import PrepConfig, prepare
 from data_prep.store import StoreSettings
 from data_prep.synth.dataset import SynthConfig, make_dataset
@@ -39,7 +39,7 @@ def lightasd_store(cache: Path, synth: SynthConfig) -> Path:
 def curve(run: Path, config: Config, store: Path, init: Path | None) -> dict:
     started = time.perf_counter()
     history = Trainer(config, store, run, init=init).fit()
-    return {"val_map": [round(100 * h["val_map"], 2) for h in history], "seconds": round(time.perf_counter() - started)}
+    return {"val_map": [val_map_cell(h) for h in history], "seconds": round(time.perf_counter() - started)}
 
 
 def main() -> None:

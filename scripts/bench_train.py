@@ -25,7 +25,7 @@ from asd_se.breakdowns import map_difference
 from asd_se.config import load_config
 from asd_se.evaluate import face_widths, predict_split, summarise
 from asd_se.models import count_parameters
-from asd_se.train import Trainer, training_loss
+from asd_se.train import Trainer, training_loss, val_map_cell
 from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 
@@ -111,7 +111,7 @@ def main() -> None:
             entry.update(wall_s=round(time.perf_counter() - start, 1), epochs=len(history),
                          train_fps=round(sum(h["train_frames"] for h in history) /
                                          sum(h["train_seconds"] for h in history), 1),
-                         val_map_by_epoch=[round(h["val_map"], 4) for h in history],
+                         val_map_by_epoch=[val_map_cell(h) for h in history],
                          final={k: round(history[-1][k], 4) for k in ("val_map", "val_map_audio", "val_map_visual")},
                          best_val_map=round(max(h["val_map"] for h in history), 4))
             final_predictions[variant] = predict_split(trainer.model, trainer.store, "val", trainer.device,

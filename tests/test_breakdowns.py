@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from asd_se.breakdowns import breakdowns, face_count, face_size, map_difference
+from asd_se.breakdowns import breakdowns, face_count, face_size, map_difference, overall_interval
 from asd_se.cli import main
 from asd_se.core.ava import POSITIVE, Prediction
 from asd_se.evaluate import summarise
@@ -70,6 +70,9 @@ def test_bootstrap_is_reproducible_for_a_seed_and_brackets_the_estimate():
     assert video.low is None  # one video of one track: nothing to resample, so no interval is claimed
     two = breakdowns([p for p in many if p.video_id in ("v0", "v1")], bootstrap=200, seed=3)
     assert two[0].low is None and two[0].map is not None  # two videos: 3 distinct resamples, no interval
+    # training's per-epoch interval is the same "all" row, without the groups
+    assert overall_interval(many, bootstrap=200, seed=3) == (overall.low, overall.high)
+    assert overall_interval(many, bootstrap=0) == (None, None)
 
 
 def test_unknown_face_sizes_are_said_not_guessed():

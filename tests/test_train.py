@@ -19,7 +19,7 @@ from asd_se import train as train_module
 from asd_se.checkpoint import CheckpointError, load_checkpoint, load_model
 from asd_se.cli import EXIT_UNDEFINED, main
 from asd_se.config import load_config
-from asd_se.train import Trainer, TrainingDiverged
+from asd_se.train import Trainer, TrainingDiverged, val_map_cell
 from data_prep.store import StoreError
 
 TINY = TINY_TRAINING
@@ -43,9 +43,18 @@ def test_a_run_folder_has_everything(trained):
     history = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [0, 1]
     assert all(h["val_map"] is not None and h["train_fps"] > 0 for h in history)
+    # each epoch's interval is recorded; fewer than 3 val videos (this tiny store) give none rather than a fake one
+    assert all("val_map_low" in h and (h["val_map_low"] is None or h["val_map_low"] <= h["val_map"] <=
+                                       h["val_map_high"]) for h in history)
     payload = load_checkpoint(trained / "last.pt")
     assert payload["epoch"] == 1 and payload["config"]["train"]["epochs"] == 2
     assert {"optimizer", "scheduler", "rng", "model"} <= set(payload)
+
+
+def test_an_epochs_map_is_reported_with_its_interval_where_one_was_drawn():
+    assert val_map_cell({"val_map": 0.96684, "val_map_low": 0.941, "val_map_high": 0.982}) == "96.68 [94.10, 98.20]"
+    assert val_map_cell({"val_map": 0.5, "val_map_low": None, "val_map_high": None}) == "50.00"
+    assert val_map_cell({"train_loss": 0.3}) is None
 
 
 def test_resume_after_sigkill_gives_the_same_weights(store_root, trained, tmp_path):
