@@ -187,11 +187,12 @@ def test_explain_eval_on_a_tiny_store(store_root, synth_root, tmp_path, capsys):
     save_checkpoint(checkpoint, {"model": ActiveSpeakerModel(config.model).state_dict(), "config": config.to_dict()})
     out = tmp_path / "eval"
     assert main(["explain-eval", "--checkpoint", str(checkpoint), "--data", str(store_root), "--out", str(out),
-                 "--max-frames", "100", "--window", "50", "--steps", "2", "--sanity-frames", "50"]) == 0
+                 "--max-frames", "100", "--window", "50", "--steps", "2", "--sanity-frames", "50",
+                 "--sanity-seeds", "2"]) == 0
     results = json.loads((out / "explain_eval.json").read_text())
     # the store knows its annotation CSVs, so their sidecar was found without --mouth-boxes
     assert results["mouth_boxes"] == [str((synth_root / "mouth_boxes" / "val.csv").resolve())]
-    assert set(results["methods"]) == {"se", "gradcam", "gradcampp", "eigencam"}
+    assert set(results["methods"]) == {"se", "gradcam", "gradcampp", "eigencam", "se_contrast"}
     assert 50 < results["frames"] <= 100
     counts = {(v["n_pointing_all"], v["n_speaking_frames"]) for v in results["methods"].values()}
     assert len(counts) == 1 and min(counts.pop()) > 0  # every method measured on the same frames
@@ -206,6 +207,7 @@ def test_explain_eval_on_a_tiny_store(store_root, synth_root, tmp_path, capsys):
     cascade = results["randomisation_cascade"]
     assert len(cascade) >= 5 and cascade[0]["stage"] == "decision"
     assert all(set(step["spearman"]) == set(results["methods"]) for step in cascade)
+    assert all(len(seeds) == 2 for step in cascade for seeds in step["spearman_per_seed"].values())
     assert set(results["consistency"]) == set(results["methods"])
     assert "## Sanity: cascading randomisation" in table and (out / "randomisation.png").stat().st_size > 0
 

@@ -1,5 +1,5 @@
 """Sanity checks of explanations: the randomisation cascade catches a method that ignores the model, SSIM and
-rank correlation behave on hand-made maps, overlapping windows are compared frame by frame."""
+rank correlation behave on hand-made maps, overlapping windows are compared frame by frame; the SE-eigen map."""
 
 from __future__ import annotations
 
@@ -62,11 +62,15 @@ def test_stages_run_from_the_output_down_to_the_stem(model_and_clips):
 def test_the_cascade_flags_a_method_that_ignores_the_model(model_and_clips):
     model, clips = model_and_clips
     explainers = [build_explainer("se"), build_explainer("eigencam"), InputOnly()]
-    steps = randomisation_cascade(model, explainers, clips, crop_size=112)
+    steps = randomisation_cascade(model, explainers, clips, crop_size=112, seeds=(0, 1))
     assert [s.stage for s in steps] == [name for name, _ in randomisation_stages(model)]
     last = steps[-1]
     assert last.spearman["input_only"] == pytest.approx(1.0) and last.ssim["input_only"] == pytest.approx(1.0)
+    assert last.spearman_per_seed["input_only"] == pytest.approx([1.0, 1.0])
     assert last.spearman["se"] < 0.9  # the SE map changes once the visual encoder is random
+    # the mean over seeds, and each seed its own random model
+    assert last.spearman["se"] == pytest.approx(np.mean(last.spearman_per_seed["se"]))
+    assert last.spearman_per_seed["se"][0] != pytest.approx(last.spearman_per_seed["se"][1], abs=1e-6)
     assert steps[0].spearman["se"] == pytest.approx(1.0)  # the decision alone reset: SE maps are activations
 
 
@@ -88,3 +92,35 @@ def test_overlapping_windows_are_compared_on_the_frames_they_share(model_and_cli
     assert found["input_only"].shape == (4,) and np.allclose(found["input_only"], 1.0)
     assert np.all(np.abs(found["se"]) <= 1.0 + 1e-6)
 
+
+def test_the_se_contrast_map_is_the_principal_component_of_the_selected_channels_beyond_the_shared_part():
+    from asd_se.explain.eigencam import principal_map
+    from asd_se.models import ASDOutput
+
+    torch.manual_seed(0)
+    activations = torch.rand(2, 6, 5, 5)
+    se_weights = torch.tensor([[0.1, 0.9, 0.2, 0.95, 0.1, 0.1]])
+    output = ASDOutput(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, 2), None, se_weights)
+    explainer = build_explainer("se_contrast")
+    maps = explainer.cam(activations, None, output)
+    chosen = torch.zeros(6, dtype=torch.bool)
+    chosen[explainer.channel_weights(activations, None, output)[0] > 0] = True
+    assert chosen[1] and chosen[3] and not chosen[0]
+    remainder = activations - activations.mean(dim=1, keepdim=True)
+    assert torch.allclose(maps, principal_map(remainder[:, chosen]), atol=1e-5)
+    assert not torch.allclose(maps, principal_map(activations[:, chosen]), atol=1e-3)  # not the selected channels'
+    assert not torch.allclose(maps, principal_map(activations), atol=1e-3)  # nor plain Eigen-CAM
+    # a pattern every channel shares is no part of it: adding one changes nothing
+    shared = torch.rand(2, 1, 5, 5)
+    assert torch.allclose(explainer.cam(activations + shared, None, output), maps, atol=1e-5)
+
+
+def test_a_method_passes_randomisation_only_if_every_seed_does():
+    from asd_se.explain.report import sanity_lines
+
+    step = {"stage": "visual.stem.0", "spearman": {"steady": 0.2, "lucky": 0.225},
+            "ssim": {"steady": 0.3, "lucky": 0.3},
+            "spearman_per_seed": {"steady": [0.25, 0.15], "lucky": [0.1, 0.35]}}
+    verdicts = next(line for line in sanity_lines({"randomisation_cascade": [step]}) if line.startswith("Passes"))
+    assert "steady yes (mean 0.20; per seed 0.25, 0.15)" in verdicts
+    assert "lucky NO (mean 0.23; per seed 0.10, 0.35)" in verdicts  # its mean alone would have passed

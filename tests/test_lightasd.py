@@ -152,9 +152,10 @@ def test_render_a_real_clip_with_the_imported_model(tmp_path):
     assert result.tracks == 1 and report["explainer"] == "gradcam" and report["crop"] == "lightasd"
     assert any("no SE block; heatmaps are Grad-CAM's" in note for note in report["notes"])
     assert report["tracks"][0]["frames"][40]["heatmap_peak"]
-    assert main(["render", str(clip), "--checkpoint", str(plain), "-o", str(tmp_path / "se.mp4"),
-                 "--explainer", "se"]) == 1
-    assert not (tmp_path / "se.mp4").exists()
+    for se_map in ("se", "se_contrast"):  # both need the SE vector: refused before anything is written
+        assert main(["render", str(clip), "--checkpoint", str(plain), "-o", str(tmp_path / "se.mp4"),
+                     "--explainer", se_map]) == 1
+        assert not (tmp_path / "se.mp4").exists()
 
 
 @needs_shared

@@ -7,15 +7,15 @@ from asd_se.explain.base import Explainer
 from asd_se.explain.eigencam import EigenCam
 from asd_se.explain.gradcam import GradCam
 from asd_se.explain.gradcampp import GradCamPlusPlus
-from asd_se.explain.se_map import ChannelSelection, SeExplainer
+from asd_se.explain.se_map import ChannelSelection, SeContrastExplainer, SeExplainer
 
-EXPLAINERS = ("se", "gradcam", "gradcampp", "eigencam")
+EXPLAINERS = ("se", "gradcam", "gradcampp", "eigencam", "se_contrast")  # se_contrast: beyond the paper
 
 
 def build_explainer(name: str, selection: ChannelSelection = ChannelSelection()) -> Explainer:
     """The explainer called ``name`` (one of ``EXPLAINERS``); ``selection`` is for the SE map."""
-    if name == "se":
-        return SeExplainer(selection)
+    if name in ("se", "se_contrast"):
+        return SeExplainer(selection) if name == "se" else SeContrastExplainer(selection)
     methods = {"gradcam": GradCam, "gradcampp": GradCamPlusPlus, "eigencam": EigenCam}
     if name not in methods:
         raise ConfigError(f"explainer must be one of {', '.join(EXPLAINERS)}, not {name!r}")

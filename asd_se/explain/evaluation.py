@@ -54,6 +54,7 @@ class ExplainEvalConfig:
     grid_samples: int = setting(4, "faces per class (speaking / silent) in grid.png")
     sanity_frames: int = setting(400, "frames for the randomisation cascade and the overlapping-window "
                                       "consistency (0: skip both)")
+    sanity_seeds: int = setting(3, "random initialisations the randomisation cascade is repeated with")
     device: str = setting("auto", "auto (the GPU where there is one), cpu, cuda or cuda:N")
 
     def __post_init__(self) -> None:
@@ -233,7 +234,7 @@ def _sanity(model: AsdModel, explainers: list, store: TrackStore, windows: list[
         return torch.from_numpy(faces).to(device), torch.from_numpy(audio).to(device)
 
     cascade = randomisation_cascade(model, explainers, [clip(m, a, b - a) for m, a, b in chosen],
-                                    store.settings.crop_size)
+                                    store.settings.crop_size, tuple(range(max(1, config.sanity_seeds))))
     shared: dict[str, list[float]] = defaultdict(list)
     for meta, start, end in chosen:
         half = (end - start) // 2

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from asd_se.core.errors import ConfigError, ExplainerUnavailable
 from asd_se.core.options import check_choice, setting
 from asd_se.explain.base import Explainer
+from asd_se.explain.eigencam import principal_map
 from asd_se.models import ASDOutput
 
 Z_TOP_10 = 1.282  # standard-normal quantile of 0.9
@@ -101,3 +102,19 @@ class SeExplainer(Explainer):
         ranked = ranked_channels(output.se_weights[0], self.selection)
         return ranked * output.logits.shape[1] if len(ranked) == 1 else ranked
 
+
+class SeContrastExplainer(SeExplainer):
+    """Beyond the paper: the principal component of what the SE-selected channels show beyond what every channel
+    shows. At each pixel the mean over all C channels — the structure any filter bank finds in a face, a random
+    one included — is subtracted; the map is the first principal component (Eigen-CAM's projection) of the
+    selected channels of that remainder. The SE vector still picks the channels; one forward pass, no gradients.
+    Designed from explain-eval's measurements: Eigen-CAM's component of all channels, and even of the channels
+    the SE block does not select, points at the mouth as well as Eigen-CAM but stays when the weights are random;
+    with the shared part removed, the map follows the model."""
+
+    name = "se_contrast"
+
+    def cam(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput) -> torch.Tensor:
+        chosen = (self.channel_weights(activations, gradients, output) > 0).float()  # (T, C)
+        remainder = activations - activations.mean(dim=1, keepdim=True)  # (T, C, h, w)
+        return principal_map(remainder * chosen[:, :, None, None])

@@ -176,8 +176,8 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     model, config = load_model(checkpoint, device)
     timer, notes = StageTimer(), []
     explainer_name = settings.explainer
-    if model.se is None and explainer_name in ("auto", "se"):
-        if explainer_name == "se":
+    if model.se is None and explainer_name in ("auto", "se", "se_contrast"):
+        if explainer_name != "auto":
             raise RenderError(f"{checkpoint}: the model has no SE block, so it has no SE maps; use --explainer "
                               f"gradcam (or gradcampp, eigencam), or fine-tune it with one (asd-se train --init)")
         explainer_name = "gradcam"
