@@ -48,6 +48,26 @@ def test_small_faces_are_drawn_small_and_their_rows_say_so():
     assert widths and 20 <= np.median(widths) < 64 and np.percentile(widths, 10) >= 20  # (rows at the edge: clipped)
 
 
+def test_a_small_face_is_a_far_one_softened_and_hazy_and_nothing_else_is():
+    plan, index, extras = _first(lambda e: e.small_width_px is not None)
+    assert extras.far_blur_px > 0 and extras.far_contrast < 1
+    t = next(float(t) for t in plan.spec.frame_times[25::12]
+             if (pose := face_pose(plan, index, float(t), 0.0)) is not None and pose.box[0] > 0 and pose.box[1] > 0
+             and pose.box[2] < plan.spec.width and pose.box[3] < plan.spec.height)
+    crisp = replace(plan, extras=replace(plan.extras, faces=tuple(
+        replace(f, far_blur_px=0.0, far_contrast=1.0) if i == index else f for i, f in enumerate(plan.extras.faces))))
+    far, near = _frame(plan, t).astype(float), _frame(crisp, t).astype(float)
+    x1, y1, x2, y2 = (int(v) for v in face_pose(plan, index, t, 0.0).box)
+    face_far, face_near = far[y1:y2, x1:x2].mean(axis=2), near[y1:y2, x1:x2].mean(axis=2)
+    assert face_far.std() < 0.8 * face_near.std()  # less contrast on the face
+    # sharp edges (eyes, lips) are gone: the mean absolute horizontal gradient drops
+    assert np.abs(np.diff(face_far, axis=1)).mean() < 0.7 * np.abs(np.diff(face_near, axis=1)).mean()
+    reach = 0.45 * (y2 - y1) + 2
+    outside = np.ones(far.shape[:2], bool)
+    outside[max(0, int(y1 - reach)):int(y2 + reach) + 1, max(0, int(x1 - reach)):int(x2 + reach) + 1] = False
+    assert np.array_equal(far[outside], near[outside])  # the rest of the frame is untouched
+
+
 def _open_mouth_times(plan, index: int, stretches) -> list[float]:
     """Times inside ``stretches`` at which face ``index`` has its mouth widest open, widest first."""
     times = np.concatenate([np.linspace(a, b, 20, endpoint=False) for a, b in stretches])

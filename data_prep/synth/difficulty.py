@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 EXTRA_SEED = 15_485_863  # the phenomena draw from their own generator: the standard plan stays as it was
+# a small face is a far one: drawn faces stay crisp at any size, real far faces lose the lips to the optics
+FAR_BLUR_PX, FAR_CONTRAST = (0.8, 1.6), (0.35, 0.6)
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,8 @@ class Difficulty:
     face_counts: tuple[int, ...] | None = None  # replaces the config's face counts where set
     hard_negatives: bool = True  # voiceless mouthing and off-screen speech
     snr_db: tuple[float, float] = (3.0, 25.0)
-    small_faces: float = 0.0  # share of faces drawn 24-44 px wide (AVA's "small" is < 64 px)
+    small_faces: float = 0.0  # share of faces drawn 24-44 px wide (AVA's "small" is < 64 px) in a two-face
+    # shot, in proportion to the faces on screen: a group is filmed in a wider shot (1 face: half as many)
     occluded: float = 0.0  # share of faces with a hand or microphone over part of the mouth, some of the time
     turned: float = 0.0  # share of faces that turn up to profile
     subtle: float = 0.0  # share of faces that speak with small mouth movements
@@ -39,7 +42,7 @@ class Difficulty:
 DIFFICULTIES = {
     "easy": Difficulty("easy", face_counts=(1, 2), hard_negatives=False, snr_db=(15.0, 25.0)),
     "standard": Difficulty("standard"),
-    "hard": Difficulty("hard", face_counts=(1, 2, 3, 4), snr_db=(3.0, 20.0), small_faces=0.35, occluded=0.2,
+    "hard": Difficulty("hard", face_counts=(1, 2, 3, 4), snr_db=(3.0, 20.0), small_faces=0.25, occluded=0.2,
                        turned=0.25, subtle=0.2, out_of_sync=0.25, laughter=0.3, blurred=0.25, dark=0.2,
                        compressed=0.25, music=0.3),
 }
@@ -50,6 +53,8 @@ class FaceExtras:
     """One face's phenomena."""
 
     small_width_px: float | None = None  # drawn this wide instead of its slot's size
+    far_blur_px: float = 0.0  # a small face is far: out of focus by this Gaussian sigma (px) ...
+    far_contrast: float = 1.0  # ... and this much of its contrast left (haze, a cheap lens)
     occlusions: tuple[tuple[float, float], ...] = ()  # (start, end) s when a hand / microphone covers the mouth
     occluder: str = "hand"  # or "microphone"
     cover: float = 0.5  # share of the mouth box the occluder covers
@@ -94,8 +99,10 @@ def draw_extras(difficulty: Difficulty, seed: int, faces: int, duration: float) 
         draw = rng.random(8)
         occluded = draw[1] < difficulty.occluded
         cover = float(rng.uniform(0.35, 0.7))
+        small = draw[0] < difficulty.small_faces * faces / 2
+        far = (float(rng.uniform(*FAR_BLUR_PX)), float(rng.uniform(*FAR_CONTRAST))) if small else (0.0, 1.0)
         extras.append(FaceExtras(
-            small_width_px=float(rng.uniform(24, 44)) if draw[0] < difficulty.small_faces else None,
+            small_width_px=float(rng.uniform(24, 44)) if small else None, far_blur_px=far[0], far_contrast=far[1],
             occlusions=tuple(_stretches(rng, duration, 0.4, (1.5, 5.0))) if occluded else (),
             occluder="microphone" if occluded and draw[2] < 0.5 else "hand",
             cover=cover if occluded else FaceExtras.cover,

@@ -31,6 +31,28 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def _far_away(image: np.ndarray, box: tuple[float, float, float, float], sigma: float, contrast: float) -> None:
+    """Soften a far face in place: out of focus (Gaussian, ``sigma`` px) and hazy (``contrast`` of its contrast
+    left, around its mean colour) inside a feathered ellipse over ``box`` and its hair, so no edge is drawn."""
+    x1, y1, x2, y2 = box
+    pad = 0.45 * (y2 - y1)
+    left, top = max(0, int(x1 - pad)), max(0, int(y1 - pad))
+    right, bottom = min(image.shape[1], int(np.ceil(x2 + pad))), min(image.shape[0], int(np.ceil(y2 + pad)))
+    if right - left < 2 or bottom - top < 2:
+        return
+    region = image[top:bottom, left:right].astype(np.float32)
+    soft = cv2.GaussianBlur(region, (0, 0), sigma)
+    mean = soft.reshape(-1, 3).mean(axis=0)
+    soft = mean + (soft - mean) * contrast
+    mask = np.zeros(region.shape[:2], np.float32)
+    centre = ((x1 + x2) / 2 - left, (y1 + y2) / 2 - top)
+    axes = ((x2 - x1) / 2 + pad * 0.6, (y2 - y1) / 2 + pad * 0.6)
+    cv2.ellipse(mask, (int(round(centre[0])), int(round(centre[1]))), (int(axes[0]), int(axes[1])), 0, 0, 360, 1.0,
+                -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, pad / 3))[..., None]
+    image[top:bottom, left:right] = np.clip(region * (1 - mask) + soft * mask, 0, 255).astype(np.uint8)
+
+
 def render_frames(plan: ScenePlan) -> Iterator[np.ndarray]:
     """Yield every frame of the video as ``(H, W, 3)`` uint8 BGR."""
     spec = plan.spec
@@ -51,6 +73,8 @@ def render_frames(plan: ScenePlan) -> Iterator[np.ndarray]:
             if any(a <= t < b for a, b in face_extras.occlusions):
                 draw_occluder(image, pose.mouth_box(style.aspect), face_extras.occluder, face_extras.cover,
                               style.skin)
+            if face_extras.far_blur_px > 0:
+                _far_away(image, pose.box, face_extras.far_blur_px, face_extras.far_contrast)
         for start, end, length in extras.blur:  # the camera moves: motion blur along a line
             if start <= t < end:
                 kernel = np.zeros((length, length), np.float32)
