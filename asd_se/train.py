@@ -99,7 +99,8 @@ def _plot_curves(history: list[dict], path: Path) -> None:
             map_axes.plot(epochs, [np.nan if v is None else 100 * v for v in values], marker="o", label=name)
     low, high = ([np.nan if h.get(k) is None else 100 * h[k] for h in history] for k in ("val_map_low", "val_map_high"))
     if not np.isnan(low).all():
-        map_axes.fill_between(epochs, low, high, color="C0", alpha=0.2, label="audio-visual, 95% interval (videos resampled)")
+        map_axes.fill_between(epochs, low, high, color="C0", alpha=0.2,
+                              label="audio-visual, 95% interval (videos resampled)")
     map_axes.set_xlabel("epoch")
     map_axes.set_ylabel("val mAP (%)")
     map_axes.legend()
