@@ -243,9 +243,9 @@ class Trainer:
         result = summarise(predictions)
         record.update(val_map=result.map_av, val_map_audio=result.map_audio, val_map_visual=result.map_visual)
         if result.map_av is not None:
-            low, high = overall_interval(predictions, self.config.train.bootstrap, self.config.train.seed)
-            record.update(val_map_low=None if low is None else low / 100, val_map_high=None if high is None
-                          else high / 100)
+            bounds = overall_interval(predictions, self.config.train.bootstrap, self.config.train.seed)
+            record.update({key: None if value is None else value / 100  # percent -> the fraction val_map is
+                           for key, value in zip(("val_map_low", "val_map_high"), bounds)})
         if result.undefined:
             record["val_note"] = result.undefined
 

@@ -10,16 +10,18 @@ from asd_se.explain.gradcampp import GradCamPlusPlus
 from asd_se.explain.se_map import ChannelSelection, SeContrastExplainer, SeExplainer
 
 EXPLAINERS = ("se", "gradcam", "gradcampp", "eigencam", "se_contrast")  # se_contrast: beyond the paper
+SE_EXPLAINERS = ("se", "se_contrast")  # the maps that need the model's SE vector
 
 
 def build_explainer(name: str, selection: ChannelSelection = ChannelSelection()) -> Explainer:
     """The explainer called ``name`` (one of ``EXPLAINERS``); ``selection`` is for the SE map."""
-    if name in ("se", "se_contrast"):
-        return SeExplainer(selection) if name == "se" else SeContrastExplainer(selection)
+    se_methods = {"se": SeExplainer, "se_contrast": SeContrastExplainer}
+    if name in se_methods:
+        return se_methods[name](selection)
     methods = {"gradcam": GradCam, "gradcampp": GradCamPlusPlus, "eigencam": EigenCam}
     if name not in methods:
         raise ConfigError(f"explainer must be one of {', '.join(EXPLAINERS)}, not {name!r}")
     return methods[name]()
 
 
-__all__ = ["EXPLAINERS", "ChannelSelection", "Explainer", "build_explainer"]
+__all__ = ["EXPLAINERS", "SE_EXPLAINERS", "ChannelSelection", "Explainer", "build_explainer"]

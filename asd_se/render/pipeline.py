@@ -32,7 +32,7 @@ from asd_se.core.options import check_choice, setting
 from asd_se.core.progress import Progress
 from asd_se.core.timing import StageTimer
 from asd_se.core.writer import VideoWriter
-from asd_se.explain import EXPLAINERS, ChannelSelection, build_explainer
+from asd_se.explain import EXPLAINERS, SE_EXPLAINERS, ChannelSelection, build_explainer
 from asd_se.faces.detect import FaceDetector
 from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
 from asd_se.render.report import plot_timeline, predictions, write_report
@@ -176,7 +176,7 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     model, config = load_model(checkpoint, device)
     timer, notes = StageTimer(), []
     explainer_name = settings.explainer
-    if model.se is None and explainer_name in ("auto", "se", "se_contrast"):
+    if model.se is None and explainer_name in ("auto", *SE_EXPLAINERS):
         if explainer_name != "auto":
             raise RenderError(f"{checkpoint}: the model has no SE block, so it has no SE maps; use --explainer "
                               f"gradcam (or gradcampp, eigencam), or fine-tune it with one (asd-se train --init)")
