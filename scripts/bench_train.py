@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from asd_se.breakdowns import map_difference
-from asd_se.config import load_config
+from asd_se.config import Config, load_config
+from asd_se.core.ava import Prediction
 from asd_se.evaluate import face_widths, predict_split, summarise
 from asd_se.models import count_parameters
 from asd_se.train import Trainer, training_loss, val_map_cell
@@ -84,7 +85,7 @@ def step_fps(trainer: Trainer, steps: int) -> float:
     return frames / (time.perf_counter() - start)
 
 
-def train_once(config, store: Path) -> tuple[dict, list]:
+def train_once(config: Config, store: Path) -> tuple[dict, list[Prediction]]:
     """Train one variant with one seed: its figures (wall time, fps, mAP by epoch, the final model's groups with
     intervals) and the final model's val predictions."""
     trainer = Trainer(config, store, Path(tempfile.mkdtemp()) / "run")
@@ -136,7 +137,7 @@ def main() -> None:
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
                "store": str(store), "variants": {}}
-    final_predictions: dict[str, list[list]] = {}
+    final_predictions: dict[str, list[list[Prediction]]] = {}
     for variant in args.variants.split(","):
         overrides = list(args.set) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
         config = load_config(CONFIGS / f"{variant}.yaml", overrides)
