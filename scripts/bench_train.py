@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""Benchmark training on the default synthetic set: light with SE, light without SE, resnet18. Prints JSON.
+"""Benchmark training on the default synthetic set: light with SE, light without SE, resnet18.
+
+Prints JSON on stdout: one line per training run as soon as it ends (a long benchmark's finished runs survive an
+interruption), then the whole report, indented. Progress goes to stderr.
 
 Per variant: training frames/s, loader frames/s (the training loader itself, with its worker processes),
 wall time, and the val mAP of the AV head and of the audio-only and visual-only heads after each epoch; the
