@@ -89,15 +89,19 @@ def step_fps(trainer: Trainer, steps: int) -> float:
     return frames / (time.perf_counter() - start)
 
 
-def train_once(config: Config, store: Path) -> tuple[dict, list[Prediction]]:
+def new_trainer(config: Config, store: Path, variant: str) -> Trainer:
+    """A trainer for ``config`` on ``store``, its run folder a fresh temporary one."""
+    return Trainer(config, store, Path(tempfile.mkdtemp()) / variant)
+
+
+def train_once(trainer: Trainer) -> tuple[dict, list[Prediction]]:
     """Train one variant with one seed: its figures (wall time, fps, mAP by epoch, the final model's groups with
     intervals) and the final model's val predictions."""
-    trainer = Trainer(config, store, Path(tempfile.mkdtemp()) / "run")
     start = time.perf_counter()
     history = trainer.fit()
     predictions = predict_split(trainer.model, trainer.store, "val", trainer.device, progress=False)
     groups = summarise(predictions, widths=face_widths(trainer.store, "val"), bootstrap=1000).groups
-    return {"seed": config.train.seed, "wall_s": round(time.perf_counter() - start, 1), "epochs": len(history),
+    return {"seed": trainer.config.train.seed, "wall_s": round(time.perf_counter() - start, 1), "epochs": len(history),
             "train_fps": round(sum(h["train_frames"] for h in history) / sum(h["train_seconds"] for h in history), 1),
             "val_map_by_epoch": [val_map_cell(h) for h in history],
             "final": {k: round(history[-1][k], 4) for k in ("val_map", "val_map_audio", "val_map_visual")},
@@ -146,7 +150,7 @@ def main() -> None:
     for variant in args.variants.split(","):
         overrides = list(args.set) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
         config = load_config(CONFIGS / f"{variant}.yaml", overrides)
-        trainer = Trainer(config, store, Path(tempfile.mkdtemp()) / variant)
+        trainer = new_trainer(config, store, variant)  # also the first seed's: batches are a function of the seed
         entry = {"parameters": count_parameters(trainer.model), "loader_workers": trainer.loader_workers(),
                  "loader_fps": round(loader_fps(trainer), 1)}
         if variant in args.steps_only.split(","):
@@ -155,8 +159,10 @@ def main() -> None:
         else:
             runs = []
             for offset in range(args.seeds):
-                seeded = replace(config, train=replace(config.train, seed=config.train.seed + offset))
-                run, predictions = train_once(seeded, store)
+                if offset:
+                    seeded = replace(config, train=replace(config.train, seed=config.train.seed + offset))
+                    trainer = new_trainer(seeded, store, variant)
+                run, predictions = train_once(trainer)
                 runs.append(run)
                 final_predictions.setdefault(variant, []).append(predictions)
                 print(json.dumps({variant: {k: v for k, v in run.items() if k != "group_maps"}}), flush=True)
