@@ -99,6 +99,9 @@ def train_once(trainer: Trainer) -> tuple[dict, list[Prediction]]:
     intervals) and the final model's val predictions."""
     start = time.perf_counter()
     history = trainer.fit()
+    if history[-1]["val_map"] is None:
+        raise SystemExit(f"{trainer.store.root}: val mAP is undefined ({history[-1].get('val_note')}); "
+                         "the benchmark needs a val split with speaking and silent rows")
     predictions = predict_split(trainer.model, trainer.store, "val", trainer.device, progress=False)
     groups = summarise(predictions, widths=face_widths(trainer.store, "val"), bootstrap=1000).groups
     return {"seed": trainer.config.train.seed, "wall_s": round(time.perf_counter() - start, 1), "epochs": len(history),
