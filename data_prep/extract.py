@@ -80,5 +80,6 @@ def extract_video(path, rows: list[Row], settings: StoreSettings, seek: bool = T
                          file="", member="", source_size=[info.width, info.height])
         tracks.append(Track(meta, crops[:count], audio_segment(decoded.audio, meta.start - decoded.audio_start, count)))
     facts = {"decoded_frames": frames, "source_fps": info.fps, "width": info.width, "height": info.height,
-             "truncated": decoded.truncated, "span": [round(t, 3) for t in span] if span else None}
+             "truncated": decoded.truncated, "rotation": info.rotation,
+             "span": [round(t, 3) for t in span] if span else None}
     return tracks, problems, facts

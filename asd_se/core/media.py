@@ -48,10 +48,22 @@ class VideoInfo:
     audio_codec: str = ""
     start: float = 0.0  # the container's start time, s (frame and audio times are counted from it)
     video_start: float = 0.0  # the video stream's first timestamp, s from the container's start
+    rotation: int = 0  # degrees counterclockwise the stored frames are turned to be shown (a phone's display
+    # matrix); width and height above are those of the upright frames, as every decoder here yields them
+
+    @property
+    def rotation_note(self) -> str | None:
+        """A sentence for the user where the file is stored turned, else None."""
+        if not self.rotation:
+            return None
+        return (f"{self.path}: stored turned, shown {self.rotation}° counterclockwise (display matrix); decoded "
+                f"upright at {self.width}x{self.height}")
 
 
 def _open(path: Path) -> av.container.InputContainer:
     path = Path(path)
+    if path.is_dir():
+        raise MediaError(f"{path}: is a folder, not a video file")
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
     if path.stat().st_size == 0:
@@ -60,6 +72,22 @@ def _open(path: Path) -> av.container.InputContainer:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise MediaError(f"{path}: not a readable media file ({err})") from err
+
+
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """How many quarter turns counterclockwise (0-3) show a decoded frame upright, from its display matrix
+    (the side data phones write; a rotation between quarter turns goes to the nearest one)."""
+    return int(round((frame.rotation or 0) / 90.0)) % 4
+
+
+def _first_frame_turns(container: av.container.InputContainer, stream: av.stream.Stream) -> int:
+    """The quarter turns of a file's first decodable video frame (0 where none decodes)."""
+    try:
+        for frame in container.decode(stream):
+            return quarter_turns(frame)
+    except av.error.FFmpegError:
+        pass
+    return 0
 
 
 def _stream_start(stream: av.stream.Stream, container_start: float) -> float:
@@ -85,12 +113,16 @@ def probe(path: Path) -> VideoInfo:
         audio = container.streams.audio[0].codec_context if container.streams.audio else None
         start = (container.start_time or 0) / av.time_base
         video_start = _stream_start(stream, start)
-        return VideoInfo(Path(path), stream.codec_context.width, stream.codec_context.height, float(rate),
-                         duration, audio is not None, stream.time_base or Fraction(1, 90000),
+        width, height = stream.codec_context.width, stream.codec_context.height
+        turns = _first_frame_turns(container, stream)
+        if turns % 2:
+            width, height = height, width
+        return VideoInfo(Path(path), width, height, float(rate), duration, audio is not None,
+                         stream.time_base or Fraction(1, 90000),
                          (audio.sample_rate or None) if audio is not None else None,
                          audio.channels if audio is not None else 0, container.format.name,
                          stream.codec_context.name, audio.name if audio is not None else "", start,
-                         video_start)
+                         video_start, 90 * turns)
 
 
 @dataclass
@@ -238,17 +270,25 @@ def _guarded(frames: Iterator[av.VideoFrame | av.AudioFrame], path: Path, result
 
 
 class FrameConverter:
-    """Decoded frames -> numpy images, keeping one swscale context per target format and size. (PyAV's
-    ``frame.to_ndarray(format=...)`` builds a fresh context per call: 20-30x slower, identical pixels.)"""
+    """Decoded frames -> upright numpy images, keeping one swscale context per target format and size. (PyAV's
+    ``frame.to_ndarray(format=...)`` builds a fresh context per call: 20-30x slower, identical pixels.)
+
+    THE place where a stored-turned frame (a phone's display matrix) is turned upright: every image asd-se
+    looks at — detection, crops, drawing, prep — comes through here."""
 
     def __init__(self):
         self._reformatters: dict[tuple, VideoReformatter] = {}
 
     def __call__(self, frame: av.VideoFrame, format: str, width: int | None = None, height: int | None = None,
                  interpolation: str | None = None) -> np.ndarray:
-        """``(H, W, 3)`` for ``bgr24``/``rgb24``, ``(H, W)`` for ``gray``; scaled when a size is given."""
+        """``(H, W, 3)`` for ``bgr24``/``rgb24``, ``(H, W)`` for ``gray``, upright; scaled when a size (of the
+        upright image) is given."""
+        turns = quarter_turns(frame)
+        if turns % 2:
+            width, height = height, width
         reformatter = self._reformatters.setdefault((format, width, height), VideoReformatter())
-        return reformatter.reformat(frame, width, height, format=format, interpolation=interpolation).to_ndarray()
+        image = reformatter.reformat(frame, width, height, format=format, interpolation=interpolation).to_ndarray()
+        return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
 def decode(path: Path, formats: tuple[str, ...] = ("bgr24",), with_audio: bool = True,

@@ -21,6 +21,8 @@ AUDIO_CODECS = {"aac": "aac", "opus": "libopus", "vorbis": "vorbis"}
 ALLOWED = {"mp4": ({"h264", "vp9", "mpeg4"}, {"aac", "opus"}),
            "mkv": ({"h264", "vp9", "mpeg4"}, {"aac", "opus", "vorbis"}),
            "webm": ({"vp9"}, {"opus", "vorbis"})}
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
 LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 8: "7.1"}
 OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
 VORBIS_CHANNELS = 2  # FFmpeg's native Vorbis encoder writes stereo only
@@ -127,26 +129,32 @@ class VideoWriter:
         if frame is not None:
             frame.pts = None
         for converted in self._resampler.resample(frame):
-            converted.pts = self._audio_samples
+            converted.pts, converted.time_base = self._audio_samples, Fraction(1, self._audio.rate)
             self._audio_samples += converted.samples
             self._container.mux(self._audio.encode(converted))
 
     def close(self) -> None:
         """Flush the encoders and move the finished file into place."""
-        self._container.mux(self._video.encode(None))
-        if self._audio is not None:
-            self._encode_audio(None)
-            self._container.mux(self._audio.encode(None))
-        self._container.close()
+        try:
+            self._container.mux(self._video.encode(None))
+            if self._audio is not None:
+                self._encode_audio(None)
+                self._container.mux(self._audio.encode(None))
+            self._container.close()
+        except BaseException as err:
+            self.abort(err)
+            raise
         self._atomic.__exit__(None, None, None)
 
-    def abort(self) -> None:
-        """Drop everything written so far; no file appears at ``path``."""
+    def abort(self, error: BaseException | None = None) -> None:
+        """Drop everything written so far; no file appears at ``path``. With the ``error`` that stopped the
+        writing, an operating-system write error becomes the OutputError naming ``path`` (see ``atomic_path``)."""
         try:
             self._container.close()
         except av.error.FFmpegError:
             pass
-        self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        error = error if error is not None else RuntimeError("aborted")
+        self._atomic.__exit__(type(error), error, error.__traceback__)
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -155,4 +163,4 @@ class VideoWriter:
         if exc_type is None:
             self.close()
         else:
-            self.abort()
+            self.abort(exc)

@@ -82,5 +82,6 @@ def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: boo
                     finder.track(key, detections, info.fps)
     if not times:
         raise MediaError(f"{path}: no decodable video frames")
+    notes = [info.rotation_note] if info.rotation_note else []
     return SourceScan(Path(path), info.width, info.height, info.fps, info.time_base, np.array(times),
-                      audio.finish(), info.audio_rate, info.audio_channels, decoded.warnings)
+                      audio.finish(), info.audio_rate, info.audio_channels, notes + decoded.warnings)
