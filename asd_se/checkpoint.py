@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -23,13 +24,17 @@ class CheckpointError(AsdSeError):
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write ``payload`` (plain containers and tensors only) atomically."""
+    buffer = io.BytesIO()  # serialised first: torch's own file writer reports a full disk as a bare RuntimeError
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **payload}, buffer)
     with atomic_path(Path(path)) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **payload}, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(path: Path) -> dict:
     """Read a checkpoint on the CPU without unpickling code; CheckpointError if it is not one."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint (give RUN/best.pt or RUN/last.pt)")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
@@ -63,4 +68,10 @@ def load_model(path: Path, device: torch.device) -> tuple[AsdModel, Config]:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit the model its config describes ({err})") from err
+    broken = [name for name, tensor in model.state_dict().items()
+              if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if broken:
+        raise CheckpointError(f"{path}: {len(broken)} weight tensor(s) hold NaN or infinite values ({broken[0]}"
+                              f"{', ...' if len(broken) > 1 else ''}); the training that wrote it diverged")
+    model.source = str(path)  # named by the scoring engine's finite-output check
     return model.to(device).eval(), config

@@ -8,10 +8,15 @@ import sys
 import traceback
 from pathlib import Path
 
+from asd_se.core.fsio import check_outputs
+from asd_se.core.options import AT_LEAST_ONE, NOT_NEGATIVE, Range, ranged
+
 log = logging.getLogger("asd_se")
 
 EXIT_FAILED = 1
+EXIT_USAGE = 2  # bad arguments or settings (argparse's own code, and ConfigError's)
 EXIT_UNDEFINED = 4  # evaluate: the split has no positives, mAP is undefined
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -24,11 +29,16 @@ def _shard(text: str) -> tuple[int, int]:
     return index, count
 
 
+FRAME_SIDE = Range(16, 3840)  # synthetic frames: a face must fit, and the encoders take up to 4K
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--size wants WIDTHxHEIGHT, e.g. 1280x720, not {text!r}") from None
+    if not (FRAME_SIDE.contains(width) and FRAME_SIDE.contains(height)):
+        raise argparse.ArgumentTypeError(f"--size {text}: each side must be {FRAME_SIDE}")
     return width, height
 
 
@@ -45,6 +55,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise SystemExit(f"asd-se synth: {err}") from None
     config = SynthConfig(videos=args.videos, minutes=args.minutes, seed=args.seed, size=args.size, fps=args.fps,
                          packaging=packaging, difficulty=args.difficulty)
+    check_outputs([], folders=[args.out_dir])
     counts = make_dataset(args.out_dir, config, workers=args.workers)
     print(f"synthetic AVA-format dataset in {args.out_dir}:")
     for split in ("train", "val"):
@@ -54,6 +65,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_prep(args: argparse.Namespace) -> int:
+    from asd_se.core.annotations import require_annotations
     from data_prep.prep import PrepConfig, dataset_layout, prepare
     from data_prep.store import StoreSettings
 
@@ -73,6 +85,9 @@ def cmd_prep(args: argparse.Namespace) -> int:
         raise SystemExit("asd-se prep: give --out STORE (or --check for the pre-flight only)")
     config = PrepConfig(tuple(annotations), videos, args.out or Path("."), args.workers, args.shard,
                         StoreSettings(crop=crop), seek=not args.no_seek)
+    csvs = require_annotations(config.annotations)
+    if not args.check:
+        check_outputs([*csvs, videos, args.checkpoint], folders=[args.out])
     if args.check:
         from data_prep.check import check
 
@@ -104,6 +119,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from data_prep.prep import merge
 
+    check_outputs(args.stores, folders=[args.out])
     print(f"{args.out}: index of {merge(args.out, args.stores)} tracks")
     return 0
 
@@ -121,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         base = Config(model=Config.from_dict(load_checkpoint(args.init)["config"]).model)
     config = load_config(args.config, args.set, base)
-    history = Trainer(config, args.data, args.out, resume=args.resume, init=args.init).fit()
+    history = Trainer(config, args.data, args.out, resume=args.resume, init=args.init, force=args.force).fit()
     if history:
         print(f"run folder: {args.out} (last.pt, best.pt, metrics.jsonl, curves.png); last epoch: {history[-1]}")
     return 0
@@ -137,6 +153,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from data_prep.store import TrackStore
 
     device = resolve_device(args.device)
+    groups = args.predictions.with_suffix(".breakdowns.json") if args.predictions else None
+    check_outputs([args.checkpoint, args.data, args.categories], [args.predictions, groups])
     model, config = load_model(args.checkpoint, device)
     store = TrackStore.open(args.data)
     store.require_crop(config.model.crop, str(args.checkpoint))
@@ -146,7 +164,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.predictions:
         write_predictions(args.predictions, predictions)
         print(f"predictions (official AVA format): {args.predictions}")
-        groups = args.predictions.with_suffix(".breakdowns.json")
         write_json_atomic(groups, as_json(result.groups, args.bootstrap, args.seed))
         print(f"mAP by group: {groups}")
     print(result.render())
@@ -175,6 +192,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     document = read_render(args.json)
     page = args.out or args.json.with_suffix(".html")
+    check_outputs([args.json, *document.media], [page])
     refuse_overwrite(page, args.force)
     for note in write_review(document, page, settings_from(SegmentSettings, args, "segments-")):
         log.warning(note)
@@ -194,6 +212,7 @@ def cmd_segments(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
         return 0
+    check_outputs([args.json, *document.media], [args.out])
     refuse_overwrite(args.out, args.force)
     write_text_atomic(args.out, text)
     print(f"segments ({args.format}): {args.out}")
@@ -206,10 +225,12 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
     from asd_se.core.options import settings_from
     from asd_se.explain.evaluation import ExplainEvalConfig, evaluate_explainers
     from asd_se.explain.mouths import load_mouth_boxes
-    from asd_se.explain.report import NO_MOUTH_BOXES, write_explain_report
+    from asd_se.explain.report import NO_MOUTH_BOXES, report_paths, write_explain_report
     from data_prep.store import TrackStore
 
     config = settings_from(ExplainEvalConfig, args)
+    device = resolve_device(config.device)
+    check_outputs([args.checkpoint, args.data, args.mouth_boxes], report_paths(args.out).values(), [args.out])
     store = TrackStore.open(args.data)
     mouths = load_mouth_boxes(store, config.split, args.mouth_boxes)
     for problem in mouths.problems:
@@ -218,7 +239,6 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
         log.info("mouth boxes: %s", ", ".join(map(str, mouths.sources)))
     else:
         log.warning("%s", NO_MOUTH_BOXES)
-    device = resolve_device(config.device)
     model, model_config = load_model(args.checkpoint, device)
     store.require_crop(model_config.model.crop, str(args.checkpoint))
     paths = write_explain_report(args.out, evaluate_explainers(model, store, mouths, config, device))
@@ -231,6 +251,7 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from asd_se.models.lightasd_weights import import_lightasd
 
+    check_outputs([args.weights], [args.out])
     config = import_lightasd(args.weights, args.out, se=args.se)
     print(f"{args.out}: Light-ASD ({args.weights.name}) as an asd-se checkpoint; front end {config.model.frontend}, "
           f"crop {config.model.crop}, SE block {'inserted (identity start)' if config.model.se else 'none'}")
@@ -242,6 +263,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from asd_se.demo import run_demo
 
+    check_outputs([], folders=[args.out])
     for line in run_demo(args.out, workers=args.workers, epochs=args.epochs):
         print(line)
     return 0
@@ -256,12 +278,14 @@ def _synth_parser(commands) -> None:
                                             "OUT_DIR/annotations/{train,val}.csv and the "
                                             "mouth boxes of every row in OUT_DIR/mouth_boxes/{train,val}.csv.")
     synth.add_argument("out_dir", type=Path)
-    synth.add_argument("--videos", type=int, default=16, help="number of videos (default 16)")
-    synth.add_argument("--minutes", type=float, default=0.5, help="length of EACH video in minutes (default 0.5)")
+    synth.add_argument("--videos", type=ranged(int, AT_LEAST_ONE), default=16, help="number of videos (default 16)")
+    synth.add_argument("--minutes", type=ranged(float, Range(0.01, 600)), default=0.5,
+                       help="length of EACH video in minutes (default 0.5)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--size", type=_size, default=None, help="fixed frame size WxH (default: varied sizes)")
-    synth.add_argument("--fps", type=float, default=None, help="fixed frame rate (default: 10-30 fps, varied)")
-    synth.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    synth.add_argument("--fps", type=ranged(float, Range(1, 120)), default=None,
+                       help="fixed frame rate (default: 10-30 fps, varied)")
+    synth.add_argument("--workers", type=ranged(int, AT_LEAST_ONE), default=2, help="processes (default 2)")
     synth.add_argument("--difficulty", choices=("easy", "standard", "hard"), default="standard",
                        help="hard: small faces, hands and microphones over mouths, profiles, motion blur, low "
                             "light, heavy compression, lips out of sync, subtle speakers, laughter, music "
@@ -271,10 +295,10 @@ def _synth_parser(commands) -> None:
     files.add_argument("--codec", choices=sorted(VIDEO_CODECS), default="h264", help="video codec")
     files.add_argument("--audio", choices=sorted(AUDIO_CODECS), default="aac", help="audio codec")
     files.add_argument("--channels", type=int, choices=(1, 2, 6), help="audio channels (default: 1 or 2, varied)")
-    files.add_argument("--lead", type=float, default=0.0, metavar="S",
+    files.add_argument("--lead", type=ranged(float, NOT_NEGATIVE), default=0.0, metavar="S",
                        help="seconds of another, unannotated scene before the annotated clip (annotations shifted)")
-    files.add_argument("--tail", type=float, default=0.0, metavar="S", help="... and after it")
-    files.add_argument("--start-time", type=float, default=0.0, metavar="S",
+    files.add_argument("--tail", type=ranged(float, NOT_NEGATIVE), default=0.0, metavar="S", help="... and after it")
+    files.add_argument("--start-time", type=ranged(float, NOT_NEGATIVE), default=0.0, metavar="S",
                        help="the file's first timestamp (a container start time other than 0)")
     synth.set_defaults(run=cmd_synth)
 
@@ -289,7 +313,8 @@ def _download_parser(commands) -> None:
     download.add_argument("dataset", choices=("ava",))
     download.add_argument("--root", type=Path, required=True, help="dataset root")
     download.add_argument("--splits", default="train,val", help="train and/or val (default train,val)")
-    download.add_argument("--workers", type=int, default=4, help="movies fetched at once (default 4)")
+    download.add_argument("--workers", type=ranged(int, AT_LEAST_ONE), default=4,
+                          help="movies fetched at once (default 4)")
     download.add_argument("--dry-run", action="store_true",
                           help="write nothing: read the annotations and the list, ask each movie's size, print "
                                "the plan")
@@ -315,7 +340,8 @@ def _prep_parsers(commands) -> None:
     prep.add_argument("--dataset", choices=("ava", "wasd", "synth"), default="ava",
                       help="folder layout used with --root (see README)")
     prep.add_argument("--root", type=Path, help="dataset root; fills in --annotations/--videos from the layout")
-    prep.add_argument("--workers", type=int, default=1, help="videos prepared in parallel processes")
+    prep.add_argument("--workers", type=ranged(int, AT_LEAST_ONE), default=1,
+                      help="videos prepared in parallel processes")
     prep.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: prepare every N-th video from the I-th")
     prep.add_argument("--no-seek", action="store_true",
                       help="decode every video from its first frame, not only its annotated span (a container "
@@ -342,6 +368,8 @@ def _train_parser(commands) -> None:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.epochs=5 --set model.se=false")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.add_argument("--force", action="store_true",
+                       help="start over in a run folder that holds a run already (its files are replaced)")
     train.add_argument("--init", type=Path, metavar="CKPT",
                        help="fine-tune from this checkpoint (e.g. an imported Light-ASD one); its model settings "
                             "are the defaults; --set model.se=true inserts an SE block that starts as the identity")
@@ -349,6 +377,8 @@ def _train_parser(commands) -> None:
 
 
 def _evaluate_parser(commands) -> None:
+    from asd_se.scoring import DURATION
+
     evaluate = commands.add_parser("evaluate", help="score a split, write predictions, print mAP",
                                    description="mAP with the official AVA-ActiveSpeaker semantics. Exit code 4: "
                                                "the split has no positives, so mAP is undefined.")
@@ -358,10 +388,10 @@ def _evaluate_parser(commands) -> None:
     evaluate.add_argument("--predictions", type=Path, help="write predictions CSV (official format) here")
     evaluate.add_argument("--categories", type=Path, help="CSV video_id,category for per-category mAP (WASD)")
     evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--durations", type=float, nargs="+", default=[], metavar="SECONDS",
+    evaluate.add_argument("--durations", type=ranged(float, DURATION), nargs="+", default=[], metavar="SECONDS",
                           help="score each window as the mean over pieces of these lengths (Light-ASD's inference: "
                                "1 1 1 2 2 2 3 3 4 5 6); default: whole windows")
-    evaluate.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+    evaluate.add_argument("--bootstrap", type=ranged(int, NOT_NEGATIVE), default=1000, metavar="N",
                           help="draws (of whole videos) for each mAP's 95%% interval; 0: no intervals (default 1000)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
     evaluate.set_defaults(run=cmd_evaluate)
@@ -455,8 +485,9 @@ def _import_parser(commands) -> None:
 def _demo_parser(commands) -> None:
     demo = commands.add_parser("demo", help="the whole pipeline on synthetic data, no downloads")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
-    demo.add_argument("--workers", type=int, default=2)
-    demo.add_argument("--epochs", type=int, default=6, help="training epochs (default 6, about 7 min on 2 cores)")
+    demo.add_argument("--workers", type=ranged(int, AT_LEAST_ONE), default=2)
+    demo.add_argument("--epochs", type=ranged(int, AT_LEAST_ONE), default=6,
+                      help="training epochs (default 6, about 7 min on 2 cores)")
     demo.set_defaults(run=cmd_demo)
 
 
@@ -475,17 +506,21 @@ def main(argv: list[str] | None = None) -> int:
     cannot be used) are printed in one line; anything else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    from asd_se.core.errors import AsdSeError
+    from asd_se.core.errors import AsdSeError, ConfigError
 
     try:
         return args.run(args)
-    except AsdSeError as err:
+    except KeyboardInterrupt:
+        print(f"asd-se {args.command}: interrupted; nothing partial was left (rerun to finish)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (AsdSeError, OSError) as err:
         if args.verbose:
             traceback.print_exc()
-        print(f"asd-se {args.command}: error: {err}", file=sys.stderr)
+        text = str(err) if isinstance(err, AsdSeError) or not err.filename else f"{err.filename}: {err.strerror}"
+        print(f"asd-se {args.command}: error: {text}", file=sys.stderr)
         if not args.verbose:
             print("  (rerun with -v for the traceback)", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE if isinstance(err, ConfigError) else EXIT_FAILED
 
 
 if __name__ == "__main__":

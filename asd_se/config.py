@@ -10,8 +10,9 @@ from pathlib import Path
 import yaml
 
 from asd_se.core.crop import CROP_STYLES
+from asd_se.core.devices import check_device_name
 from asd_se.core.errors import ConfigError
-from asd_se.core.options import check_choice
+from asd_se.core.options import AT_LEAST_ONE, NOT_NEGATIVE, POSITIVE, Range, bounded, check_choice, check_settings
 
 VARIANTS = ("light", "resnet18", "lightasd")
 FRONTENDS = ("asd-se", "lightasd")  # styles of THE audio front end (models/frontend.py)
@@ -28,9 +29,9 @@ class ModelConfig:
     variant: str = "light"
     se: bool = True
     se_squeeze: str = "clip"  # clip: squeeze over (T, h, w) -> SE vector (B, C); frame: over (h, w) -> (B, T, C)
-    se_reduction: int = 4
+    se_reduction: int = bounded(4, AT_LEAST_ONE)
     map_size: int = 7  # side of the visual maps the heatmaps come from: light 7 or 14 (finer, slower); lightasd 14
-    embed_dim: int = 128
+    embed_dim: int = bounded(128, AT_LEAST_ONE)
     fusion: str = "sum"  # sum | cross_attention
     backend: str = "gru"  # gru | attention
     se_identity: bool = False  # the SE block starts as the identity (for inserting it into a trained model)
@@ -38,6 +39,7 @@ class ModelConfig:
     crop: str = "asd-se"  # THE crop's style: asd-se | lightasd (Light-ASD's video inference crop)
 
     def __post_init__(self) -> None:
+        check_settings(self, "model.")
         check_choice("model.variant", self.variant, VARIANTS)
         check_choice("model.se_squeeze", self.se_squeeze, SE_SQUEEZES)
         check_choice("model.fusion", self.fusion, FUSIONS)
@@ -54,21 +56,28 @@ class ModelConfig:
 class TrainConfig:
     """The training loop."""
 
-    epochs: int = 10
-    lr: float = 5e-4
-    weight_decay: float = 1e-4
-    frame_budget: int = 400  # about this many face-frames per batch (small batches: faster on CPU too)
-    max_frames: int = 100  # longest training window (4 s at 25 fps)
-    min_frames: int = 25
-    aux_weight: float = 0.4  # weight of the audio-only and visual-only losses
-    grad_clip: float = 5.0
+    epochs: int = bounded(10, AT_LEAST_ONE)
+    lr: float = bounded(5e-4, POSITIVE)
+    weight_decay: float = bounded(1e-4, NOT_NEGATIVE)
+    frame_budget: int = bounded(400, AT_LEAST_ONE)  # about this many face-frames per batch (small: faster on CPU)
+    max_frames: int = bounded(100, AT_LEAST_ONE)  # longest training window (4 s at 25 fps)
+    min_frames: int = bounded(25, AT_LEAST_ONE)
+    aux_weight: float = bounded(0.4, NOT_NEGATIVE)  # weight of the audio-only and visual-only losses
+    grad_clip: float = bounded(5.0, POSITIVE)
     augment: bool = True
-    loader_workers: int = -1  # -1: auto (none on CPU, where the model needs the cores; up to 10 per GPU process)
+    loader_workers: int = bounded(-1, Range(-1))  # -1: auto (none on CPU; up to 10 per GPU process)
     amp: bool = True  # mixed precision (bfloat16) on CUDA only
     seed: int = 0
-    bootstrap: int = 1000  # draws of the val videos for each epoch's val mAP 95% interval (0: none)
+    bootstrap: int = bounded(1000, NOT_NEGATIVE)  # draws of the val videos for each epoch's val mAP interval
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch CPU threads (0: torch's default)
+    threads: int = bounded(0, NOT_NEGATIVE)  # torch CPU threads (0: torch's default)
+
+    def __post_init__(self) -> None:
+        check_settings(self, "train.")
+        if self.min_frames > self.max_frames:
+            raise ConfigError(f"train.min_frames ({self.min_frames}) must not exceed train.max_frames "
+                              f"({self.max_frames})")
+        check_device_name("train.device", self.device)
 
 
 @dataclass

@@ -36,7 +36,8 @@ def run_demo(out: Path, workers: int = 2, epochs: int = 6, synth: SynthConfig = 
     counts = make_dataset(data, synth, workers=workers)
     summary = prepare(PrepConfig((data / "annotations",), data / "videos", store, workers=workers))
     config = load_config(None, [f"train.epochs={epochs}", *overrides])
-    trainer = Trainer(config, store, run, resume=(run / "last.pt").exists())
+    resume = (run / "last.pt").exists()  # a rerun continues; a first run replaces what a killed one began
+    trainer = Trainer(config, store, run, resume=resume, force=not resume)
     trainer.fit()
     best, _ = load_model(run / "best.pt", trainer.device)  # the model rendered below
     epoch = load_checkpoint(run / "best.pt")["epoch"]

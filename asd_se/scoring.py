@@ -12,12 +12,20 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from asd_se.core.errors import AsdSeError
 from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME
+from asd_se.core.options import Range
 from asd_se.core.timing import StageTimer
 from asd_se.explain.base import Explainer
 from asd_se.models import AsdModel
 
+
+class NonFiniteOutput(AsdSeError):
+    """A model whose outputs are NaN or infinite: nothing it scored is kept."""
+
+
 WINDOW_FRAMES = 1000  # 40 s: longer tracks are scored in overlapping windows
+DURATION = Range(1 / MODEL_FPS)  # a multi-duration piece (seconds) holds at least one frame
 
 
 def windows(frames: int, window: int = WINDOW_FRAMES) -> list[tuple[int, int, int, int]]:
@@ -111,6 +119,10 @@ def score_clip(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explai
         maps = model.visual_maps(faces)
         output = model.decide(maps, audio, explain=True)
         heads = _over_durations(model, faces, audio, durations) if durations else _heads(output)
+    if not torch.isfinite(heads).all():
+        frames = int((~torch.isfinite(heads)).any(dim=0).sum())
+        raise NonFiniteOutput(f"{getattr(model, 'source', 'the model')}: the model's scores are NaN or infinite "
+                              f"on {frames} of {heads.shape[1]} frames; this model cannot be used")
     probs = torch.sigmoid(heads[:3])
     scores = ClipScores(*probs, heads[3], se_weights=None if output.se_weights is None else output.se_weights[0])
     for explainer in explainers:

@@ -27,9 +27,9 @@ from asd_se.breakdowns import overall_interval
 from asd_se.checkpoint import CheckpointError, load_checkpoint, model_mismatch, save_checkpoint
 from asd_se.config import Config
 from asd_se.core.devices import resolve_device
-from asd_se.core.errors import AsdSeError
+from asd_se.core.errors import AsdSeError, InputError
 from asd_se.core.figures import new_figure, save_figure
-from asd_se.core.fsio import write_text_atomic
+from asd_se.core.fsio import check_outputs, write_text_atomic
 from asd_se.core.progress import Progress
 from asd_se.data import BatchDataset, epoch_rng, make_batches
 from asd_se.evaluate import predict_split, summarise
@@ -37,6 +37,9 @@ from asd_se.models import build_model, count_parameters
 from data_prep.store import StoreError, TrackStore
 
 log = logging.getLogger(__name__)
+
+
+RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "curves.png")  # what a run folder holds
 
 
 class TrainingDiverged(AsdSeError):
@@ -111,9 +114,10 @@ class Trainer:
     """Owns the model, optimizer, scheduler and run folder of one training run."""
 
     def __init__(self, config: Config, store_root: Path, run_dir: Path, resume: bool = False,
-                 init: Path | None = None):
+                 init: Path | None = None, force: bool = False):
         self.config = config
         self.run_dir = Path(run_dir)
+        self._claim_run_dir(store_root, init, resume, force)
         train = config.train
         if train.threads:
             torch.set_num_threads(train.threads)
@@ -138,6 +142,23 @@ class Trainer:
                                                 if self.device.type == "cuda" else None)
                         if dist.is_initialized() else self.model)
         self.use_amp = train.amp and self.device.type == "cuda"
+
+    def _claim_run_dir(self, store_root: Path, init: Path | None, resume: bool, force: bool) -> None:
+        """Refuse, before any work, a run folder that would mix two trainings (it holds a run, and neither
+        ``resume`` nor ``force`` was given), or whose files are inputs of this run; with ``force`` the earlier
+        run's files are removed, so none of them (an old best.pt) survives beside the new run's."""
+        earlier = [name for name in RUN_FILES if (self.run_dir / name).exists()]
+        if resume and force:
+            raise InputError("--resume continues a run, --force replaces it: give one of them")
+        if earlier and not (resume or force):
+            raise InputError(f"{self.run_dir}: holds a run already ({', '.join(earlier)}); give --resume to "
+                             f"continue it, --force to start over (its files are replaced), or another --out")
+        if resume and "last.pt" not in earlier:
+            raise InputError(f"{self.run_dir}: nothing to resume (no last.pt)")
+        check_outputs([store_root, init], [self.run_dir / name for name in RUN_FILES], [self.run_dir])
+        if force and int(os.environ.get("RANK", "0")) == 0:
+            for name in earlier:
+                (self.run_dir / name).unlink()
 
     def _lr_factor(self, epoch: int) -> float:
         """One warm-up epoch, then cosine decay to 5%."""

@@ -49,7 +49,12 @@ def remote_size(session: requests.Session, url: str, settings: FetchSettings) ->
             if response.status_code >= 500:
                 raise _Transient(f"HTTP {response.status_code}")
             length = response.headers.get("Content-Length")
-            return int(length) if response.ok and length is not None else None
+            if not response.ok or length is None:
+                return None
+            if not length.strip().isdigit():
+                raise FetchError(f"{url}: the server announced a size that is not a number "
+                                 f"(Content-Length: {length!r})")
+            return int(length)
         except (requests.ConnectionError, requests.Timeout, _Transient) as err:
             if attempt == settings.retries:
                 raise FetchError(f"{url}: no answer after {attempt + 1} tries ({err})") from err

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from asd_se.core.annotations import Problem, Row, read_annotations
 from asd_se.core.errors import InputError
-from asd_se.core.fsio import atomic_path, write_json_atomic
+from asd_se.core.fsio import atomic_path, require_folder, write_json_atomic
 from asd_se.core.parallel import parallel_map
 from asd_se.core.progress import with_progress
 from data_prep.extract import extract_video
@@ -56,6 +56,7 @@ class PrepSummary:
     problems: list[str] = field(default_factory=list)
     index_tracks: int | None = None
     videos_not_indexed: int = 0  # finished videos in the store that these annotations no longer name
+    turned: int = 0  # videos stored turned (a display matrix), decoded upright
 
     @property
     def exit_code(self) -> int:
@@ -68,6 +69,9 @@ class PrepSummary:
                  "rows kept: " + ", ".join(f"{k} {v}" for k, v in sorted(self.rows.items()))]
         if self.index_tracks is not None:
             lines.append(f"index: {self.index_tracks} tracks")
+        if self.turned:
+            lines.append(f"{self.turned} video(s) stored turned (display matrix): decoded upright, boxes read on "
+                         f"the upright frames")
         if self.videos_not_indexed:
             lines.append(f"{self.videos_not_indexed} video(s) in the store are not in these annotations: "
                          "kept on disk, left out of the index")
@@ -122,8 +126,7 @@ def fingerprint(rows: list[Row], settings: StoreSettings, video: Path) -> str:
 def find_videos(folder: Path) -> dict[str, Path]:
     """``{video_id: path}`` of the video files in ``folder`` (by file stem)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: video folder does not exist")
+    require_folder(folder, "video folder")
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES}
 
 
@@ -149,6 +152,7 @@ class PrepPlan:
     asked: int  # videos the annotations name (this shard's)
     videos: dict[str, tuple[list[Row], Path]]  # those with a file: rows, path
     problems: list[Problem]
+    rows: int = 0  # usable rows in all the annotations (every shard's)
 
 
 def plan_prep(config: PrepConfig) -> PrepPlan:
@@ -168,13 +172,20 @@ def plan_prep(config: PrepConfig) -> PrepPlan:
             first = video_rows[0]
             problems.append(Problem(first.source, first.line, f"no video file for {video_id} in {config.videos}; "
                                                               f"{len(video_rows)} rows skipped"))
-    return PrepPlan(len(asked), videos, problems)
+    return PrepPlan(len(asked), videos, problems, len(rows))
 
 
 def prepare(config: PrepConfig) -> PrepSummary:
     """Run prep; returns the summary (its ``exit_code`` says whether anything was skipped)."""
     plan = plan_prep(config)
     problems = plan.problems
+    named = ", ".join(map(str, config.annotations))
+    if not plan.rows:  # refused before the store exists: an empty store would look like a finished one
+        raise InputError(f"{named}: no usable annotation rows" + (f" ({problems[0]}; {len(problems)} problem(s))"
+                                                                    if problems else ""))
+    if plan.asked and not plan.videos:
+        raise InputError(f"{config.videos}: holds none of the {plan.asked} videos {named} annotate "
+                         f"(looked for <video_id>{{{','.join(VIDEO_SUFFIXES)}}})")
     store = TrackStore.create(config.out, config.settings)
     index, count = config.shard
     if count == 1 and store.remove_partial_files():  # shards may share the folder: only a full run cleans
@@ -200,6 +211,7 @@ def prepare(config: PrepConfig) -> PrepSummary:
     summary.problems = [str(p) for p in problems] + summary.problems
     for manifest in manifests:
         summary.videos_done += 1
+        summary.turned += bool(manifest.get("facts", {}).get("rotation"))
         summary.problems.extend(manifest["problems"])
         for meta in manifest["tracks"]:
             summary.tracks += 1
@@ -217,18 +229,29 @@ def prepare(config: PrepConfig) -> PrepSummary:
 
 
 def merge(out: Path, sources: list[Path]) -> int:
-    """Copy finished videos of shard stores into ``out`` (same settings required) and build its index."""
-    target = TrackStore.create(out, TrackStore.open(sources[0]).settings)
-    for source in sources:
-        store = TrackStore.open(source)
-        if store.settings != target.settings:
-            raise StoreError(f"{source}: settings {store.settings} differ from {out}'s {target.settings}")
+    """Copy finished videos of shard stores into ``out`` (same settings required) and build its index.
+    Everything is checked before anything is written: every store opens, all have one set of settings (the
+    output's too, where it exists), and no video is finished in two stores with different contents."""
+    stores = [TrackStore.open(source) for source in sources]
+    settings = stores[0].settings
+    if (Path(out) / "store.json").exists():
+        settings = TrackStore.open(out).settings
+    owners: dict[str, Path] = {}
+    for store in stores:
+        if store.settings != settings:
+            raise StoreError(f"{store.root}: settings {store.settings} differ from {settings} "
+                             f"(of {sources[0] if settings == stores[0].settings else out}); nothing was merged")
         for manifest_path in store.manifest_paths():
-            npz = manifest_path.with_suffix(".npz")
-            for path in (npz, manifest_path):  # npz first: the manifest marks completeness
-                destination = target.root / "videos" / path.name
-                if destination.exists() and destination.read_bytes() == path.read_bytes():
-                    continue
-                with atomic_path(destination) as tmp:
-                    shutil.copyfile(path, tmp)
+            first = owners.setdefault(manifest_path.name, manifest_path)
+            if first is not manifest_path and first.read_bytes() != manifest_path.read_bytes():
+                raise StoreError(f"{manifest_path}: video {manifest_path.stem} is also in {first} with other "
+                                 f"tracks; merge one of them only (nothing was merged)")
+    target = TrackStore.create(out, settings)
+    for manifest_path in owners.values():
+        for path in (manifest_path.with_suffix(".npz"), manifest_path):  # npz first: the manifest marks completeness
+            destination = target.root / "videos" / path.name
+            if destination.exists() and destination.read_bytes() == path.read_bytes():
+                continue
+            with atomic_path(destination) as tmp:
+                shutil.copyfile(path, tmp)
     return target.build_index()

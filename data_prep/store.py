@@ -15,6 +15,7 @@ so predictions are reported at the annotated timestamps, joined by key.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from asd_se.core.crop import CROP_MARGIN, CROP_SIZE
 from asd_se.core.errors import AsdSeError
-from asd_se.core.fsio import atomic_path, inside, safe_stem, write_json_atomic, write_text_atomic
+from asd_se.core.fsio import atomic_path, inside, require_folder, safe_stem, write_json_atomic, write_text_atomic
 from asd_se.core.media import AUDIO_RATE, MODEL_FPS
 from data_prep.npz_slices import ArrayLayout, array_layouts, read_slice
 
@@ -107,6 +108,18 @@ def encode_crop(crop: np.ndarray, quality: int) -> bytes:
     return buffer.tobytes()
 
 
+def _settings(path: Path, values) -> StoreSettings:
+    """The StoreSettings a header records; StoreError naming the file for unknown keys or wrong types."""
+    defaults = StoreSettings()
+    if not isinstance(values, dict) or set(values) - set(asdict(defaults)):
+        raise StoreError(f"{path}: 'settings' is not a map of {', '.join(asdict(defaults))}")
+    for key, value in values.items():
+        wanted = type(getattr(defaults, key))
+        if not isinstance(value, (int, float) if wanted is float else wanted) or isinstance(value, bool):
+            raise StoreError(f"{path}: settings.{key} must be a {wanted.__name__}, not {value!r}")
+    return StoreSettings(**values)
+
+
 class TrackStore:
     """Reads and writes one store folder."""
 
@@ -134,14 +147,17 @@ class TrackStore:
     def open(cls, root: Path) -> "TrackStore":
         """Open an existing store; StoreError if it is not one or was made by an incompatible version."""
         root = Path(root)
+        require_folder(root, "track store folder")
         try:
             header = json.loads((root / "store.json").read_text())
         except (OSError, ValueError) as err:
             raise StoreError(f"{root}: not a track store (no readable store.json: {err})") from err
+        if not isinstance(header, dict):
+            raise StoreError(f"{root / 'store.json'}: not a track store header (not a JSON object)")
         if header.get("format") != STORE_FORMAT or header.get("version") != STORE_VERSION:
             raise StoreError(f"{root}: store format {header.get('format')} v{header.get('version')} is not "
                              f"{STORE_FORMAT} v{STORE_VERSION}; run `asd-se prep` again into a new folder")
-        return cls(root, StoreSettings(**header["settings"]))
+        return cls(root, _settings(root / "store.json", header.get("settings")))
 
     def require_crop(self, crop: str, model: str) -> None:
         """StoreError unless this store's crops were cut in the ``crop`` style the ``model`` was trained on."""
@@ -212,23 +228,36 @@ class TrackStore:
         index = self.root / "index.jsonl"
         if not index.exists():
             raise StoreError(f"{self.root}: has no index.jsonl; finish `asd-se prep` (or `asd-se merge`) first")
-        with open(index) as handle:
-            metas = [TrackMeta.from_dict(json.loads(line)) for line in handle if line.strip()]
+        metas = []
+        with open(index, encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        metas.append(TrackMeta.from_dict(json.loads(line)))
+                    except (ValueError, TypeError, KeyError, AttributeError) as err:
+                        raise StoreError(f"{index}:{number}: not a track record ({type(err).__name__}: {err}); "
+                                         f"rebuild it with `asd-se prep` (or `asd-se merge`)") from None
         return [m for m in metas if split is None or m.split == split]
 
     def load(self, meta: TrackMeta, start: int = 0, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Frames ``[start, start + length)`` of a track: faces ``(L, S, S)`` uint8 and audio ``(L * 640,)`` float32."""
         length = meta.frames - start if length is None else length
         per_frame = self.settings.audio_rate // self.settings.fps
-        path = self.root / meta.file
-        if path not in self._layouts:
-            self._layouts[path] = array_layouts(path)
-        layouts = self._layouts[path]
-        with open(path, "rb") as handle:  # only the window's bytes: tracks can be minutes long
-            bounds = read_slice(handle, layouts[f"{meta.member}_offsets"], start, start + length + 1)
-            blob = read_slice(handle, layouts[f"{meta.member}_jpeg"], int(bounds[0]), int(bounds[-1]))
-            audio = read_slice(handle, layouts[f"{meta.member}_audio"], start * per_frame,
-                               (start + length) * per_frame)
+        damaged = f"{self.root / meta.file}: damaged track {meta.track_id}"
+        try:
+            path = inside(self.root, meta.file)  # an index entry cannot point outside its store
+            if path not in self._layouts:
+                self._layouts[path] = array_layouts(path)
+            layouts = self._layouts[path]
+            with open(path, "rb") as handle:  # only the window's bytes: tracks can be minutes long
+                bounds = read_slice(handle, layouts[f"{meta.member}_offsets"], start, start + length + 1)
+                blob = read_slice(handle, layouts[f"{meta.member}_jpeg"], int(bounds[0]), int(bounds[-1]))
+                audio = read_slice(handle, layouts[f"{meta.member}_audio"], start * per_frame,
+                                   (start + length) * per_frame)
+        except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as err:
+            raise StoreError(f"{damaged} ({type(err).__name__}: {err}); prepare the video again") from None
         bounds = bounds - bounds[0]
-        faces = np.stack([cv2.imdecode(blob[a:b], cv2.IMREAD_GRAYSCALE) for a, b in zip(bounds[:-1], bounds[1:])])
-        return faces, audio.astype(np.float32) / 32768.0
+        faces = [cv2.imdecode(blob[a:b], cv2.IMREAD_GRAYSCALE) for a, b in zip(bounds[:-1], bounds[1:])]
+        if len(faces) != length or len(audio) != length * per_frame or any(f is None for f in faces):
+            raise StoreError(f"{damaged} (frames {start}-{start + length} cut short); prepare the video again")
+        return np.stack(faces), audio.astype(np.float32) / 32768.0

@@ -46,7 +46,7 @@ def test_headerless_and_orig_layouts_read_identically(synth_root, tmp_path):
     (GOOD[:4] + ["1.7"] + GOOD[5:], "outside the normalised range"),
     (GOOD[:2] + ["0.5", "0.2", "0.4", "0.6"] + GOOD[6:], "empty (needs x2 > x1"),
     (GOOD[:1] + ["abc"] + GOOD[2:], "non-numeric"),
-    (GOOD[:1] + ["-3"] + GOOD[2:], "finite time >= 0"),
+    (GOOD[:1] + ["-3"] + GOOD[2:], "not a time between 0 and 86400 s"),
     (["../../etc"] + GOOD[1:], "video_id '../../etc' has characters not allowed"),
     (GOOD[:7] + ["a/b:1"], "entity_id 'a/b:1' has characters not allowed"),
     (["..hidden"] + GOOD[1:], "not allowed"),

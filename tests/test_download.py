@@ -29,7 +29,7 @@ class Files:
 
     content: dict[str, bytes] = field(default_factory=dict)
     drop_once: set[str] = field(default_factory=set)  # first GET: half the body, then the connection closes
-    announce: dict[str, int] = field(default_factory=dict)  # HEAD lies about the size
+    announce: dict[str, int | str] = field(default_factory=dict)  # HEAD lies about the size (or garbles it)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -184,6 +184,18 @@ def test_a_size_mismatch_is_not_kept(server, synth_root, tmp_path):
     assert report.exit_code == 3
     assert any("size mismatch" in f and name in f and "not kept" in f for f in report.failed), report.failed
     assert not (tmp_path / "videos" / name).exists() and not part_path(tmp_path / "videos" / name).exists()
+
+
+def test_a_size_that_is_not_a_number_is_a_clear_error(server, tmp_path):
+    files, url = server
+    files.content["/movie.mkv"] = b"x" * 1000
+    files.announce["/movie.mkv"] = "abc"
+    dest = tmp_path / "movie.mkv"
+    with requests.Session() as session, pytest.raises(FetchError, match=r"movie.mkv: the server announced a size "
+                                                                         r"that is not a number \(Content-Length: "
+                                                                         r"'abc'\)"):
+        fetch(session, f"{url}/movie.mkv", dest, FAST)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_full_disk_and_an_unmakeable_folder_are_clear_errors(server, tmp_path):

@@ -246,7 +246,7 @@ def _audio_only(path: Path) -> Path:
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such file"), ("empty", "empty (0 bytes)"), ("text", "not a readable media file"),
-    ("audio_only", "has no video stream"), ("same_as_input", "would overwrite the input"),
+    ("audio_only", "has no video stream"), ("same_as_input", "is an input of this command"),
     ("no_folder", "output folder does not exist"), ("not_checkpoint", "not a readable torch checkpoint")])
 def test_bad_inputs_fail_clearly_and_leave_nothing(case, message, val_video, checkpoint, tmp_path, capsys):
     video, out, model = tmp_path / "in.mp4", tmp_path / "out.mp4", checkpoint

@@ -65,7 +65,7 @@ def test_segments_fill_short_pauses_then_drop_short_segments():
 def test_segment_settings_are_checked():
     with pytest.raises(ConfigError, match="off <= on"):
         SegmentSettings(on=0.3, off=0.6)
-    with pytest.raises(ConfigError, match="negative"):
+    with pytest.raises(ConfigError, match="min_gap must be >= 0"):
         SegmentSettings(min_gap=-1)
 
 

@@ -71,12 +71,12 @@ def test_render_and_explain_eval_options_are_their_dataclasses():
 
 def test_project_errors_are_one_line_with_a_hint_and_their_traceback_with_v(store_root, tmp_path, capsys):
     args = ["train", "--data", str(store_root), "--out", str(tmp_path / "run"), "--set", "model.variant=huge"]
-    assert main(args) == 1
+    assert main(args) == 2  # a bad setting is a bad argument
     err = capsys.readouterr().err
     assert err.splitlines() == ["asd-se train: error: model.variant must be one of 'light', 'resnet18', 'lightasd', "
                                 "not 'huge'",
                                 "  (rerun with -v for the traceback)"]
-    assert main(["-v", *args]) == 1
+    assert main(["-v", *args]) == 2
     assert "Traceback (most recent call last)" in capsys.readouterr().err
 
 

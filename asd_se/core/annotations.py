@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asd_se.core.ava import LABELS, Key, ava_key
+from asd_se.core.errors import InputError
 from asd_se.core.fsio import is_safe_id
 
 COLUMNS = ("video_id", "frame_timestamp", "entity_box_x1", "entity_box_y1", "entity_box_x2", "entity_box_y2",
            "label", "entity_id")
 ORIG_EXTRA = ("label_id", "instance_id")
+MAX_TIMESTAMP = 86_400.0  # s: a day; AVA's movies are 30 minutes, a larger time is a broken row, not a video
 BOX_TOLERANCE = 0.01  # AVA boxes sometimes overshoot [0, 1] by rounding; clip within this, reject beyond
 MOUTH_BOX_FOLDER = "mouth_boxes"  # beside the annotation folder, never in it: annotations/*.csv stays annotations
 MOUTH_BOX_COLUMNS = 7  # video_id, frame_timestamp, entity_id, x1, y1, x2, y2
@@ -94,8 +96,8 @@ def _parse_row(cells: list[str], where: tuple[str, int], split: str) -> Row | st
         box = [float(v) for v in box_text]
     except ValueError:
         return f"non-numeric timestamp or box: {ts_text!r}, {box_text}"
-    if not math.isfinite(timestamp) or timestamp < 0:
-        return f"timestamp {ts_text!r} is not a finite time >= 0"
+    if not math.isfinite(timestamp) or not 0 <= timestamp <= MAX_TIMESTAMP:
+        return f"timestamp {ts_text!r} is not a time between 0 and {MAX_TIMESTAMP:.0f} s (24 h)"
     if not all(math.isfinite(v) for v in box):
         return f"box {box_text} has NaN or infinite values"
     if any(v < -BOX_TOLERANCE or v > 1 + BOX_TOLERANCE for v in box):
@@ -115,7 +117,7 @@ def read_csv(path: Path) -> tuple[list[Row], list[Problem]]:
     rows: list[Row] = []
     problems: list[Problem] = []
     try:
-        handle = open(path, newline="", encoding="utf-8")
+        handle = open(path, newline="", encoding="utf-8-sig")  # -sig: a byte-order mark is not part of row 1
     except OSError as err:
         return [], [Problem(source, 0, f"cannot read ({err.strerror})")]
     with handle:
@@ -160,6 +162,19 @@ def csv_paths(paths: list[Path]) -> list[Path]:
     return found
 
 
+def require_annotations(paths: list[Path]) -> list[Path]:
+    """The CSV files of ``paths`` (see ``csv_paths``), refusing (InputError naming it) a path that is missing,
+    a folder without CSVs, or an empty file: a command that reads annotations stops before writing anything."""
+    for path in map(Path, paths):
+        if not path.exists():
+            raise InputError(f"{path}: no such annotation file or folder")
+        if path.is_dir() and not any(path.glob("*.csv")):
+            raise InputError(f"{path}: folder holds no annotation .csv files")
+        if path.is_file() and not path.read_bytes().strip(b"\xef\xbb\xbf \r\n\t"):
+            raise InputError(f"{path}: annotation file is empty")
+    return csv_paths(paths)
+
+
 def read_annotations(paths: list[Path]) -> tuple[list[Row], list[Problem]]:
     """All rows of all CSVs; a row repeating an earlier row's key is a Problem, the first one is kept."""
     rows: list[Row] = []
@@ -185,7 +200,7 @@ def read_box_file(path: Path) -> tuple[dict[Key, tuple[float, ...]], list[Proble
     boxes: dict[Key, tuple[float, ...]] = {}
     problems: list[Problem] = []
     try:
-        handle = open(path, newline="", encoding="utf-8")
+        handle = open(path, newline="", encoding="utf-8-sig")
     except OSError as err:
         return {}, [Problem(str(path), 0, f"cannot read ({err.strerror})")]
     with handle:

@@ -16,3 +16,8 @@ class ExplainerUnavailable(AsdSeError):
 
 class InputError(AsdSeError):
     """An input file or folder that cannot be used (missing, or with nothing usable in it)."""
+
+
+class OutputError(AsdSeError):
+    """An output that cannot be written (a folder that cannot be made, a read-only or full disk, a path that
+    is one of the command's inputs); the message names the path. Nothing partial is left."""

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from asd_se.core.ava import POSITIVE_CODE
-from asd_se.core.options import check_choice, setting
+from asd_se.core.options import AT_LEAST_ONE, NOT_NEGATIVE, check_settings, setting
 from asd_se.core.progress import with_progress
 from asd_se.core.timing import StageTimer
 from asd_se.explain import EXPLAINERS, ChannelSelection, build_explainer
@@ -47,19 +47,19 @@ class ExplainEvalConfig:
 
     split: str = setting("val", "the store's split to explain")
     methods: tuple[str, ...] = setting(EXPLAINERS, "explainers to compare", EXPLAINERS)
-    max_frames: int = setting(2000, "frames measured")
-    window: int = setting(100, "frames per window")
-    steps: int = setting(10, "deletion/insertion steps")
+    max_frames: int = setting(2000, "frames measured", range=AT_LEAST_ONE)
+    window: int = setting(100, "frames per window", range=AT_LEAST_ONE)
+    steps: int = setting(10, "deletion/insertion steps", range=AT_LEAST_ONE)
     se: ChannelSelection = ChannelSelection()
-    grid_samples: int = setting(4, "faces per class (speaking / silent) in grid.png")
+    grid_samples: int = setting(4, "faces per class (speaking / silent) in grid.png", range=NOT_NEGATIVE)
     sanity_frames: int = setting(400, "frames for the randomisation cascade and the overlapping-window "
-                                      "consistency (0: skip both)")
-    sanity_seeds: int = setting(3, "random initialisations the randomisation cascade is repeated with")
+                                      "consistency (0: skip both)", range=NOT_NEGATIVE)
+    sanity_seeds: int = setting(3, "random initialisations the randomisation cascade is repeated with",
+                                range=AT_LEAST_ONE)
     device: str = setting("auto", "auto (the GPU where there is one), cpu, cuda or cuda:N")
 
     def __post_init__(self) -> None:
-        for name in self.methods:
-            check_choice("explain-eval method", name, EXPLAINERS)
+        check_settings(self, "explain-eval ")
 
 
 @dataclass

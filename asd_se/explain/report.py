@@ -175,12 +175,17 @@ def grid_image(samples: list[GridSample], methods: list[str], cell: int = 160) -
     return image
 
 
+def report_paths(out_dir: Path) -> dict[str, Path]:
+    """Every file ``write_explain_report`` may write into ``out_dir``."""
+    return {"json": out_dir / "explain_eval.json", "markdown": out_dir / "explain_eval.md",
+            "se_distribution": out_dir / "se_distribution.png", "grid": out_dir / "grid.png",
+            "randomisation": out_dir / "randomisation.png"}
+
+
 def write_explain_report(out_dir: Path, result: ExplainEvalResult) -> dict[str, Path]:
     """All outputs into ``out_dir`` (each written atomically); returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "explain_eval.json", "markdown": out_dir / "explain_eval.md",
-             "se_distribution": out_dir / "se_distribution.png", "grid": out_dir / "grid.png",
-             "randomisation": out_dir / "randomisation.png"}
+    paths = report_paths(out_dir)
     summary = result.to_json()
     write_json_atomic(paths["json"], summary)
     write_text_atomic(paths["markdown"], markdown(summary))

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from asd_se.core.errors import ConfigError, ExplainerUnavailable
-from asd_se.core.options import check_choice, setting
+from asd_se.core.errors import ExplainerUnavailable
+from asd_se.core.options import FRACTION, Range, check_settings, setting
 from asd_se.explain.base import Explainer
 from asd_se.explain.eigencam import principal_map
 from asd_se.models import ASDOutput
@@ -36,14 +36,13 @@ class ChannelSelection:
 
     mode: str = setting("threshold", "SE channels: above mean + 1.282 std (the paper's top ~10%), or exactly "
                                      "the top fraction by rank", SELECTION_MODES, flag="select")
-    top: float = setting(0.1, "fraction of channels for --se-select rank")
+    top: float = setting(0.1, "fraction of channels for --se-select rank", range=Range(0, 1, open_low=True))
     floor: float = setting(0.05, "with threshold: at least this fraction of channels, by rank, where the "
-                                 "threshold picks fewer (0: the paper's rule alone, which can follow 1-2 channels)")
+                                 "threshold picks fewer (0: the paper's rule alone, which can follow 1-2 channels)",
+                           range=FRACTION)
 
     def __post_init__(self):
-        check_choice("SE channel selection", self.mode, SELECTION_MODES)
-        if not (0 < self.top <= 1 and 0 <= self.floor <= 1):
-            raise ConfigError(f"SE top must be in (0, 1] and floor in [0, 1], not {self.top} and {self.floor}")
+        check_settings(self, "SE ")
 
 
 def _top_fraction(se_weights: torch.Tensor, fraction: float) -> torch.Tensor:

@@ -29,6 +29,12 @@ class SEBlock(nn.Module):
             nn.init.zeros_(self.excite[2].weight)
             nn.init.zeros_(self.excite[2].bias)
 
+    @property
+    def untrained(self) -> bool:
+        """True while the last layer's weights are all zero (the identity start, never moved by training): the
+        SE vector is then the same for every input, so it ranks no channel above another for any decision."""
+        return bool((self.excite[2].weight == 0).all())
+
     def forward(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.squeeze == "clip":
             weights = self.gain * self.excite(maps.mean(dim=(2, 3, 4)))  # (B, C)

@@ -15,14 +15,20 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 @dataclass
 class FaceDrawing:
-    """One face on one frame: ``box (4,)`` pixels, speaking probability, label text, and the explanation
-    ``heat (h, w)`` in [0, 1] over the square crop region of the box (None: no heatmap), cut in ``crop`` style."""
+    """One face on one frame: ``box (4,)`` pixels (drawn), speaking probability, label text, and the
+    explanation ``heat (h, w)`` in [0, 1] (None: no heatmap) over the square crop region of ``crop_box`` — the
+    box THE crop of style ``crop`` was cut around (default: ``box``)."""
 
     box: np.ndarray
     prob: float
     label: str
     heat: np.ndarray | None
     crop: str = "asd-se"
+    crop_box: np.ndarray | None = None
+
+    @property
+    def cut_box(self) -> np.ndarray:
+        return self.box if self.crop_box is None else self.crop_box
 
 
 def speaking_colour(prob: float) -> tuple[int, int, int]:
@@ -64,7 +70,7 @@ def _text(image: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, 
 def draw_face(image: np.ndarray, face: FaceDrawing, alpha: float) -> None:
     """Heatmap, box and ``label prob`` onto ``image (H, W, 3)`` in place."""
     if face.heat is not None and alpha > 0:
-        blend_heatmap(image, face.box, face.heat, alpha, face.crop)
+        blend_heatmap(image, face.cut_box, face.heat, alpha, face.crop)
     colour = speaking_colour(face.prob)
     scale = max(0.35, image.shape[0] / 900)
     x1, y1, x2, y2 = (int(round(v)) for v in face.box)
@@ -85,7 +91,7 @@ def side_panel(image: np.ndarray, gray: np.ndarray, faces: list[FaceDrawing], al
     panel = np.full((height, width, 3), 32, np.uint8)
     cell = min(width, height)
     for row, face in enumerate(faces[:max(1, height // cell)]):
-        crop = cv2.cvtColor(face_crop(gray, tuple(face.box), CROP_SIZE, style=face.crop)[0], cv2.COLOR_GRAY2BGR)
+        crop = cv2.cvtColor(face_crop(gray, tuple(face.cut_box), CROP_SIZE, style=face.crop)[0], cv2.COLOR_GRAY2BGR)
         crop = cv2.resize(crop, (cell, cell), interpolation=cv2.INTER_LINEAR)
         if face.heat is not None:
             cv2.addWeighted(_heat_colours(face.heat, cell, cell), alpha, crop, 1.0 - alpha, 0.0, dst=crop)

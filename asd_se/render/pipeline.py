@@ -26,12 +26,12 @@ from asd_se.core.annotations import read_annotations
 from asd_se.core.ava import write_predictions
 from asd_se.core.devices import resolve_device
 from asd_se.core.errors import AsdSeError
-from asd_se.core.fsio import staged_outputs, write_text_atomic
+from asd_se.core.fsio import check_outputs, staged_outputs, write_text_atomic
 from asd_se.core.media import DecodedVideo, FrameConverter, demux, probe
-from asd_se.core.options import check_choice, setting
+from asd_se.core.options import AT_LEAST_ONE, FRACTION, NOT_NEGATIVE, Range, check_settings, setting
 from asd_se.core.progress import Progress
 from asd_se.core.timing import StageTimer
-from asd_se.core.writer import VideoWriter
+from asd_se.core.writer import X264_PRESETS, VideoWriter
 from asd_se.explain import EXPLAINERS, SE_EXPLAINERS, ChannelSelection, build_explainer
 from asd_se.faces.detect import FaceDetector
 from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
@@ -42,6 +42,7 @@ from asd_se.render.tracks import FaceFinder, RenderTrack, annotated_tracks
 from asd_se.review.document import RenderDocument, read_render
 from asd_se.review.page import write_review
 from asd_se.review.segments import SegmentSettings, document_segments, to_rttm
+from asd_se.scoring import DURATION
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +55,26 @@ class RenderError(AsdSeError):
 class RenderSettings:
     """How ``asd-se render`` finds faces, explains and draws."""
 
-    detect_every: int = setting(5, "run the face detector every K frames and at shot cuts")
-    detect_workers: int = setting(2, "processes running the face detector beside the decoding")
-    min_face: int = setting(12, "ignore faces under this many pixels tall")
-    alpha: float = setting(0.45, "heatmap opacity, 0 to hide")
+    detect_every: int = setting(5, "run the face detector every K frames and at shot cuts", range=AT_LEAST_ONE)
+    detect_workers: int = setting(2, "processes running the face detector beside the decoding", range=AT_LEAST_ONE)
+    min_face: int = setting(12, "ignore faces under this many pixels tall", range=NOT_NEGATIVE)
+    alpha: float = setting(0.45, "heatmap opacity, 0 to hide", range=FRACTION)
     explainer: str = setting("auto", "heatmap method: se (the deciding forward pass, no gradients) or a "
                                      "baseline; auto: se where the model has an SE block, else gradcam",
                              ("auto", *EXPLAINERS))
     durations: tuple[float, ...] = setting((), "score each window as the mean over pieces of these lengths in "
                                                "seconds (Light-ASD's inference: 1 1 1 2 2 2 3 3 4 5 6); "
-                                               "default: the whole window at once")
+                                               "default: the whole window at once", range=DURATION)
     se: ChannelSelection = ChannelSelection()
     panel: bool = setting(False, "add a side panel with enlarged crops and heatmaps")
     device: str = setting("auto", "auto (the GPU where there is one), cpu, cuda or cuda:N")
-    crf: int = setting(20, "H.264 quality of the output (lower: better, larger)")
-    preset: str = setting("veryfast", "x264 speed preset of the output")
+    crf: int = setting(20, "H.264 quality of the output (lower: better, larger)", range=Range(0, 51))
+    preset: str = setting("veryfast", "x264 speed preset of the output", X264_PRESETS)
     segments: SegmentSettings = SegmentSettings()
     review: bool = setting(True, "write OUT.html, a review page to open in a browser")
 
     def __post_init__(self) -> None:
-        check_choice("explainer", self.explainer, ("auto", *EXPLAINERS))
+        check_settings(self)
 
 
 @dataclass
@@ -97,15 +98,14 @@ def output_paths(out: Path) -> dict[str, Path]:
             "review": out.with_suffix(".html")}
 
 
-def check_paths(video: Path, out: Path) -> None:
-    """Refuse outputs that cannot be written or would overwrite the input, before any work is done."""
+def check_paths(video: Path, checkpoint: Path, annotations: Path | None, out: Path) -> None:
+    """Refuse, before any work, outputs that cannot be written or would write over an input (the video, the
+    checkpoint, the annotations)."""
     if out.suffix.lower() != ".mp4":
         raise RenderError(f"{out}: the output must be an .mp4 file")
     if not out.parent.is_dir():
         raise RenderError(f"{out.parent}: output folder does not exist")
-    for path in output_paths(out).values():
-        if path.resolve() == video.resolve() or (path.exists() and video.exists() and path.samefile(video)):
-            raise RenderError(f"{path}: would overwrite the input video {video}; choose another -o")
+    check_outputs([video, checkpoint, annotations], output_paths(out).values())
 
 
 def _annotation_rows(csv_path: Path, video: Path) -> tuple[list, list[str]]:
@@ -128,6 +128,7 @@ def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[Tr
     panel = max(96, source.height // 3) if settings.panel else 0
     starts = np.array([t.frames[0] for t in tracks], np.int64)
     ends = np.array([t.frames[-1] for t in tracks], np.int64)
+    boxes = [t.shown_boxes(crop) for t in tracks]
     decoded, convert = DecodedVideo(), FrameConverter()
     index = -1
     with VideoWriter(path, source.width + panel, source.height, source.fps, audio_rate=source.audio_rate,
@@ -149,8 +150,9 @@ def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[Tr
                 for k in np.flatnonzero((starts <= index) & (ends >= index)):
                     track, result = tracks[k], results[k]
                     sample = track.frame_samples[index - track.frames[0]]
+                    heat = None if result.maps is None or np.isnan(result.peaks[sample, 0]) else result.maps[sample]
                     faces.append(FaceDrawing(track.boxes[index - track.frames[0]], float(result.probs[sample]),
-                                             track.name, None if result.maps is None else result.maps[sample], crop))
+                                             track.name, heat, crop, boxes[k][index - track.frames[0]]))
                     draw_face(image, faces[-1], settings.alpha)
                 if banner:
                     draw_banner(image, banner)
@@ -170,7 +172,7 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     started = time.perf_counter()
     video = Path(video)
     out = Path(out) if out is not None else video.with_name(video.stem + ".asd.mp4")
-    check_paths(video, out)
+    check_paths(video, Path(checkpoint), annotations, out)
     probe(video)  # a missing, empty, unreadable or video-less input fails here, before the model loads
     device = resolve_device(settings.device)
     model, config = load_model(checkpoint, device)
@@ -182,6 +184,15 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
                               f"gradcam (or gradcampp, eigencam), or fine-tune it with one (asd-se train --init)")
         explainer_name = "gradcam"
         notes.append(f"{checkpoint}: the model has no SE block; heatmaps are Grad-CAM's")
+    se_informative = model.se is not None and not model.se.untrained
+    if model.se is not None and not se_informative:
+        if explainer_name == "se_contrast":
+            raise RenderError(f"{checkpoint}: its SE block is untrained (identity start), so se_contrast has no "
+                              f"channel selection to work on; use --explainer se, gradcam or eigencam, or fine-tune "
+                              f"the block first (asd-se train --init)")
+        notes.append(f"{checkpoint}: its SE block is untrained (identity start: every channel weighs the same), so "
+                     f"the SE map is the mean of all channels and no SE channels are reported; fine-tune it "
+                     f"(asd-se train --init) for the paper's explanation")
     explainer = build_explainer("se" if explainer_name == "auto" else explainer_name, settings.se)
     rows = None
     if annotations is not None:
@@ -228,13 +239,18 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
                    "settings": asdict(settings), "width": source.width, "height": source.height,
                    "fps": round(source.fps, 4), "frames": frames, "duration_s": round(source.duration, 3),
                    "has_audio": source.has_audio, "notes": notes, "timings_s": timer.report()}
-        write_report(staged["json"], summary, tracks, results, source, config.model.crop)
+        write_report(staged["json"], summary, tracks, results, source, config.model.crop, se_informative)
         with timer.stage("review"):
             document = read_render(staged["json"])  # read once: the RTTM now, the page once it is in place
             write_text_atomic(staged["rttm"], to_rttm(document_segments(document, settings.segments), video_id))
-    if settings.review:
-        with timer.stage("review"):
-            notes += write_review(RenderDocument(paths["json"], document.data, document.missing), paths["review"],
-                                  settings.segments)
+    if settings.review:  # after the others are in place (the page links them); all or none still holds
+        try:
+            with timer.stage("review"):
+                notes += write_review(RenderDocument(paths["json"], document.data, document.missing),
+                                      paths["review"], settings.segments)
+        except BaseException:
+            for path in paths.values():
+                path.unlink(missing_ok=True)
+            raise
     return RenderResult(paths, len(tracks), frames, source.duration, time.perf_counter() - started,
                         timer.report(), notes)

@@ -19,28 +19,37 @@ from asd_se.render.tracks import RenderTrack
 from asd_se.review.document import FORMAT, VERSION, encode_maps
 
 
-def frame_records(track: RenderTrack, result: TrackResult, source: SourceScan, crop: str = "asd-se") -> list[dict]:
-    """Per source frame of a track: time, box (pixels), probability, its 25 fps sample, and with maps the square
-    the map covers (``region``, pixels), SE channels and the heatmap peak (pixels)."""
+def exact(value: float) -> float:
+    """A float32 model output as the shortest decimal that reads back to the same float32: no rounding that
+    turns a confident model's frames into ties."""
+    return float(str(np.float32(value)))
+
+
+def frame_records(track: RenderTrack, result: TrackResult, source: SourceScan, crop: str = "asd-se",
+                  se_informative: bool = True) -> list[dict]:
+    """Per source frame of a track: time, the face's box on it (pixels), probability and the model's score at
+    full float32 precision, its 25 fps sample, and with maps the square the map covers (``region``, pixels: the
+    crop of the box it was cut around, smoothed in the lightasd style), the heatmap peak (pixels; None where
+    the map is all zero) and, where the SE vector carries information (``se_informative``), the SE channels."""
     records = []
-    for frame, box, sample in zip(track.frames, track.boxes, track.frame_samples):
-        region = crop_region(tuple(box), crop)
+    for frame, box, cut, sample in zip(track.frames, track.boxes, track.shown_boxes(crop), track.frame_samples):
         record = {"frame": int(frame), "time": round(float(source.frame_times[frame]), 4),
-                  "box": [round(float(v), 1) for v in box], "prob": round(float(result.probs[sample]), 4),
-                  "sample": int(sample)}
+                  "box": [round(float(v), 1) for v in box], "prob": exact(result.probs[sample]),
+                  "score": exact(result.scores[sample]), "sample": int(sample)}
         if result.maps is not None:
+            region = crop_region(tuple(cut), crop)
             record["region"] = [round(region.x0, 1), round(region.y0, 1), round(region.side, 1)]
-            u, v = result.peaks[sample]
-            if result.channels[sample]:
+            if result.channels[sample] and se_informative:
                 record["se_channels"] = result.channels[sample]
-            record["heatmap_peak"] = [round(region.x0 + float(u) * region.side, 1),
-                                      round(region.y0 + float(v) * region.side, 1)]
+            u, v = result.peaks[sample]
+            record["heatmap_peak"] = None if np.isnan(u) else [round(region.x0 + float(u) * region.side, 1),
+                                                                round(region.y0 + float(v) * region.side, 1)]
         records.append(record)
     return records
 
 
 def write_report(path: Path, summary: dict, tracks: list[RenderTrack], results: list[TrackResult],
-                 source: SourceScan, crop: str = "asd-se") -> None:
+                 source: SourceScan, crop: str = "asd-se", se_informative: bool = True) -> None:
     """THE render document (``review/document.py``): ``summary`` (input, settings, notes, timings) plus
     ``tracks``: every track's frame records, 8-bit maps and, against annotations, its ground truth. Written
     track by track, so a long video's records are never all in memory at once."""
@@ -51,11 +60,11 @@ def write_report(path: Path, summary: dict, tracks: list[RenderTrack], results: 
         for index, (track, result) in enumerate(zip(tracks, results)):
             entry = {"track_id": track.track_id, "name": track.name, "first_frame": int(track.frames[0]),
                      "last_frame": int(track.frames[-1]), "mean_prob": round(float(result.probs.mean()), 4),
-                     "frames": frame_records(track, result, source, crop)}
+                     "frames": frame_records(track, result, source, crop, se_informative)}
             if result.maps is not None:
                 entry["maps"] = encode_maps(result.maps)
             if track.rows is not None:
-                entry["truth"] = [[row.timestamp, int(row.label == POSITIVE), round(float(result.probs[sample]), 4)]
+                entry["truth"] = [[row.timestamp, int(row.label == POSITIVE), exact(result.probs[sample])]
                                   for row, sample in track.rows if sample < len(result.probs)]
             handle.write(("," if index else "") + "\n  " + json.dumps(entry))
         handle.write("]" + closing + "\n")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from asd_se.core.crop import CROP_SIZE, face_crop, smooth_crop_boxes
+from asd_se.core.crop import CROP_SIZE, face_crop
+from asd_se.core.errors import OutputError
 from asd_se.core.media import decode
 from asd_se.core.progress import with_progress
 from asd_se.core.sampling import audio_segment, nearest_frames
@@ -35,8 +36,13 @@ class CropSpool:
         self._file = tempfile.TemporaryFile(prefix="asd-se-crops-")
 
     def write(self, track: int, sample: int, crop: np.ndarray) -> None:
-        os.pwrite(self._file.fileno(), np.ascontiguousarray(crop, np.uint8).tobytes(),
-                  int(self.offsets[track] + sample) * self.size * self.size)
+        try:
+            os.pwrite(self._file.fileno(), np.ascontiguousarray(crop, np.uint8).tobytes(),
+                      int(self.offsets[track] + sample) * self.size * self.size)
+        except OSError as err:
+            raise OutputError(f"{tempfile.gettempdir()}: cannot be written (the face crops' scratch file, "
+                              f"{self.offsets[-1] * self.size ** 2 / 1e6:.0f} MB: {err.strerror}); give TMPDIR a "
+                              f"folder with room") from err
 
     def read(self, track: int, start: int, stop: int) -> np.ndarray:
         """Crops ``(stop - start, S, S)`` of one track (samples never written read as zeros)."""
@@ -75,7 +81,7 @@ def cut_crops(source: SourceScan, tracks: list[RenderTrack], spool: CropSpool, t
               crop: str = "asd-se", progress: bool = True) -> None:
     """Decode the input again and cut each sample's crop from the frame nearest its time (THE crop, in the
     checkpoint's ``crop`` style)."""
-    boxes = [smooth_crop_boxes(t.sample_boxes, crop) for t in tracks]
+    boxes = [t.crop_boxes(crop) for t in tracks]
     sample_times = np.concatenate([t.sample_times for t in tracks])
     owners = np.concatenate([np.stack([np.full(len(t.sample_times), i), np.arange(len(t.sample_times))], 1)
                              for i, t in enumerate(tracks)])
@@ -90,12 +96,13 @@ def cut_crops(source: SourceScan, tracks: list[RenderTrack], spool: CropSpool, t
 
 @dataclass
 class TrackResult:
-    """Per 25 fps sample of a track: speaking probability ``probs (T,)``, the explanation ``maps (T, h, w)``
-    in [0, 1] at feature resolution, its peak on the crop ``peaks (T, 2)`` (x, y as fractions of the crop),
-    and ``channels`` — per sample, the SE-selected channels, highest SE value first. ``maps`` is None when
-    no explainer ran."""
+    """Per 25 fps sample of a track: speaking probability ``probs (T,)`` and the model's reported score
+    ``scores (T,)``, the explanation ``maps (T, h, w)`` in [0, 1] at feature resolution, its peak on the crop
+    ``peaks (T, 2)`` (x, y as fractions of the crop; NaN where the map is all zero: no map), and ``channels``
+    — per sample, the SE-selected channels, highest SE value first. ``maps`` is None when no explainer ran."""
 
     probs: np.ndarray
+    scores: np.ndarray
     maps: np.ndarray | None
     peaks: np.ndarray
     channels: list[list[int]]
@@ -107,8 +114,10 @@ PEAK_CHUNK = 1000  # samples whose maps are upsampled at once to find their peak
 def _peaks(maps: np.ndarray, crop_size: int) -> np.ndarray:
     """``(T, 2)`` the peak of each map ``(T, h, w)``, located on a half-resolution grid of the crop: within one
     crop pixel, at a quarter of the cost."""
-    return np.concatenate([peaks(upsample(torch.from_numpy(maps[i:i + PEAK_CHUNK]), crop_size // 2)).numpy()
-                           for i in range(0, len(maps), PEAK_CHUNK)])
+    located = np.concatenate([peaks(upsample(torch.from_numpy(maps[i:i + PEAK_CHUNK]), crop_size // 2)).numpy()
+                              for i in range(0, len(maps), PEAK_CHUNK)])
+    located[maps.reshape(len(maps), -1).max(axis=1) <= 0] = np.nan  # an all-zero map has no peak
+    return located
 
 
 def score_tracks(model: AsdModel, tracks: list[RenderTrack], spool: CropSpool, audio: np.ndarray,
@@ -124,5 +133,5 @@ def score_tracks(model: AsdModel, tracks: list[RenderTrack], spool: CropSpool, a
         maps = scores.maps.get(explainer.name) if explainer else None
         with timer.stage(f"{explainer.name}_maps" if explainer else "model"):
             located = _peaks(maps, spool.size) if maps is not None else np.zeros((count, 2), np.float32)
-        results.append(TrackResult(scores.probs, maps, located, scores.channels))
+        results.append(TrackResult(scores.probs, scores.scores, maps, located, scores.channels))
     return results

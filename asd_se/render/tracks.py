@@ -10,6 +10,7 @@ import numpy as np
 from asd_se.core.annotated_tracks import plan_tracks
 from asd_se.core.annotations import Row
 from asd_se.core.boxes import interpolate_boxes
+from asd_se.core.crop import smooth_crop_boxes
 from asd_se.core.media import MODEL_FPS
 from asd_se.core.sampling import sample_grid
 from asd_se.faces.detect import Detection, FaceDetector
@@ -34,6 +35,15 @@ class RenderTrack:
     sample_boxes: np.ndarray
     frame_samples: np.ndarray
     rows: list[tuple[Row, int]] | None = None
+
+    def crop_boxes(self, crop: str) -> np.ndarray:
+        """``(T, 4)`` pixels: per sample, the box THE crop of style ``crop`` is cut around (lightasd: smoothed)."""
+        return smooth_crop_boxes(self.sample_boxes, crop)
+
+    def shown_boxes(self, crop: str) -> np.ndarray:
+        """``(N, 4)`` pixels: per source frame, the crop's box of the sample it shows — where a render places
+        the heatmap and reports its region and peak."""
+        return self.crop_boxes(crop)[self.frame_samples]
 
 
 def _frame_samples(times: np.ndarray, sample_times: np.ndarray) -> np.ndarray:

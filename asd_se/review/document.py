@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,12 @@ class RenderDocument:
         """The rendered MP4 beside the JSON (found by name, so a moved output folder still works)."""
         return self.path.with_suffix(".mp4")
 
+    @property
+    def media(self) -> list[Path]:
+        """The videos a page of this render plays: the input (as recorded) and the rendered MP4."""
+        recorded = self.data.get("input")
+        return [self.video] + ([Path(recorded)] if isinstance(recorded, str) and recorded else [])
+
 
 def read_render(path: Path) -> RenderDocument:
     """Read and check a render JSON; InputError naming the file for anything that is not one."""
@@ -90,7 +97,31 @@ def read_render(path: Path) -> RenderDocument:
     if version < 2:
         missing.append(f"{path.name}: written by an older asd-se (render JSON version 1): no heatmaps or "
                        f"samples; render the video again for them")
-    for track in data["tracks"]:
+    for number, track in enumerate(data["tracks"]):
         if not isinstance(track, dict) or not isinstance(track.get("frames"), list):
             raise InputError(f"{path}: a track without 'frames' (a damaged file?)")
+        for record in track["frames"]:
+            problem = _record_problem(record)
+            if problem:
+                raise InputError(f"{path}: track {track.get('name', number)!r}, frame "
+                                 f"{record.get('frame', '?') if isinstance(record, dict) else '?'}: {problem}")
     return RenderDocument(path, data, missing)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _record_problem(record) -> str | None:
+    """What is wrong with one frame record of a track (None: nothing)."""
+    if not isinstance(record, dict):
+        return "a frame record is not an object"
+    for key in ("frame", "time", "prob"):
+        if not _number(record.get(key)):
+            return f"{key!r} is not a finite number ({record.get(key)!r})"
+    if not 0.0 <= record["prob"] <= 1.0:
+        return f"'prob' {record['prob']!r} is not a probability in [0, 1]"
+    box = record.get("box")
+    if not (isinstance(box, list) and len(box) == 4 and all(map(_number, box))):
+        return f"'box' is not four finite numbers ({box!r})"
+    return None

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from asd_se.core.errors import ConfigError
-from asd_se.core.options import setting
+from asd_se.core.options import FRACTION, NOT_NEGATIVE, check_settings, setting
 from asd_se.review.document import RenderDocument
 
 SEGMENT_FORMATS = ("rttm", "csv", "json")
@@ -25,16 +25,17 @@ SEGMENT_FORMATS = ("rttm", "csv", "json")
 class SegmentSettings:
     """How frame probabilities become speaking segments."""
 
-    on: float = setting(0.6, "a speaking segment starts where the probability reaches this")
-    off: float = setting(0.4, "and lasts until the probability falls below this")
-    min_gap: float = setting(0.3, "fill pauses shorter than this many seconds inside a track's segment")
-    min_speech: float = setting(0.2, "drop segments shorter than this many seconds (after filling pauses)")
+    on: float = setting(0.6, "a speaking segment starts where the probability reaches this", range=FRACTION)
+    off: float = setting(0.4, "and lasts until the probability falls below this", range=FRACTION)
+    min_gap: float = setting(0.3, "fill pauses shorter than this many seconds inside a track's segment",
+                             range=NOT_NEGATIVE)
+    min_speech: float = setting(0.2, "drop segments shorter than this many seconds (after filling pauses)",
+                                range=NOT_NEGATIVE)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.off <= self.on <= 1.0:
+        check_settings(self, "segments ")
+        if self.off > self.on:
             raise ConfigError(f"segment thresholds need 0 <= off <= on <= 1, got on={self.on}, off={self.off}")
-        if self.min_gap < 0 or self.min_speech < 0:
-            raise ConfigError("segment durations (min_gap, min_speech) must not be negative")
 
 
 @dataclass(frozen=True)
