@@ -30,13 +30,18 @@ def save_checkpoint(path: Path, payload: dict) -> None:
         tmp.write_bytes(buffer.getbuffer())
 
 
-def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint on the CPU without unpickling code; CheckpointError if it is not one."""
+def load_checkpoint(path: Path | str) -> dict:
+    """Read a checkpoint on the CPU without unpickling code; CheckpointError if it is not one. A name of a
+    shipped model (``asd-se models``) where no such file is gives that model, made from the package's weights."""
+    from asd_se.zoo import SHIPPED, shipped_payload
+
     path = Path(path)
+    if not path.exists() and str(path) in SHIPPED:
+        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **shipped_payload(str(path))}
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint (give RUN/best.pt or RUN/last.pt)")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
+        raise CheckpointError(f"{path}: no such checkpoint (nor a shipped model: {', '.join(SHIPPED)})")
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
         raise CheckpointError(f"{path}: not a readable torch checkpoint (not a torch.save archive)")
     try:

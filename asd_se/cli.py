@@ -17,6 +17,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad arguments or settings (argparse's own code, and ConfigError's)
 EXIT_UNDEFINED = 4  # evaluate: the split has no positives, mAP is undefined
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+CHECKPOINT_HELP = "an asd-se checkpoint (best.pt / last.pt of asd-se train) or a shipped model's name (asd-se models)"
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -260,6 +261,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from asd_se.zoo import models_table
+
+    sys.stdout.write(models_table())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from asd_se.demo import run_demo
 
@@ -350,7 +358,7 @@ def _prep_parsers(commands) -> None:
     style.add_argument("--crop", choices=CROP_STYLES, default="asd-se",
                        help="THE crop's style, as the model to train or evaluate has it in model.crop (default "
                             "asd-se; imported Light-ASD checkpoints: lightasd)")
-    style.add_argument("--checkpoint", type=Path, help="take the crop style from this checkpoint")
+    style.add_argument("--checkpoint", type=Path, help="take the crop style from this checkpoint (or shipped model)")
     prep.set_defaults(run=cmd_prep)
     merge = commands.add_parser("merge", help="merge shard stores into one store and build its index")
     merge.add_argument("--out", type=Path, required=True)
@@ -370,7 +378,7 @@ def _train_parser(commands) -> None:
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train.add_argument("--force", action="store_true",
                        help="start over in a run folder that holds a run already (its files are replaced)")
-    train.add_argument("--init", type=Path, metavar="CKPT",
+    train.add_argument("--init", type=Path, metavar="CKPT|MODEL",
                        help="fine-tune from this checkpoint (e.g. an imported Light-ASD one); its model settings "
                             "are the defaults; --set model.se=true inserts an SE block that starts as the identity")
     train.set_defaults(run=cmd_train)
@@ -382,7 +390,7 @@ def _evaluate_parser(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="score a split, write predictions, print mAP",
                                    description="mAP with the official AVA-ActiveSpeaker semantics. Exit code 4: "
                                                "the split has no positives, so mAP is undefined.")
-    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("--checkpoint", type=Path, required=True, help=CHECKPOINT_HELP)
     evaluate.add_argument("--data", type=Path, required=True, help="track store")
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--predictions", type=Path, help="write predictions CSV (official format) here")
@@ -400,6 +408,7 @@ def _evaluate_parser(commands) -> None:
 def _render_parser(commands) -> None:
     from asd_se.core.options import add_options
     from asd_se.render.pipeline import RenderSettings
+    from asd_se.zoo import DEFAULT_MODEL
 
     render = commands.add_parser("render", help="annotated MP4: who speaks, and the SE heatmap of why",
                                  description="Find every face, score who speaks at 25 fps, and draw boxes coloured "
@@ -408,7 +417,8 @@ def _render_parser(commands) -> None:
                                              "OUT.csv (AVA prediction format), OUT.timeline.png, OUT.rttm (who "
                                              "speaks when) and OUT.html (the review page).")
     render.add_argument("video", type=Path, help="any video PyAV reads (mp4, mkv, avi, mov, webm)")
-    render.add_argument("--checkpoint", type=Path, required=True, help="best.pt / last.pt of asd-se train")
+    render.add_argument("--checkpoint", type=Path, default=Path(DEFAULT_MODEL),
+                        help=f"{CHECKPOINT_HELP} (default: {DEFAULT_MODEL}, shipped)")
     render.add_argument("-o", "--out", type=Path, help="output MP4 (default: VIDEO_STEM.asd.mp4 beside the input)")
     render.add_argument("--annotations", type=Path,
                         help="AVA-format CSV: use its boxes and entity ids instead of detection (rows of this "
@@ -457,7 +467,7 @@ def _explain_eval_parser(commands) -> None:
         description="Run each explainer on the same windows of a split and measure the pointing game and mouth "
                     "energy (where mouth boxes exist), deletion/insertion AUC, Average Drop/Increase and time per "
                     "frame. Writes OUT/explain_eval.{md,json}, OUT/se_distribution.png and OUT/grid.png.")
-    explain_eval.add_argument("--checkpoint", type=Path, required=True)
+    explain_eval.add_argument("--checkpoint", type=Path, required=True, help=CHECKPOINT_HELP)
     explain_eval.add_argument("--data", type=Path, required=True, help="track store")
     explain_eval.add_argument("--mouth-boxes", type=Path,
                               help="CSV video_id,frame_timestamp,entity_id,x1,y1,x2,y2 (normalised); default: "
@@ -482,6 +492,14 @@ def _import_parser(commands) -> None:
     imports.set_defaults(run=cmd_import)
 
 
+def _models_parser(commands) -> None:
+    models = commands.add_parser("models", help="the models asd-se ships (usable by name as --checkpoint)",
+                                 description="Every model inside the package: name, family, training data, "
+                                             "licence, source and the sha256 of its weight file, and what was "
+                                             "measured on it. Nothing is downloaded.")
+    models.set_defaults(run=cmd_models)
+
+
 def _demo_parser(commands) -> None:
     demo = commands.add_parser("demo", help="the whole pipeline on synthetic data, no downloads")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
@@ -496,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of every error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_synth_parser, _download_parser, _prep_parsers, _train_parser, _evaluate_parser, _render_parser,
-                _review_parsers, _explain_eval_parser, _import_parser, _demo_parser):
+                _review_parsers, _explain_eval_parser, _import_parser, _models_parser, _demo_parser):
         add(commands)
     return parser
 

@@ -3,7 +3,7 @@
 on a synthetic set (default: the default set) for the same number of epochs. Prints JSON: both val mAP curves
 and timings. On 2 CPU cores Light-ASD trains at about 33 frames/s (an epoch of the default set: ~11 min).
 
-    python scripts/bench_finetune.py --weights ../shared/thirdparty/light-asd/pretrain_AVA_CVPR.model
+    python scripts/bench_finetune.py --weights asd_se/weights/light-asd/pretrain_AVA_CVPR.model
 """
 
 from __future__ import annotations

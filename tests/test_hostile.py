@@ -28,6 +28,7 @@ from asd_se.models import ActiveSpeakerModel
 from asd_se.render.pipeline import RenderSettings, render_video
 from asd_se.review.document import read_render
 from asd_se.scoring import NonFiniteOutput, score_clip
+from asd_se.zoo import SHIPPED
 
 TINY_TRAIN = ["--set", "train.epochs=1", "--set", "train.frame_budget=100", "--set", "train.max_frames=25",
               "--set", "train.min_frames=10", "--set", "train.device=cpu", "--set", "train.bootstrap=0"]
@@ -425,10 +426,7 @@ def test_a_full_disk_leaves_one_line_and_nothing_partial(world, command, tmp_pat
     if command == "synth":
         argv, named = ["synth", out_dir / "data", "--videos", "1", "--minutes", "0.05", "--workers", "1"], out_dir
     else:
-        weights = Path(__file__).resolve().parents[2] / "shared" / "thirdparty" / "light-asd" / \
-            "finetuning_TalkSet.model"
-        if not weights.exists():
-            pytest.skip(f"{weights} not here (Light-ASD's weights live outside the repository)")
+        weights = SHIPPED["lightasd-talkset"].path
         argv, named = ["import", "lightasd", weights, "-o", out_dir / "c.pt"], out_dir / "c.pt"
     before = snapshot([world.tmp])
     done = _with_file_size_limit(argv)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     ("asd_se.core", "core"),
     ("data_prep", "datasets"),
-    ("asd_se.config", "models"), ("asd_se.checkpoint", "models"), ("asd_se.models", "models"),
+    ("asd_se.config", "models"), ("asd_se.checkpoint", "models"), ("asd_se.models", "models"), ("asd_se.zoo", "models"),
     ("asd_se.faces", "faces"),
     ("asd_se.explain.evaluation", "explain_eval"), ("asd_se.explain.report", "explain_eval"),
     ("asd_se.explain.mouths", "explain_eval"), ("asd_se.explain.sanity", "explain_eval"),

@@ -1,6 +1,7 @@
-"""Light-ASD in asd-se: its published weights imported by a name map, parity with the reference implementation's
-own outputs on real face tracks (``../shared/reference/lightasd``), its MFCC and crop as options of THE front
-end and THE crop, bad weight files refused, fine-tuning with an SE block from the imported weights."""
+"""Light-ASD in asd-se: its published weights (shipped in the package) imported by a name map, parity with the
+reference implementation's own outputs on real face tracks (``tests/fixtures/lightasd``), its MFCC and crop as
+options of THE front end and THE crop, bad weight files refused, fine-tuning with an SE block from the imported
+weights, the shipped models usable by name."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import json
 import zipfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -18,18 +18,16 @@ from asd_se.cli import main
 from asd_se.core.crop import face_crop, smooth_crop_boxes
 from asd_se.models.frontend import MfccFrontEnd
 from asd_se.scoring import audio_span, score_track
+from asd_se.zoo import DEFAULT_MODEL, SHIPPED, models_table
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-WEIGHTS = SHARED / "thirdparty" / "light-asd"
-REFERENCE = SHARED / "reference" / "lightasd"
+WEIGHTS = SHIPPED["lightasd-ava"].path.parent  # the package's copy of Light-ASD's weight/ folder
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "lightasd"
 PUBLISHED = ("pretrain_AVA_CVPR", "finetuning_TalkSet")
 LIGHTASD_DURATIONS = (1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6)  # Columbia_test.py's list, as the reference used it
-needs_shared = pytest.mark.skipif(not (WEIGHTS.is_dir() and REFERENCE.is_dir()),
-                                  reason="../shared (Light-ASD weights and reference outputs) is not beside this clone")
 
 
 def _tracks() -> list[str]:
-    return [t["track"] for t in json.loads((REFERENCE / "index.json").read_text())] if REFERENCE.is_dir() else []
+    return [t["track"] for t in json.loads((REFERENCE / "index.json").read_text())]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +43,6 @@ def _imported(folder: Path, name: str, se: bool) -> Path:
     return out
 
 
-@needs_shared
 @pytest.mark.parametrize("track", _tracks())
 def test_mfcc_option_matches_the_reference_within_1e3(track):
     reference = np.load(REFERENCE / f"{track}.npz")
@@ -56,7 +53,6 @@ def test_mfcc_option_matches_the_reference_within_1e3(track):
     assert np.abs(ours - reference["mfcc"][:4 * frames]).max() < 1e-3
 
 
-@needs_shared
 @pytest.mark.parametrize("weights", PUBLISHED)
 def test_imported_scores_match_the_reference_within_1e3_whole_and_over_durations(imported, weights):
     model, config = load_model(imported[weights], torch.device("cpu"))
@@ -72,20 +68,18 @@ def test_imported_scores_match_the_reference_within_1e3_whole_and_over_durations
         assert np.abs(averaged.scores - reference[f"score_{weights}_durations"]).max() < 1e-3, track
 
 
-@needs_shared
 def test_crop_option_reproduces_the_reference_faces():
     reference = np.load(REFERENCE / "carphone_talk_0.npz")  # the track with source frames and detector boxes
     boxes = smooth_crop_boxes(reference["boxes"], "lightasd")
     centre_and_half = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2,
                                 (boxes[:, 2] - boxes[:, 0]) / 2], axis=1)
     assert np.allclose(centre_and_half, reference["smoothed_xys"])
-    crops = np.stack([face_crop(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), tuple(box), style="lightasd")[0]
-                      for frame, box in zip(reference["source_frames_bgr"], boxes)])
+    crops = np.stack([face_crop(frame, tuple(box), style="lightasd")[0]  # frames stored grey (as BGR -> grey)
+                      for frame, box in zip(reference["source_frames_gray"], boxes)])
     within_one = np.abs(crops.astype(int) - reference["faces"].astype(int)) <= 1
     assert within_one.mean() >= 0.99
 
 
-@needs_shared
 def test_the_se_block_starts_as_the_identity(imported, tmp_path):
     plain, _ = load_model(_imported(tmp_path, "finetuning_TalkSet", se=False), torch.device("cpu"))
     with_se, _ = load_model(imported["finetuning_TalkSet"], torch.device("cpu"))
@@ -97,7 +91,6 @@ def test_the_se_block_starts_as_the_identity(imported, tmp_path):
     assert torch.all(b.se_weights == 1.0)
 
 
-@needs_shared
 def test_the_checkpoint_records_its_source_and_loads_weights_only(imported):
     payload = torch.load(imported["pretrain_AVA_CVPR"], map_location="cpu", weights_only=True)
     source = payload["source"]
@@ -110,7 +103,6 @@ def _state_dict_file(path: Path, state: dict) -> Path:
     return path
 
 
-@needs_shared
 def test_bad_weight_files_are_named_and_nothing_is_written(imported, tmp_path, capsys):
     state = torch.load(WEIGHTS / "pretrain_AVA_CVPR.model", map_location="cpu", weights_only=True)
     truncated = tmp_path / "truncated.model"
@@ -138,7 +130,6 @@ def test_bad_weight_files_are_named_and_nothing_is_written(imported, tmp_path, c
     assert zipfile.is_zipfile(WEIGHTS / "pretrain_AVA_CVPR.model")  # inputs untouched
 
 
-@needs_shared
 def test_render_a_real_clip_with_the_imported_model(tmp_path):
     from real_media import talking_clip
 
@@ -158,7 +149,6 @@ def test_render_a_real_clip_with_the_imported_model(tmp_path):
         assert not (tmp_path / "se.mp4").exists()
 
 
-@needs_shared
 def test_fine_tuning_from_the_import_starts_at_its_outputs_and_moves_the_se_block(synth_root, tmp_path):
     plain = _imported(tmp_path, "pretrain_AVA_CVPR", se=False)
     store = tmp_path / "store"
@@ -193,7 +183,6 @@ def test_a_store_of_one_crop_style_is_refused_to_a_model_of_another(store_root, 
     assert "crops are of the 'asd-se' style, but" in capsys.readouterr().err
 
 
-@needs_shared
 def test_a_real_models_heatmaps_land_on_the_speaking_mouth(imported, synth_root, tmp_path):
     """The imported TalkSet model (SE inserted at its identity start, so its map is the mean of every channel)
     on the tiny synthetic set cut with its own crop: the map's peak lies in the mouth box of speaking faces. This
@@ -214,3 +203,31 @@ def test_a_real_models_heatmaps_land_on_the_speaking_mouth(imported, synth_root,
     se = result.methods["se"]
     assert se["n_pointing_speaking"] >= 20 and se["pointing_speaking"] >= 0.8
     assert se["energy_speaking"] > 0.3  # a third of the map's energy in the mouth box, a small part of the crop
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_model_loads_by_name_and_is_the_import_of_its_file(name, tmp_path):
+    shipped = SHIPPED[name]
+    imported = _imported(tmp_path, shipped.path.stem, se=shipped.se)
+    by_name, config = load_model(name, torch.device("cpu"))
+    by_file, _ = load_model(imported, torch.device("cpu"))
+    assert config.model.se == shipped.se
+    assert all(torch.equal(a, b) for a, b in zip(by_name.state_dict().values(), by_file.state_dict().values()))
+    assert load_checkpoint(name)["source"]["shipped"] == name
+
+
+def test_models_lists_every_shipped_model_with_its_sha256(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert out == models_table() and f"{DEFAULT_MODEL} (render's default)" in out
+    for model in SHIPPED.values():
+        assert model.name in out and model.sha256() in out and model.licence in out
+
+
+def test_render_without_a_checkpoint_uses_the_shipped_default(tmp_path):
+    from real_media import talking_clip
+
+    clip = talking_clip(tmp_path / "carphone_talk.mp4", seconds=3.0)
+    assert main(["render", str(clip), "-o", str(tmp_path / "out.mp4"), "--preset", "ultrafast"]) == 0
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["checkpoint"] == DEFAULT_MODEL and report["crop"] == "lightasd" and report["tracks"]

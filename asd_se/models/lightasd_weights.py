@@ -88,17 +88,28 @@ def map_state_dict(state: dict[str, torch.Tensor], path: Path, model: LightAsdMo
     return mapped
 
 
+def lightasd_payload(weights: Path, se: bool = False) -> dict:
+    """The asd-se checkpoint payload (config, state dict, source) of Light-ASD's ``weights``, in memory;
+    CheckpointError if they do not fit. The parts the published files lack (asd-se's audio-only head, the SE
+    block's first layer) start from seed 0, so every import of one file is the same checkpoint."""
+    weights = Path(weights)
+    config = Config(model=lightasd_config(se))
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(0)
+        model = LightAsdModel(config.model)
+    model.load_state_dict(map_state_dict(_read_state_dict(weights), weights, model), strict=False)
+    licence = weights.parent / "LICENSE"
+    return {"config": config.to_dict(), "model": model.state_dict(),
+            "source": {"origin": SOURCE, "file": weights.name,
+                       "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+                       "licence": licence.read_text() if licence.is_file() else "MIT (see origin)"}}
+
+
 def import_lightasd(weights: Path, out: Path, se: bool = False) -> Config:
     """Write the asd-se checkpoint ``out`` of Light-ASD's ``weights`` (nothing is written if they do not fit)."""
     weights, out = Path(weights), Path(out)
     if out.exists() and out.resolve() == weights.resolve():
         raise CheckpointError(f"{out}: would overwrite the weight file it is made from; choose another -o")
-    config = Config(model=lightasd_config(se))
-    model = LightAsdModel(config.model)
-    model.load_state_dict(map_state_dict(_read_state_dict(weights), weights, model), strict=False)
-    licence = weights.parent / "LICENSE"
-    save_checkpoint(out, {"config": config.to_dict(), "model": model.state_dict(),
-                          "source": {"origin": SOURCE, "file": weights.name,
-                                     "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-                                     "licence": licence.read_text() if licence.is_file() else "MIT (see origin)"}})
-    return config
+    payload = lightasd_payload(weights, se)
+    save_checkpoint(out, payload)
+    return Config.from_dict(payload["config"])

@@ -1,0 +1,75 @@
+"""The models asd-se ships: published weights inside the package (``asd_se/weights/``), usable by name wherever a
+checkpoint is asked for (``--checkpoint lightasd-talkset``). Nothing is downloaded: a name is turned into a
+checkpoint in memory from the file in the package, the same way ``asd-se import`` writes one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+WEIGHTS_FOLDER = "weights"  # inside the asd_se package
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """One shipped model: what it is, where its weights come from, what was measured on it."""
+
+    name: str
+    family: str
+    weights: str  # path inside WEIGHTS_FOLDER
+    se: bool  # an SE block inserted at its identity start (outputs unchanged; its map is the channel mean)
+    trained_on: str
+    licence: str
+    source: str
+    figures: str
+
+    @property
+    def path(self) -> Path:
+        """The weight file inside the installed package."""
+        return Path(str(resources.files("asd_se").joinpath(WEIGHTS_FOLDER, self.weights)))
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+_LIGHTASD = "https://github.com/Junhua-Liao/Light-ASD (weight/)"
+_PARITY = "scores = the reference code's within 1e-6 on real tracks (tests/test_lightasd.py)"
+_TALKSET = "TalkSet (VoxCeleb2 + LRS3), from the AVA model"
+_AVA = "AVA-ActiveSpeaker train (authors: 94.1 mAP on AVA val)"
+
+SHIPPED = {model.name: model for model in (
+    ShippedModel("lightasd-talkset", "Light-ASD (CVPR 2023)", "light-asd/finetuning_TalkSet.model", False, _TALKSET,
+                 "MIT", _LIGHTASD, f"{_PARITY}; Grad-CAM maps; render 1.9x real time on a 176x144 clip, 2 cores"),
+    ShippedModel("lightasd-talkset-se", "Light-ASD (CVPR 2023)", "light-asd/finetuning_TalkSet.model", True,
+                 _TALKSET, "MIT", _LIGHTASD, f"{_PARITY}; SE block untrained (identity start): the map is the "
+                                             f"channel mean; render 2.7-3.1x real time on a 176x144 clip, 2 cores"),
+    ShippedModel("lightasd-ava", "Light-ASD (CVPR 2023)", "light-asd/pretrain_AVA_CVPR.model", False, _AVA, "MIT",
+                 _LIGHTASD, _PARITY),
+    ShippedModel("lightasd-ava-se", "Light-ASD (CVPR 2023)", "light-asd/pretrain_AVA_CVPR.model", True, _AVA, "MIT",
+                 _LIGHTASD, f"{_PARITY}; SE block untrained (identity start)"),
+)}
+DEFAULT_MODEL = "lightasd-talkset"  # what `asd-se render` uses without --checkpoint: the best real model shipped
+
+
+def shipped_payload(name: str) -> dict:
+    """The checkpoint payload (as ``load_checkpoint`` returns it) of the shipped model called ``name``."""
+    from asd_se.models.lightasd_weights import lightasd_payload
+
+    model = SHIPPED[name]
+    payload = lightasd_payload(model.path, se=model.se)
+    payload["source"].update(shipped=name, trained_on=model.trained_on)
+    return payload
+
+
+def models_table() -> str:
+    """``asd-se models``: every shipped model, one block each."""
+    lines = []
+    for model in SHIPPED.values():
+        default = " (render's default)" if model.name == DEFAULT_MODEL else ""
+        lines += [f"{model.name}{default}", f"  family:     {model.family}{' + SE block' if model.se else ''}",
+                  f"  trained on: {model.trained_on}", f"  licence:    {model.licence}; source {model.source}",
+                  f"  sha256:     {model.sha256()}", f"  measured:   {model.figures}", ""]
+    return "\n".join(lines).rstrip() + "\n"
