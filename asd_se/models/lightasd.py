@@ -116,13 +116,34 @@ class TwoWayGru(nn.Module):
         return self.gelu(self.backward_gru(x.flip(1))[0].flip(1))
 
 
-class LightAsdModel(TwoStreamModel):
-    """Light-ASD with an optional SE block on its last visual maps. The two-class heads of the original become
-    asd-se's logits as ``class 1 − class 0`` (so the sigmoid is the original's softmax probability); the
-    class-1 logit, the score Light-ASD reports, is kept in ``ASDOutput.scores``. The audio-only head is asd-se's
-    (Light-ASD trains none): imported weights leave it untrained."""
+class TwoClassModel(TwoStreamModel):
+    """What Light-ASD and LR-ASD share after the explained layer: the optional SE block on the visual maps
+    ``(B, 128, T, 14, 14)``, the spatial max, the audio encoder on THE front end's MFCC, a fusion + back end
+    (``fuse``, each model's own), and two-class heads. Those become asd-se's logits as ``class 1 − class 0`` (so
+    the sigmoid is the original's softmax probability); the class-1 logit, the score the authors report, is kept
+    in ``ASDOutput.scores``. The audio-only head is asd-se's (neither trains one): imports leave it untrained."""
 
     face_mean, face_std = FACE_MEAN, FACE_STD
+
+    def fuse(self, sound: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        """Audio and visual embeddings ``(B, T, 128)`` each -> the fused sequence ``(B, T, 128)``."""
+        raise NotImplementedError
+
+    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
+        """Maps ``(B, 128, T, 14, 14)`` + audio -> ASDOutput (everything after the explained layer)."""
+        frames = maps.shape[2]
+        scaled, se_weights = self.se(maps) if self.se is not None else (maps, None)
+        visual = scaled.amax(dim=(3, 4)).transpose(1, 2)  # (B, T, 128): the spatial max
+        sound = self.audio(self.frontend(audio, frames))  # (B, T, 128)
+        speaking, seen = self.head(self.fuse(sound, visual)), self.visual_head(visual)  # (B, T, 2) each
+        return ASDOutput(speaking[..., 1] - speaking[..., 0], self.audio_head(sound).squeeze(-1),
+                         seen[..., 1] - seen[..., 0], maps.transpose(1, 2) if explain else None,
+                         se_weights if explain else None, scores=speaking[..., 1])
+
+
+class LightAsdModel(TwoClassModel):
+    """Light-ASD with an optional SE block on its last visual maps; audio and visual embeddings added, then two
+    GRUs (``TwoWayGru``)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -136,14 +157,5 @@ class LightAsdModel(TwoStreamModel):
         self.visual_head = nn.Linear(CHANNELS, 2)
         self.audio_head = nn.Linear(CHANNELS, 1)
 
-    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
-        """Maps ``(B, 128, T, 14, 14)`` + audio -> ASDOutput (everything after the explained layer)."""
-        frames = maps.shape[2]
-        scaled, se_weights = self.se(maps) if self.se is not None else (maps, None)
-        visual = scaled.amax(dim=(3, 4)).transpose(1, 2)  # (B, T, 128): the spatial max
-        sound = self.audio(self.frontend(audio, frames))  # (B, T, 128)
-        fused = self.backend(sound + visual)
-        speaking, seen = self.head(fused), self.visual_head(visual)  # (B, T, 2) each
-        return ASDOutput(speaking[..., 1] - speaking[..., 0], self.audio_head(sound).squeeze(-1),
-                         seen[..., 1] - seen[..., 0], maps.transpose(1, 2) if explain else None,
-                         se_weights if explain else None, scores=speaking[..., 1])
+    def fuse(self, sound: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        return self.backend(sound + visual)
