@@ -53,23 +53,23 @@ _UNTRAINED = "SE block untrained (identity start): the map is the channel mean"
 
 SHIPPED = {model.name: model for model in (
     ShippedModel("lightasd-talkset", LIGHTASD, "light-asd/finetuning_TalkSet.model", False, _TALKSET, "MIT", _LIGHTASD,
-                 f"{_PARITY}; Grad-CAM maps; render 1.9x real time on a 176x144 clip, 2 cores"),
+                 f"{_PARITY}; Grad-CAM maps; render 1.7-1.9x real time on a 176x144 clip, 2 cores"),
     ShippedModel("lightasd-talkset-se", LIGHTASD, "light-asd/finetuning_TalkSet.model", True, _TALKSET, "MIT",
-                 _LIGHTASD, f"{_PARITY}; {_UNTRAINED}; render 2.7-3.1x real time on a 176x144 clip, 2 cores"),
+                 _LIGHTASD, f"{_PARITY}; {_UNTRAINED}; render 2.3-3.1x real time on a 176x144 clip, 2 cores"),
     ShippedModel("lightasd-ava", LIGHTASD, "light-asd/pretrain_AVA_CVPR.model", False, _AVA, "MIT", _LIGHTASD,
                  _PARITY),
     ShippedModel("lightasd-ava-se", LIGHTASD, "light-asd/pretrain_AVA_CVPR.model", True, _AVA, "MIT", _LIGHTASD,
                  f"{_PARITY}; {_UNTRAINED}"),
     ShippedModel("lrasd-talkset", LRASD, "lr-asd/finetuning_TalkSet.model", False, _LR_TALKSET, "MIT", _LRASD,
-                 f"{_LR_PARITY}; Grad-CAM maps; render 2.1x real time on a 176x144 clip, 2 cores"),
+                 f"{_LR_PARITY}; Grad-CAM maps; render 1.5-2.1x real time on a 176x144 clip, 2 cores"),
     ShippedModel("lrasd-talkset-se", LRASD, "lr-asd/finetuning_TalkSet.model", True, _LR_TALKSET, "MIT", _LRASD,
-                 f"{_LR_PARITY}; {_UNTRAINED}; render 3.6x real time on a 176x144 clip, 2 cores"),
+                 f"{_LR_PARITY}; {_UNTRAINED}; render 2.4-3.6x real time on a 176x144 clip, 2 cores"),
     ShippedModel("lrasd-ava", LRASD, "lr-asd/pretrain_AVA.model", False, _LR_AVA, "MIT", _LRASD, _LR_PARITY),
     ShippedModel("lrasd-ava-se", LRASD, "lr-asd/pretrain_AVA.model", True, _LR_AVA, "MIT", _LRASD,
                  f"{_LR_PARITY}; {_UNTRAINED}"),
 )}
 DEFAULT_MODEL = "lrasd-talkset-se"  # what `asd-se render` uses without --checkpoint: the best real model shipped
-# (LR-ASD: the stronger published model; with the SE block its map costs no gradient: 3.6x real time vs 2.1x)
+# (LR-ASD: the stronger published model; with the SE block its map costs no gradient: 1.5-1.7x faster than Grad-CAM)
 
 
 def shipped_payload(name: str) -> dict:

@@ -73,7 +73,8 @@ def test_project_errors_are_one_line_with_a_hint_and_their_traceback_with_v(stor
     args = ["train", "--data", str(store_root), "--out", str(tmp_path / "run"), "--set", "model.variant=huge"]
     assert main(args) == 2  # a bad setting is a bad argument
     err = capsys.readouterr().err
-    assert err.splitlines() == ["asd-se train: error: model.variant must be one of 'light', 'resnet18', 'lightasd', 'lrasd', "
+    assert err.splitlines() == ["asd-se train: error: model.variant must be one of 'light', 'resnet18', 'lightasd', "
+                                "'lrasd', "
                                 "not 'huge'",
                                 "  (rerun with -v for the traceback)"]
     assert main(["-v", *args]) == 2
