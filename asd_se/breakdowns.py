@@ -2,9 +2,12 @@
 
 Groups: all rows; face size (AVA's split by the face's width in pixels of the source frame: small < 64,
 medium 64-128, large > 128); faces on screen (annotated faces sharing the row's timestamp: 1, 2, 3+); each
-video; each category (WASD). Intervals resample whole videos with replacement (rows of one video are not
-independent), the same draws for every group, so groups can be compared replicate by replicate; a single
-video's interval resamples its face tracks instead; a group of fewer than ``MIN_UNITS`` units gets none.
+video; each category (of a video, WASD; or of a face track, asd-se talkset) and, for each category, its
+negatives against every positive row (how well speaking faces rank above that kind of negative: a category of
+negatives only, e.g. a face under another person's voice, has no mAP of its own). Intervals resample whole
+videos with replacement (rows of one video are not independent), the same draws for every group, so groups can
+be compared replicate by replicate; a single video's interval resamples its face tracks instead; a group of
+fewer than ``MIN_UNITS`` units gets none.
 AP is the official one (``core/metrics.py``).
 """
 
@@ -103,7 +106,8 @@ def overall_interval(predictions: list[Prediction], bootstrap: int = 1000, seed:
 
 
 def breakdowns(predictions: list[Prediction], face_widths: dict[Key, float | None] | None = None,
-               categories: dict[str, str] | None = None, bootstrap: int = 1000, seed: int = 0) -> list[Breakdown]:
+               categories: dict[str | tuple[str, str], str] | None = None, bootstrap: int = 1000,
+               seed: int = 0) -> list[Breakdown]:
     """Every group's mAP (audio-visual head) with its interval (``bootstrap`` draws; 0: none)."""
     if not predictions:
         return []
@@ -122,8 +126,11 @@ def breakdowns(predictions: list[Prediction], face_widths: dict[Key, float | Non
     video_of = np.array([p.video_id for p in predictions], object)
     groups += [("video", name, video_of == name) for name in names]
     if categories:
-        category_of = np.array([categories.get(p.video_id) for p in predictions], object)
-        groups += [("category", name, category_of == name) for name in sorted(set(categories.values()))]
+        category_of = np.array([categories.get((p.video_id, p.entity_id), categories.get(p.video_id))
+                                for p in predictions], object)
+        names = sorted(set(categories.values()))
+        groups += [("category", name, category_of == name) for name in names]
+        groups += [("negatives vs all positives", name, positive | (category_of == name)) for name in names]
     rng = np.random.default_rng(seed)
     video_draws = _draws(rng, videos.max() + 1, bootstrap)
     result = []

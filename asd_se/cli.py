@@ -103,6 +103,18 @@ def cmd_prep(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def cmd_talkset(args: argparse.Namespace) -> int:
+    from asd_se.core.options import settings_from
+    from data_prep.talkset.build import TalksetSettings, build
+
+    check_outputs([args.clips], folders=[args.out])
+    summary = build(args.clips, args.out, settings_from(TalksetSettings, args))
+    print(f"AVA-format dataset of real talking faces in {args.out}:")
+    print(summary.render())
+    print(f"next: asd-se prep --dataset talkset --root {args.out} --out STORE")
+    return summary.exit_code
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from data_prep.ava_download import AvaSources, DownloadConfig, download_ava
 
@@ -314,6 +326,23 @@ def _synth_parser(commands) -> None:
     synth.set_defaults(run=cmd_synth)
 
 
+def _talkset_parser(commands) -> None:
+    from asd_se.core.options import add_options
+    from data_prep.talkset.build import TalksetSettings
+
+    talkset = commands.add_parser(
+        "talkset", help="real talking-head clips (a folder per person) -> AVA-format dataset",
+        description="Turn talking-head clips with their speakers' own voices (CLIPS/<person>/<clip>.mp4) into an "
+                    "AVA-format dataset, TalkSet's way: each face with its own voice (speaking where a voice-"
+                    "activity detector hears speech), under another person's voice, with its voice shifted by "
+                    "1-2.5 s (never speaking), and 2-3 faces side by side with one voice kept; mouth boxes from a "
+                    "face mesh; identity-disjoint train/val. Exit code 3: finished, but clips were skipped.")
+    talkset.add_argument("clips", type=Path, help="folder of identity folders of clips")
+    talkset.add_argument("--out", type=Path, required=True, help="dataset folder (created or resumed)")
+    add_options(talkset, TalksetSettings)
+    talkset.set_defaults(run=cmd_talkset)
+
+
 def _download_parser(commands) -> None:
     download = commands.add_parser("download", help="fetch a dataset (AVA-ActiveSpeaker) into the prep layout",
                                    description="Fetch AVA-ActiveSpeaker's annotations, the AVA file list and the "
@@ -348,7 +377,7 @@ def _prep_parsers(commands) -> None:
                       help="pre-flight only, writing nothing: probe every video (present, readable, streams, "
                            "codecs, duration covering the annotations), report every CSV problem, and estimate "
                            "prep's time and the store's size; exit codes as prep's")
-    prep.add_argument("--dataset", choices=("ava", "wasd", "synth"), default="ava",
+    prep.add_argument("--dataset", choices=("ava", "wasd", "synth", "talkset"), default="ava",
                       help="folder layout used with --root (see README)")
     prep.add_argument("--root", type=Path, help="dataset root; fills in --annotations/--videos from the layout")
     prep.add_argument("--workers", type=ranged(int, AT_LEAST_ONE), default=1,
@@ -397,7 +426,9 @@ def _evaluate_parser(commands) -> None:
     evaluate.add_argument("--data", type=Path, required=True, help="track store")
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--predictions", type=Path, help="write predictions CSV (official format) here")
-    evaluate.add_argument("--categories", type=Path, help="CSV video_id,category for per-category mAP (WASD)")
+    evaluate.add_argument("--categories", type=Path,
+                          help="CSV video_id,category (WASD) or video_id,entity_id,category (asd-se talkset): mAP "
+                               "by category, and each category's negatives against every positive")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--durations", type=ranged(float, DURATION), nargs="+", default=[], metavar="SECONDS",
                           help="score each window as the mean over pieces of these lengths (Light-ASD's inference: "
@@ -517,8 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asd-se", description="Active speaker detection that explains itself.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of every error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_synth_parser, _download_parser, _prep_parsers, _train_parser, _evaluate_parser, _render_parser,
-                _review_parsers, _explain_eval_parser, _import_parser, _models_parser, _demo_parser):
+    for add in (_synth_parser, _talkset_parser, _download_parser, _prep_parsers, _train_parser, _evaluate_parser,
+                _render_parser, _review_parsers, _explain_eval_parser, _import_parser, _models_parser, _demo_parser):
         add(commands)
     return parser
 

@@ -92,8 +92,9 @@ def summarise(predictions: list[Prediction], categories: dict[str, str] | None =
     return result
 
 
-def read_categories(path: Path) -> dict[str, str]:
-    """``video_id,category`` lines (a header line is skipped) -> mapping."""
-    with open(path, newline="") as handle:
-        rows = [r for r in csv.reader(handle) if len(r) >= 2]
-    return {r[0].strip(): r[1].strip() for r in rows if r[0].strip() != "video_id"}
+def read_categories(path: Path) -> dict[str | tuple[str, str], str]:
+    """``video_id,category`` lines (a whole video's category; WASD) or ``video_id,entity_id,category`` lines (one
+    face track's; asd-se talkset) -> mapping by video id or ``(video_id, entity_id)``. A header line is skipped."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = [[cell.strip() for cell in r] for r in csv.reader(handle) if len(r) >= 2]
+    return {(r[0], r[1]) if len(r) >= 3 else r[0]: r[-1] for r in rows if r[0] != "video_id"}

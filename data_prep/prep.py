@@ -104,7 +104,8 @@ def _reason(problem: str) -> str:
 
 
 # Where each dataset keeps its CSVs and videos under a root folder (README: "Getting AVA and WASD").
-LAYOUTS = {"ava": ("csv", "videos"), "wasd": ("csv", "videos"), "synth": ("annotations", "videos")}
+LAYOUTS = {"ava": ("csv", "videos"), "wasd": ("csv", "videos"), "synth": ("annotations", "videos"),
+           "talkset": ("annotations", "videos")}
 
 
 def dataset_layout(dataset: str, root: Path) -> tuple[tuple[Path, ...], Path]:

@@ -51,10 +51,13 @@ def real_speech(seconds: float) -> np.ndarray:
     return np.concatenate(parts)[: int(seconds * 16000)]
 
 
-def talking_clip(out: Path, seconds: float | None = None) -> Path:
+def talking_clip(out: Path, seconds: float | None = None, silence: float = 0.0, mirrored: bool = False,
+                 speech_offset: float = 0.0) -> Path:
     """The carphone talking face with real speech laid under it, as ``out`` (MP4, H.264 + AAC). The speech is
     not the speaker's own (lips and sound are not in sync), as in the Light-ASD reference's carphone track.
-    ``seconds``: made that long by playing the 4 s of video forward, backward, forward... (default: 4 s)."""
+    ``seconds``: made that long by playing the 4 s of video forward, backward, forward... (default: 4 s).
+    ``silence``: seconds of silence before the speech; ``mirrored``: the frames flipped left to right;
+    ``speech_offset``: seconds into the recordings where the speech starts (another utterance)."""
     import av
 
     from asd_se.core.writer import VideoWriter
@@ -66,8 +69,10 @@ def talking_clip(out: Path, seconds: float | None = None) -> Path:
         frames = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
     count = len(frames) if seconds is None else int(round(seconds * rate))
     cycle = frames + frames[-2:0:-1]  # forward then backward: no jump at the turn
-    frames = [cycle[i % len(cycle)] for i in range(count)]
-    speech = real_speech(len(frames) / float(rate))
+    frames = [cycle[i % len(cycle)][:, ::-1] if mirrored else cycle[i % len(cycle)] for i in range(count)]
+    quiet = int(round(silence * 16000))
+    speech = real_speech(len(frames) / float(rate) + speech_offset)[int(round(speech_offset * 16000)):]
+    speech = np.concatenate([np.zeros(quiet, np.float32), speech])[:len(speech)]
     with VideoWriter(out, frames[0].shape[1], frames[0].shape[0], rate, audio_rate=16000, audio_channels=1) as writer:
         for image in frames:
             writer.write_frame(image)

@@ -58,6 +58,29 @@ def test_each_group_has_the_map_worked_out_by_hand():
     assert all(g.low is None for g in groups.values())
 
 
+def test_track_categories_and_each_kind_of_negative_against_every_positive(tmp_path):
+    from asd_se.evaluate import read_categories
+
+    path = tmp_path / "categories.csv"  # as asd-se talkset writes it: one face track per line
+    path.write_text("video_id,entity_id,category\na,a:1,own\nb,b:1,own\nb,b:2,other\nb,b:3,other\n")
+    categories = read_categories(path)
+    assert categories[("b", "b:2")] == "other"
+    groups = {(g.group, g.name): g for g in breakdowns(PREDICTIONS, WIDTHS, categories, bootstrap=0)}
+    # the category alone: 0.6 N, 0.4 N, 0.2 P, 0.1 N -> 1/3
+    assert groups[("category", "other")].map == pytest.approx(100 / 3)
+    assert groups[("category", "other")].positives == 1
+    # every positive (0.9 0.7 0.5 0.3 0.2) against the negatives of b:2 and b:3 (0.6 0.4 0.1):
+    # 0.9 P, 0.7 P, 0.6 N, 0.5 P, 0.4 N, 0.3 P, 0.2 P, 0.1 N: precisions 1, 1, 3/4, 4/6, 5/7, the envelope
+    # lifting 4/6 to 5/7
+    other = groups[("negatives vs all positives", "other")]
+    assert other.map == pytest.approx(100 * (1 + 1 + 3 / 4 + 5 / 7 + 5 / 7) / 5)
+    assert (other.rows, other.positives) == (8, 5)
+    # against the negatives of own tracks (0.95 b:1, 0.8 a:1): 0.95 N, 0.9 P, 0.8 N, 0.7 P, 0.5 P, 0.3 P, 0.2 P:
+    # precisions 1/2, 2/4, 3/5, 4/6, 5/7, all lifted to 5/7
+    own = groups[("negatives vs all positives", "own")]
+    assert own.map == pytest.approx(100 * 5 / 7)
+
+
 def test_bootstrap_is_reproducible_for_a_seed_and_brackets_the_estimate():
     many = [_row(f"v{v}", f"{t:.2f}", f"v{v}:1", POSITIVE if (t + v) % 3 == 0 else NEG,
                  ((t * 7 + v * 3) % 10) / 10 + (0.3 if (t + v) % 3 == 0 else 0)) for v in range(12) for t in range(20)]

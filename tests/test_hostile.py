@@ -285,6 +285,12 @@ CASES: list[tuple[str, Callable[[World], list], int, str]] = [
     ("synth-workers-text", lambda w: ["synth", w.tmp / "s", "--workers", "two"], 2, "--workers"),
     ("prep-workers-zero", lambda w: [*_prep(w, w.csv), "--workers", "0"], 2, "--workers"),
     ("demo-epochs-zero", lambda w: ["demo", "--out", w.tmp / "d", "--epochs", "0"], 2, "--epochs"),
+    ("talkset-val-fraction-above-one", lambda w: ["talkset", w.tmp, "--out", w.tmp / "t", "--val-fraction", "1.5"],
+     2, "--val-fraction"),
+    ("talkset-out-inside-the-clips", lambda w: ["talkset", w.tmp, "--out", w.tmp / "t"], 1,
+     "is an input of this command"),
+    ("talkset-clips-is-a-file", lambda w: ["talkset", w.video, "--out", w.tmp / "t"], 1,
+     "in.mp4: is a file, not a clip folder"),
     # 7. outputs the operating system refuses
     ("render-output-under-a-file",
      lambda w: ["render", w.video, "--checkpoint", w.checkpoint, "-o", w.file("f") / "o.mp4"], 1, "f: output folder"),

@@ -29,7 +29,7 @@ LAYERS = [
 ]
 MAY_USE = {
     "core": set(),
-    "datasets": {"core"},
+    "datasets": {"core", "faces"},
     "models": {"core"},
     "faces": {"core"},
     "explain": {"core", "models"},
