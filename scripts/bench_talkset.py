@@ -5,6 +5,9 @@ intervals (videos resampled). Prints JSON. The baseline a model trained on real 
     asd-se talkset CLIPS --out SET && asd-se prep --dataset talkset --root SET --out STORE --crop lightasd
     python scripts/bench_talkset.py --data STORE --categories SET/categories/val.csv
 
+"whose voice": on composites (2-3 faces moving their lips, one voice), the share of the voice's speech frames
+where the voice's owner has the highest probability of the faces on screen (chance: 1/2 or 1/3).
+
 "negatives vs all positives: KIND" ranks every speaking face-frame against the not-speaking face-frames of one
 kind (own: the silences of a face's own clip; other-voice; shifted; composite-voice: the kept voice's silences;
 composite-other: faces beside the speaker, lips moving to another's voice).
@@ -17,7 +20,35 @@ import json
 import os
 import platform
 import time
+from collections import defaultdict
 from pathlib import Path
+
+
+def whose_voice(predictions: list, categories: dict) -> dict:
+    """On composite videos' speech frames: how often the speaking face scores highest (and chance)."""
+    frames = defaultdict(list)
+    for p in predictions:
+        if categories.get((p.video_id, p.entity_id), "").startswith("composite"):
+            frames[(p.video_id, p.timestamp)].append(p)
+    hits, chance = [], []
+    for rows in frames.values():
+        speaking = [p for p in rows if p.label == "SPEAKING_AUDIBLE"]
+        if speaking and len(rows) > 1:
+            hits.append(max(rows, key=lambda p: p.score) is speaking[0])
+            chance.append(1 / len(rows))
+    return {"speech_frames": len(hits), "owner_highest": round(sum(hits) / len(hits), 4) if hits else None,
+            "chance": round(sum(chance) / len(chance), 4) if chance else None}
+
+
+def false_positives(predictions: list, categories: dict) -> dict:
+    """Per kind: the share of its not-speaking face-frames scored p >= 0.5 (called speaking)."""
+    called, total = defaultdict(int), defaultdict(int)
+    for p in predictions:
+        kind = categories.get((p.video_id, p.entity_id), categories.get(p.video_id))
+        if kind is not None and p.label != "SPEAKING_AUDIBLE":
+            total[kind] += 1
+            called[kind] += p.score >= 0.5
+    return {kind: round(called[kind] / total[kind], 4) for kind in sorted(total)}
 
 
 def main() -> None:
@@ -46,7 +77,8 @@ def main() -> None:
         summary = summarise(predictions, categories, face_widths(store, args.split), args.bootstrap)
         results["models"][name] = {
             "seconds": round(time.perf_counter() - started, 1), "rows": summary.rows,
-            "positives": summary.positives,
+            "positives": summary.positives, "whose_voice": whose_voice(predictions, categories),
+            "false_positive_rate_at_0.5": false_positives(predictions, categories),
             "groups": {f"{g.group}: {g.name}" if g.group != "all" else "all": {
                 "map": None if g.map is None else round(g.map, 2),
                 "interval": None if g.low is None else [round(g.low, 2), round(g.high, 2)], "rows": g.rows,

@@ -63,3 +63,24 @@ def test_ctrl_c_inside_the_pool_leaves_no_shared_memory(synth_root):
             raise KeyboardInterrupt
     with pytest.raises(FileNotFoundError):
         SharedMemory(name=name)
+
+
+def _pid_and_threads(job: int) -> tuple[int, int, str | None]:
+    import os
+
+    return job, os.getpid(), os.environ.get("OMP_NUM_THREADS")
+
+
+def test_recycled_jobs_run_in_order_in_fresh_spawned_processes():
+    import os
+
+    from asd_se.core.parallel import parallel_map
+
+    before = os.environ.get("OMP_NUM_THREADS")
+    results = list(parallel_map(_pid_and_threads, range(7), workers=1, recycle=2))
+    assert [job for job, _, _ in results] == list(range(7))
+    pids = [pid for _, pid, _ in results]
+    assert os.getpid() not in pids  # never inline, even with one worker: a leaking library stays bounded
+    assert len(set(pids)) == 4  # a process is replaced after 2 jobs: 7 jobs, 4 processes
+    assert {threads for _, _, threads in results} == {"1"}
+    assert os.environ.get("OMP_NUM_THREADS") == before  # the parent's own setting is restored
