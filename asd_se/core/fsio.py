@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import json
 import os
@@ -10,7 +11,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from asd_se.core.errors import InputError, OutputError
 
@@ -169,6 +170,13 @@ def write_json_atomic(target: Path, payload: object) -> None:
     """Write ``payload`` as pretty JSON to ``target`` atomically. Strict JSON: a NaN or infinity raises
     ValueError instead of writing a file no JSON reader accepts."""
     write_text_atomic(target, json.dumps(payload, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_csv_atomic(target: Path, rows: Iterable[Sequence[object]]) -> None:
+    """Write ``rows`` as headerless CSV to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
 
 
 STAGING_PREFIX = ".staging-"

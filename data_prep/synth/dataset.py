@@ -12,7 +12,6 @@ timestamps are then shifted to where the clip lies in the file, as a reader of t
 
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -23,7 +22,7 @@ import numpy as np
 
 from asd_se.core.annotations import mouth_box_sidecar
 from asd_se.core.ava import LABELS
-from asd_se.core.fsio import atomic_path
+from asd_se.core.fsio import write_csv_atomic
 from asd_se.core.media import probe
 from asd_se.core.parallel import parallel_map
 from asd_se.core.progress import with_progress
@@ -125,12 +124,6 @@ def _make_one(job: tuple[VideoSpec, Path, Packaging]) -> list[SynthRow]:
             for row in annotation_rows(plan_scene(spec))]
 
 
-def _write_csv(path: Path, rows: list[list[str]]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as handle:
-            csv.writer(handle).writerows(rows)
-
-
 def make_dataset(out_dir: Path, config: SynthConfig, workers: int = 1) -> dict[str, int]:
     """Write the whole dataset under ``out_dir``; returns counts for the summary."""
     out_dir = Path(out_dir)
@@ -145,9 +138,9 @@ def make_dataset(out_dir: Path, config: SynthConfig, workers: int = 1) -> dict[s
         chosen = [rows for (spec, s), rows in zip(specs, results) if s == split]
         flat = [row for rows in chosen for row in rows]
         annotations = out_dir / "annotations" / f"{split}.csv"
-        _write_csv(annotations,
+        write_csv_atomic(annotations,
                    [[r.video_id, r.timestamp, *(f"{v:.4f}" for v in r.box), r.label, r.entity_id] for r in flat])
-        _write_csv(mouth_box_sidecar(annotations),
+        write_csv_atomic(mouth_box_sidecar(annotations),
                    [[r.video_id, r.timestamp, r.entity_id, *(f"{v:.4f}" for v in r.mouth_box)] for r in flat])
         counts[f"{split}_videos"] = len(chosen)
         counts[f"{split}_rows"] = len(flat)

