@@ -57,25 +57,32 @@ _REAL_LA = _REAL.format(map="37.9 [29.6, 48.9]", own="99.3", fp="77.9%")
 _REAL_RT = _REAL.format(map="33.1 [26.5, 42.5]", own="98.3", fp="98.1%")
 _REAL_RA = _REAL.format(map="44.3 [34.2, 56.1]", own="99.6", fp="86.0%")
 
-SHIPPED = {model.name: model for model in (
-    ShippedModel("lightasd-talkset", LIGHTASD, "light-asd/finetuning_TalkSet.model", False, _TALKSET, "MIT", _LIGHTASD,
-                 f"{_PARITY}; Grad-CAM maps; render 1.7-1.9x real time on a 176x144 clip, 2 cores; {_REAL_LT}"),
-    ShippedModel("lightasd-talkset-se", LIGHTASD, "light-asd/finetuning_TalkSet.model", True, _TALKSET, "MIT",
-                 _LIGHTASD,
-                 f"{_PARITY}; {_UNTRAINED}; render 2.3-3.1x real time on a 176x144 clip, 2 cores; {_REAL_LT}"),
-    ShippedModel("lightasd-ava", LIGHTASD, "light-asd/pretrain_AVA_CVPR.model", False, _AVA, "MIT", _LIGHTASD,
-                 f"{_PARITY}; {_REAL_LA}"),
-    ShippedModel("lightasd-ava-se", LIGHTASD, "light-asd/pretrain_AVA_CVPR.model", True, _AVA, "MIT", _LIGHTASD,
-                 f"{_PARITY}; {_UNTRAINED}; {_REAL_LA}"),
-    ShippedModel("lrasd-talkset", LRASD, "lr-asd/finetuning_TalkSet.model", False, _LR_TALKSET, "MIT", _LRASD,
-                 f"{_LR_PARITY}; Grad-CAM maps; render 1.5-2.1x real time on a 176x144 clip, 2 cores; {_REAL_RT}"),
-    ShippedModel("lrasd-talkset-se", LRASD, "lr-asd/finetuning_TalkSet.model", True, _LR_TALKSET, "MIT", _LRASD,
-                 f"{_LR_PARITY}; {_UNTRAINED}; render 2.4-3.6x real time on a 176x144 clip, 2 cores; {_REAL_RT}"),
-    ShippedModel("lrasd-ava", LRASD, "lr-asd/pretrain_AVA.model", False, _LR_AVA, "MIT", _LRASD,
-                 f"{_LR_PARITY}; {_REAL_RA}"),
-    ShippedModel("lrasd-ava-se", LRASD, "lr-asd/pretrain_AVA.model", True, _LR_AVA, "MIT", _LRASD,
-                 f"{_LR_PARITY}; {_UNTRAINED}; {_REAL_RA}"),
-)}
+
+def _render(speed: str) -> str:
+    return f"render {speed} real time on a 176x144 clip, 2 cores"
+
+
+def _pair(name: str, family: Family, weights: str, trained_on: str, source: str, parity: str, real: str,
+          render: str = "", render_se: str = "") -> tuple[ShippedModel, ShippedModel]:
+    """A published weight file shipped twice: as published (Grad-CAM maps) and as ``<name>-se`` (an SE block
+    inserted at its identity start), with the figures measured on each."""
+    def figures(*parts: str) -> str:
+        return "; ".join(part for part in parts if part)
+
+    plain = figures(parity, "Grad-CAM maps" if render else "", _render(render) if render else "", real)
+    with_se = figures(parity, _UNTRAINED, _render(render_se) if render_se else "", real)
+    return (ShippedModel(name, family, weights, False, trained_on, "MIT", source, plain),
+            ShippedModel(f"{name}-se", family, weights, True, trained_on, "MIT", source, with_se))
+
+
+SHIPPED = {model.name: model for pair in (
+    _pair("lightasd-talkset", LIGHTASD, "light-asd/finetuning_TalkSet.model", _TALKSET, _LIGHTASD, _PARITY, _REAL_LT,
+          "1.7-1.9x", "2.3-3.1x"),
+    _pair("lightasd-ava", LIGHTASD, "light-asd/pretrain_AVA_CVPR.model", _AVA, _LIGHTASD, _PARITY, _REAL_LA),
+    _pair("lrasd-talkset", LRASD, "lr-asd/finetuning_TalkSet.model", _LR_TALKSET, _LRASD, _LR_PARITY, _REAL_RT,
+          "1.5-2.1x", "2.4-3.6x"),
+    _pair("lrasd-ava", LRASD, "lr-asd/pretrain_AVA.model", _LR_AVA, _LRASD, _LR_PARITY, _REAL_RA),
+) for model in pair}
 DEFAULT_MODEL = "lrasd-talkset-se"  # what `asd-se render` uses without --checkpoint: the best real model shipped
 # (LR-ASD: the stronger published model; with the SE block its map costs no gradient: 1.5-1.7x faster than Grad-CAM)
 

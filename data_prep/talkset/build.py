@@ -134,7 +134,7 @@ def write_sample(job: tuple[Sample, dict[int, ClipFacts], Path]) -> None:
             writer.write_audio(sound[None, start:start + AUDIO_RATE])
 
 
-def sample_rows(sample: Sample, clips: dict[int, ClipFacts], all_clips: list[ClipFacts]
+def sample_rows(sample: Sample, clips: dict[int, ClipFacts]
                 ) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
     """The sample's AVA rows, mouth-box rows and category rows (boxes normalised to the composed frame)."""
     width, height, places = layout(sample, clips)
@@ -147,7 +147,7 @@ def sample_rows(sample: Sample, clips: dict[int, ClipFacts], all_clips: list[Cli
         shift = np.array([x, 0, x, 0])
         boxes = (clips[face].boxes[:sample.frames] * scale + shift) / size
         lips = (clips[face].mouths[:sample.frames] * scale + shift) / size
-        for frame, (label, box, lip) in enumerate(zip(labels(sample, slot, all_clips), boxes, lips)):
+        for frame, (label, box, lip) in enumerate(zip(labels(sample, slot, clips), boxes, lips)):
             stamp = f"{frame / fps:.3f}"
             rows.append([sample.video_id, stamp, *(f"{v:.4f}" for v in np.clip(box, 0, 1)), label, entity])
             if np.isfinite(lip).all():
@@ -189,7 +189,7 @@ def build(root: Path, out: Path, settings: TalksetSettings) -> TalksetSummary:
     for split in SPLITS:
         rows, mouths, kinds = [], [], []
         for sample, involved, _ in (job for job in jobs if job[0].split == split):
-            more = sample_rows(sample, involved, clips)
+            more = sample_rows(sample, involved)
             rows.extend(more[0])
             mouths.extend(more[1])
             kinds.extend(more[2])

@@ -100,9 +100,11 @@ def _sha256(path: Path) -> str:
 
 def _filled(boxes: list[np.ndarray | None]) -> np.ndarray:
     """``(T, 4)``: each missing box taken from the nearest frame that has one."""
-    have = np.array([b is not None for b in boxes])
-    known = np.flatnonzero(have)
-    nearest = known[np.abs(np.arange(len(boxes))[:, None] - known[None, :]).argmin(axis=1)]
+    known = np.flatnonzero([b is not None for b in boxes])
+    frames = np.arange(len(boxes))
+    after = known[np.minimum(np.searchsorted(known, frames), len(known) - 1)]
+    before = known[np.maximum(np.searchsorted(known, frames, side="right") - 1, 0)]
+    nearest = np.where(np.abs(frames - before) <= np.abs(after - frames), before, after)  # a tie: the earlier
     return np.stack([boxes[i] for i in nearest]).astype(np.float32)
 
 

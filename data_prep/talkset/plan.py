@@ -18,6 +18,7 @@ Each face track also gets a kind (the categories file): ``own``, ``other-voice``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class Sample:
         return "composite-voice" if self.faces[slot] == self.voice else "composite-other"
 
 
-def labels(sample: Sample, slot: int, clips: list[ClipFacts]) -> list[str]:
+def labels(sample: Sample, slot: int, clips: Mapping[int, ClipFacts]) -> list[str]:
     """``(frames,)`` AVA labels of the face in ``slot``: its own voice's activity where that voice is heard
     in sync, ``NOT_SPEAKING`` everywhere else."""
     face = sample.faces[slot]
