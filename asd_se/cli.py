@@ -150,7 +150,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         base = Config(model=Config.from_dict(load_checkpoint(args.init)["config"]).model)
     config = load_config(args.config, args.set, base)
-    history = Trainer(config, args.data, args.out, resume=args.resume, init=args.init, force=args.force).fit()
+    history = Trainer(config, args.data, args.out, resume=args.resume, init=args.init, force=args.force,
+                      features=args.features).fit()
     if history:
         print(f"run folder: {args.out} (last.pt, best.pt, metrics.jsonl, curves.png); last epoch: {history[-1]}")
     return 0
@@ -413,6 +414,9 @@ def _train_parser(commands) -> None:
     train.add_argument("--init", type=Path, metavar="CKPT|MODEL",
                        help="fine-tune from this checkpoint (e.g. an imported Light-ASD one); its model settings "
                             "are the defaults; --set model.se=true inserts an SE block that starts as the identity")
+    train.add_argument("--features", type=Path, metavar="DIR",
+                       help="with --set train.freeze=encoders: where the frozen encoders' features are kept, one "
+                            "folder per encoder weights and store (default: OUT/features; share it between runs)")
     train.set_defaults(run=cmd_train)
 
 

@@ -19,6 +19,7 @@ FRONTENDS = ("asd-se", "lightasd")  # styles of THE audio front end (models/fron
 SE_SQUEEZES = ("clip", "frame")
 FUSIONS = ("sum", "cross_attention")
 BACKENDS = ("gru", "attention")
+FREEZES = ("none", "encoders")  # train.freeze: what stays as the initial checkpoint has it (features.py)
 MAP_SIZES = {"light": (7, 14), "resnet18": (7,), "lightasd": (14,), "lrasd": (14,)}
 PUBLISHED_VARIANTS = ("lightasd", "lrasd")  # published architectures: their embedding, fusion and back end are fixed
 
@@ -72,6 +73,10 @@ class TrainConfig:
     bootstrap: int = bounded(1000, NOT_NEGATIVE)  # draws of the val videos for each epoch's val mAP interval
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = bounded(0, NOT_NEGATIVE)  # torch CPU threads (0: torch's default)
+    freeze: str = "none"  # none | encoders: train the SE block and all after it on the frozen encoders' features
+    voice_swap: float = bounded(0.0, Range(0.0, 1.0))  # freeze=encoders: share of windows heard with another
+    # video's voice, every frame then labelled not speaking
+
 
     def __post_init__(self) -> None:
         check_settings(self, "train.")
@@ -79,6 +84,9 @@ class TrainConfig:
             raise ConfigError(f"train.min_frames ({self.min_frames}) must not exceed train.max_frames "
                               f"({self.max_frames})")
         check_device_name("train.device", self.device)
+        check_choice("train.freeze", self.freeze, FREEZES)
+        if self.voice_swap and self.freeze == "none":
+            raise ConfigError("train.voice_swap works on the frozen encoders' features: set train.freeze=encoders")
 
 
 @dataclass

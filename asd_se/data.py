@@ -1,4 +1,4 @@
-"""Training data from the track store: windows, frame-budget batches, augmentation.
+"""Training data from the track store (or its frozen-encoder features): windows, frame-budget batches, augmentation.
 
 Every random choice derives from ``(seed, epoch, rank)``, never from state carried between epochs, so a run
 resumed from an epoch checkpoint sees exactly the batches and augmentations the uninterrupted run would have.
@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from asd_se.core.ava import POSITIVE_CODE
+from asd_se.features import SplitFeatures
 from data_prep.store import TrackMeta, TrackStore
 
 
@@ -107,4 +108,46 @@ class BatchDataset(Dataset):
             audio.append(clip_audio)
             labels.append(np.array(meta.labels[window.start:window.start + window.length]) == POSITIVE_CODE)
         return (torch.from_numpy(np.stack(faces)), torch.from_numpy(np.stack(audio)),
+                torch.from_numpy(np.stack(labels).astype(np.float32)))
+
+
+class FeatureBatchDataset(Dataset):
+    """``train.freeze: encoders``: item ``i`` is batch ``i`` from the frozen encoders' features (``features.py``):
+    pooled maps ``(B, C, T, 2)``, audio embeddings ``(B, T, D)`` float32 and labels ``(B, T)``. With
+    ``voice_swap`` a window is heard, at that rate, with another video's audio embedding, every frame of it then
+    not speaking: a voice from another recording is never the face's own (the frames cannot be augmented here;
+    the encoders saw each frame once, as they see it when scoring)."""
+
+    def __init__(self, features: SplitFeatures, batches: list[list[Window]], voice_swap: float, seed: int,
+                 epoch: int, rank: int = 0):
+        self.features, self.batches, self.voice_swap = features, batches, voice_swap
+        self.seed, self.epoch, self.rank = seed, epoch, rank
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def _other_voice(self, window: Window, rng: np.random.Generator) -> np.ndarray | None:
+        """A ``window.length`` piece of the audio embedding of a track of another video (None: none found)."""
+        metas = self.features.metas
+        for track in rng.integers(0, len(metas), 8):
+            meta = metas[track]
+            if meta.frames >= window.length and meta.video_id != metas[window.track].video_id:
+                start = int(rng.integers(0, meta.frames - window.length + 1))
+                return self.features.window(int(track), start, window.length)[1]
+        return None
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, index])
+        pooled, sound, labels = [], [], []
+        for window in self.batches[index]:
+            seen, heard = self.features.window(window.track, window.start, window.length)
+            speaking = np.array(self.features.metas[window.track].labels[window.start:window.start + window.length]
+                                ) == POSITIVE_CODE
+            other = self._other_voice(window, rng) if rng.random() < self.voice_swap else None
+            if other is not None:
+                heard, speaking = other, np.zeros_like(speaking)
+            pooled.append(seen)
+            sound.append(heard)
+            labels.append(speaking)
+        return (torch.from_numpy(np.stack(pooled)), torch.from_numpy(np.stack(sound)),
                 torch.from_numpy(np.stack(labels).astype(np.float32)))

@@ -6,6 +6,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from asd_se.breakdowns import Breakdown, breakdowns, render_table
@@ -14,7 +15,7 @@ from asd_se.core.metrics import MetricUndefined, ava_average_precision
 from asd_se.core.progress import with_progress
 from asd_se.models import AsdModel
 from asd_se.scoring import score_track
-from data_prep.store import StoreError, TrackStore
+from data_prep.store import StoreError, TrackMeta, TrackStore
 
 
 @dataclass
@@ -57,11 +58,18 @@ def predict_split(model: AsdModel, store: TrackStore, split: str, device: torch.
     for meta in with_progress(metas, f"scoring {split}", "track", enabled=progress):
         faces, audio = store.load(meta)
         scores = score_track(model, faces, audio, device, durations=durations)
-        rows = meta.rows
-        for ts, label, box, frame in zip(rows.timestamps, rows.labels, rows.boxes, rows.frames):
-            predictions.append(Prediction(meta.video_id, ts, box, label, meta.entity_id, float(scores.probs[frame]),
-                                          float(scores.audio_probs[frame]), float(scores.visual_probs[frame])))
+        predictions += track_predictions(meta, scores.probs, scores.audio_probs, scores.visual_probs)
     return predictions
+
+
+def track_predictions(meta: TrackMeta, probs: np.ndarray, audio_probs: np.ndarray, visual_probs: np.ndarray
+                      ) -> list[Prediction]:
+    """A track's annotation rows with the per-frame probabilities ``(T,)`` of the three heads: each row takes its
+    25 fps frame's."""
+    rows = meta.rows
+    return [Prediction(meta.video_id, ts, box, label, meta.entity_id, float(probs[frame]), float(audio_probs[frame]),
+                       float(visual_probs[frame]))
+            for ts, label, box, frame in zip(rows.timestamps, rows.labels, rows.boxes, rows.frames)]
 
 
 def face_widths(store: TrackStore, split: str) -> dict[Key, float | None]:

@@ -3,6 +3,8 @@
 Each epoch ends with an atomic ``last.pt`` (model, optimizer, scheduler, epoch, RNG state, full config),
 a ``best.pt`` by val mAP, a line in ``metrics.jsonl`` and a fresh ``curves.png``. ``--resume`` continues from
 ``last.pt`` exactly: batches and augmentations are functions of (seed, epoch, rank), not of carried state.
+``train.freeze: encoders`` keeps the encoders of ``--init`` as they are and trains the SE block and everything
+after it from the encoders' features, computed once (``features.py``): the CPU path of fine-tuning.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from asd_se.core.errors import AsdSeError, InputError
 from asd_se.core.figures import new_figure, save_figure
 from asd_se.core.fsio import check_outputs, write_text_atomic
 from asd_se.core.progress import Progress
-from asd_se.data import BatchDataset, epoch_rng, make_batches
-from asd_se.evaluate import predict_split, summarise
+from asd_se.data import BatchDataset, FeatureBatchDataset, epoch_rng, make_batches
+from asd_se.evaluate import predict_split, summarise, track_predictions
+from asd_se.features import decide_track, frozen_parameters, load_features
 from asd_se.models import build_model, count_parameters
 from data_prep.store import StoreError, TrackStore
 
@@ -114,7 +117,7 @@ class Trainer:
     """Owns the model, optimizer, scheduler and run folder of one training run."""
 
     def __init__(self, config: Config, store_root: Path, run_dir: Path, resume: bool = False,
-                 init: Path | None = None, force: bool = False):
+                 init: Path | None = None, force: bool = False, features: Path | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
         self._claim_run_dir(store_root, init, resume, force)
@@ -131,13 +134,25 @@ class Trainer:
             raise StoreError(f"{store_root}: no training tracks (split 'train' is empty)")
         torch.manual_seed(train.seed)
         self.model = build_model(config.model).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        frozen = train.freeze == "encoders"
+        if frozen and self.ranks.world > 1:
+            raise InputError("train.freeze=encoders trains from cached features in one process; run it without "
+                             "torchrun")
+        for parameter in frozen_parameters(self.model) if frozen else []:
+            parameter.requires_grad_(False)
+        self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=train.lr,
+                                           weight_decay=train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.start_epoch, self.best_map, self.history = 0, -1.0, []
         if resume:
             self._resume()
         elif init is not None:
             self._initialise(Path(init))
+        self.features = {}  # split -> SplitFeatures, with train.freeze=encoders
+        for split, tracks in (("train", self.train_tracks), ("val", self.val_tracks)) if frozen else ():
+            if tracks:
+                self.features[split] = load_features(self.model, self.store, tracks,
+                                                     Path(features or self.run_dir / "features"), self.device)
         self.network = (DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                 if self.device.type == "cuda" else None)
                         if dist.is_initialized() else self.model)
@@ -209,7 +224,12 @@ class Trainer:
                                epoch_rng(train.seed, epoch))
         per_rank = len(batches) // self.ranks.world  # equal step counts, so no rank waits forever
         mine = batches[self.ranks.rank::self.ranks.world][:per_rank]
-        dataset = BatchDataset(self.store, self.train_tracks, mine, train.augment, train.seed, epoch, self.ranks.rank)
+        if self.features:
+            dataset = FeatureBatchDataset(self.features["train"], mine, train.voice_swap, train.seed, epoch,
+                                          self.ranks.rank)
+        else:
+            dataset = BatchDataset(self.store, self.train_tracks, mine, train.augment, train.seed, epoch,
+                                   self.ranks.rank)
         return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.loader_workers(),
                           pin_memory=self.device.type == "cuda")
 
@@ -233,11 +253,11 @@ class Trainer:
         total_loss = frames = 0.0
         started = time.perf_counter()
         bar = Progress(f"epoch {epoch + 1}/{train.epochs}", "batch", len(loader), self.ranks.main)
-        for faces, audio, labels in loader:
+        for *inputs, labels in loader:  # faces and audio, or (frozen encoders) their features
             bar.update()
-            faces, audio, labels = (t.to(self.device, non_blocking=True) for t in (faces, audio, labels))
+            inputs, labels = [t.to(self.device, non_blocking=True) for t in inputs], labels.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-                output = self.network(faces, audio)
+                output = self.model.decide_pooled(*inputs) if self.features else self.network(*inputs)
             loss = training_loss(output, labels, train.aux_weight)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch + 1}; stopped. The last good "
@@ -260,7 +280,12 @@ class Trainer:
     def _validate(self, record: dict) -> None:
         if not self.val_tracks:
             return
-        predictions = predict_split(self.model, self.store, "val", self.device, progress=False)
+        if self.features:
+            val = self.features["val"]
+            predictions = [p for i, meta in enumerate(val.metas)
+                           for p in track_predictions(meta, *decide_track(self.model, val, i))]
+        else:
+            predictions = predict_split(self.model, self.store, "val", self.device, progress=False)
         result = summarise(predictions)
         record.update(val_map=result.map_av, val_map_audio=result.map_audio, val_map_visual=result.map_visual)
         if result.map_av is not None:

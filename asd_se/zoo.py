@@ -1,6 +1,9 @@
 """The models asd-se ships: published weights inside the package (``asd_se/weights/``), usable by name wherever a
 checkpoint is asked for (``--checkpoint lightasd-talkset``). Nothing is downloaded: a name is turned into a
-checkpoint in memory from the file in the package, the same way ``asd-se import`` writes one.
+checkpoint in memory from the file in the package, the same way ``asd-se import`` writes one. A model asd-se
+fine-tuned with frozen encoders (``train.freeze: encoders``) ships as the published file plus the parts that
+training changed (``asd_se/weights/asd-se/``, written by ``scripts/ship_model.py``), with its config, data and
+figures recorded in that file.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+import torch
 
 from asd_se.models.lightasd_weights import LIGHTASD
 from asd_se.models.lrasd_weights import LRASD
@@ -30,14 +35,25 @@ class ShippedModel:
     licence: str
     source: str
     figures: str
+    trained: str = ""  # path inside WEIGHTS_FOLDER of the parts asd-se trained on top of ``weights``
 
     @property
     def path(self) -> Path:
         """The weight file inside the installed package."""
-        return Path(str(resources.files("asd_se").joinpath(WEIGHTS_FOLDER, self.weights)))
+        return _packaged(self.weights)
+
+    @property
+    def trained_path(self) -> Path | None:
+        return _packaged(self.trained) if self.trained else None
 
     def sha256(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        """Of the published file, and of the trained parts where the model has them."""
+        files = [self.path] + ([self.trained_path] if self.trained else [])
+        return " + ".join(hashlib.sha256(path.read_bytes()).hexdigest() for path in files)
+
+
+def _packaged(relative: str) -> Path:
+    return Path(str(resources.files("asd_se").joinpath(WEIGHTS_FOLDER, relative)))
 
 
 _LIGHTASD = "https://github.com/Junhua-Liao/Light-ASD (weight/)"
@@ -92,6 +108,11 @@ def shipped_payload(name: str) -> dict:
     model = SHIPPED[name]
     payload = published_payload(model.path, model.family, se=model.se)
     payload["source"].update(shipped=name, trained_on=model.trained_on)
+    if model.trained:
+        tuned = torch.load(model.trained_path, map_location="cpu", weights_only=True)
+        payload["model"].update(tuned["model"])
+        payload["config"] = tuned["config"]
+        payload["source"].update(tuned["source"], shipped=name)
     return payload
 
 

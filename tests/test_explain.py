@@ -94,6 +94,17 @@ def test_baselines_match_their_definitions(toy, name, by_hand):
         assert np.allclose(maps[t].numpy(), expected, atol=1e-4), (name, t)
 
 
+def test_the_centre_baseline_peaks_at_the_centre_whatever_the_input(toy):
+    model, faces, _, _ = toy
+    maps = [score_clip(model, clip, torch.zeros(1, 5 * 640), [build_explainer("centre")]).maps["centre"]
+            for clip in (faces, 255 - faces)]
+    assert torch.equal(maps[0], maps[1]) and torch.equal(maps[0][0], maps[0][4])
+    height, width = maps[0].shape[1:]
+    peak = divmod(int(maps[0][0].argmax()), width)
+    assert abs(peak[0] - (height - 1) / 2) <= 0.5 and abs(peak[1] - (width - 1) / 2) <= 0.5
+    assert float(maps[0][0].max()) == 1.0 and float(maps[0][0].min()) < 0.5
+
+
 def _mean_map(feature_maps: torch.Tensor, chosen: np.ndarray) -> torch.Tensor:
     """By hand: the mean of the chosen channels of ``(T, C, h, w)``, ReLU, each map scaled to peak 1."""
     mean = feature_maps[:, torch.from_numpy(chosen)].mean(dim=1).clamp(min=0)
@@ -192,7 +203,7 @@ def test_explain_eval_on_a_tiny_store(store_root, synth_root, tmp_path, capsys):
     results = json.loads((out / "explain_eval.json").read_text())
     # the store knows its annotation CSVs, so their sidecar was found without --mouth-boxes
     assert results["mouth_boxes"] == [str((synth_root / "mouth_boxes" / "val.csv").resolve())]
-    assert set(results["methods"]) == {"se", "gradcam", "gradcampp", "eigencam", "se_contrast"}
+    assert set(results["methods"]) == {"se", "gradcam", "gradcampp", "eigencam", "se_contrast", "centre"}
     assert 50 < results["frames"] <= 100
     counts = {(v["n_pointing_all"], v["n_speaking_frames"]) for v in results["methods"].values()}
     assert len(counts) == 1 and min(counts.pop()) > 0  # every method measured on the same frames
@@ -210,6 +221,12 @@ def test_explain_eval_on_a_tiny_store(store_root, synth_root, tmp_path, capsys):
     assert all(len(seeds) == 2 for step in cascade for seeds in step["spearman_per_seed"].values())
     assert set(results["consistency"]) == set(results["methods"])
     assert "## Sanity: cascading randomisation" in table and (out / "randomisation.png").stat().st_size > 0
+    # the centre baseline explains nothing: the same map whatever the weights, so it fails randomisation
+    assert cascade[-1]["spearman"]["centre"] > 0.99
+    usage = results["se_channels"]  # every frame measured is counted under its class
+    assert usage["speaking"]["frames"] + usage["silent"]["frames"] == results["frames"]
+    assert usage["speaking"]["channels_per_frame"] >= 1 and 0.0 <= usage["overlap"] <= 1.0
+    assert "## SE channels selected" in table
 
 
 def test_explain_eval_without_mouth_boxes_says_so_in_one_prominent_line(synth_copy, checkpoint, tmp_path, caplog):

@@ -21,6 +21,7 @@ LAYERS = [
     ("asd_se.explain", "explain"),
     ("asd_se.scoring", "scoring"),
     ("asd_se.breakdowns", "learning"), ("asd_se.data", "learning"), ("asd_se.evaluate", "learning"),
+    ("asd_se.features", "learning"),
     ("asd_se.train", "learning"),
     ("asd_se.render", "render"),
     ("asd_se.review", "review"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asd_se.core.errors import ConfigError
 from asd_se.explain.base import Explainer
+from asd_se.explain.centre import CentreBaseline
 from asd_se.explain.eigencam import EigenCam
 from asd_se.explain.gradcam import GradCam
 from asd_se.explain.gradcampp import GradCamPlusPlus
@@ -11,17 +12,18 @@ from asd_se.explain.se_map import ChannelSelection, SeContrastExplainer, SeExpla
 
 EXPLAINERS = ("se", "gradcam", "gradcampp", "eigencam", "se_contrast")  # se_contrast: beyond the paper
 SE_EXPLAINERS = ("se", "se_contrast")  # the maps that need the model's SE vector
+BASELINES = ("centre",)  # maps that explain nothing, measured beside the explainers (explain-eval only)
 
 
 def build_explainer(name: str, selection: ChannelSelection = ChannelSelection()) -> Explainer:
-    """The explainer called ``name`` (one of ``EXPLAINERS``); ``selection`` is for the SE map."""
+    """The explainer called ``name`` (one of ``EXPLAINERS`` or ``BASELINES``); ``selection`` is for the SE map."""
     se_methods = {"se": SeExplainer, "se_contrast": SeContrastExplainer}
     if name in se_methods:
         return se_methods[name](selection)
-    methods = {"gradcam": GradCam, "gradcampp": GradCamPlusPlus, "eigencam": EigenCam}
+    methods = {"gradcam": GradCam, "gradcampp": GradCamPlusPlus, "eigencam": EigenCam, "centre": CentreBaseline}
     if name not in methods:
-        raise ConfigError(f"explainer must be one of {', '.join(EXPLAINERS)}, not {name!r}")
+        raise ConfigError(f"explainer must be one of {', '.join(EXPLAINERS + BASELINES)}, not {name!r}")
     return methods[name]()
 
 
-__all__ = ["EXPLAINERS", "SE_EXPLAINERS", "ChannelSelection", "Explainer", "build_explainer"]
+__all__ = ["BASELINES", "EXPLAINERS", "SE_EXPLAINERS", "ChannelSelection", "Explainer", "build_explainer"]

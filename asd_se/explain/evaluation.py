@@ -22,7 +22,7 @@ from asd_se.core.ava import POSITIVE_CODE
 from asd_se.core.options import AT_LEAST_ONE, NOT_NEGATIVE, check_settings, setting
 from asd_se.core.progress import with_progress
 from asd_se.core.timing import StageTimer
-from asd_se.explain import EXPLAINERS, ChannelSelection, build_explainer
+from asd_se.explain import BASELINES, EXPLAINERS, ChannelSelection, build_explainer
 from asd_se.explain.faithfulness import (
     average_drop_increase,
     curve_auc,
@@ -46,7 +46,8 @@ class ExplainEvalConfig:
     """Which methods, on how much of which split, with how many perturbation steps."""
 
     split: str = setting("val", "the store's split to explain")
-    methods: tuple[str, ...] = setting(EXPLAINERS, "explainers to compare", EXPLAINERS)
+    methods: tuple[str, ...] = setting(EXPLAINERS + BASELINES, "explainers to compare (and the centre baseline)",
+                                       EXPLAINERS + BASELINES)
     max_frames: int = setting(2000, "frames measured", range=AT_LEAST_ONE)
     window: int = setting(100, "frames per window", range=AT_LEAST_ONE)
     steps: int = setting(10, "deletion/insertion steps", range=AT_LEAST_ONE)
@@ -136,13 +137,35 @@ class ExplainEvalResult:
     grid: list[GridSample] = field(default_factory=list)
     cascade: list[CascadeStep] = field(default_factory=list)  # sanity.py: randomisation, output down to stem
     consistency: dict[str, float | None] = field(default_factory=dict)  # per method, mean over shared frames
+    se_channels: dict = field(default_factory=dict)  # which channels the SE vector selects (``channel_usage``)
 
     def to_json(self) -> dict:
         """Everything but the arrays behind the figures."""
         return {"config": asdict(self.config), "mouth_boxes": self.mouth_boxes, "frames": self.frames,
                 "windows": self.windows, "tracks": self.tracks, "methods": self.methods,
                 "per_track": self.per_track, "randomisation_cascade": [asdict(step) for step in self.cascade],
-                "consistency": self.consistency}
+                "consistency": self.consistency, "se_channels": self.se_channels}
+
+
+def channel_usage(selected: dict[bool, list[list[int]]], top: int = 8) -> dict:
+    """Which channels the SE vector selected on speaking and on silent frames (``selected``: per class, each
+    frame's channels): per class the frames, channels per frame and the ``top`` most often selected with the
+    share of frames; ``overlap``: the Jaccard index of the channels selected on at least half of each class's
+    frames (1: the same channels whatever the decision)."""
+    usage, common = {}, {}
+    for speaking, frames in selected.items():
+        counts = defaultdict(int)
+        for channels in frames:
+            for channel in channels:
+                counts[channel] += 1
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        usage["speaking" if speaking else "silent"] = {
+            "frames": len(frames), "channels_per_frame": mean_or_none([len(c) for c in frames]),
+            "most_selected": [[channel, count / len(frames)] for channel, count in ranked[:top]]}
+        common[speaking] = {channel for channel, count in counts.items() if count >= len(frames) / 2}
+    if len(common) == 2 and common[True] | common[False]:
+        usage["overlap"] = len(common[True] & common[False]) / len(common[True] | common[False])
+    return usage
 
 
 def evaluate_explainers(model: AsdModel, store: TrackStore, mouths: MouthBoxes,
@@ -157,6 +180,7 @@ def evaluate_explainers(model: AsdModel, store: TrackStore, mouths: MouthBoxes,
     totals = {e.name: _Tally() for e in explainers}
     per_track: dict[str, dict[str, _Tally]] = defaultdict(lambda: {e.name: _Tally() for e in explainers})
     timer, frames_seen, se_values, grid = StageTimer(), 0, [], []
+    selected: dict[bool, list[list[int]]] = defaultdict(list)  # the SE map's channels per frame, by class
     grid_every = max(1, len(windows) // max(1, config.grid_samples))
     for number, (meta, start, end) in enumerate(with_progress(windows, "explain-eval", "window",
                                                               enabled=progress)):
@@ -174,6 +198,8 @@ def evaluate_explainers(model: AsdModel, store: TrackStore, mouths: MouthBoxes,
         scores = score_clip(model, faces[None], audio[None], explainers, timer)
         if scores.se_weights is not None:
             se_values.append(scores.se_weights.float().cpu().numpy())
+        for channels, talking in zip(scores.channels or [], speaking.tolist()):
+            selected[talking].append(channels)
 
         def score(perturbed: torch.Tensor) -> torch.Tensor:
             return score_clip(model, perturbed[None], audio[None]).probs
@@ -217,7 +243,8 @@ def evaluate_explainers(model: AsdModel, store: TrackStore, mouths: MouthBoxes,
     return ExplainEvalResult(config, [str(p) for p in mouths.sources] if mouths.boxes else None, frames_seen,
                              len(windows), len({(m.video_id, m.entity_id) for m, _, _ in windows}), methods,
                              {key: {name: tally.summary() for name, tally in tallies.items()}
-                              for key, tallies in sorted(per_track.items())}, se_values, grid, cascade, consistency)
+                              for key, tallies in sorted(per_track.items())}, se_values, grid, cascade, consistency,
+                             channel_usage(selected) if selected else {})
 
 
 def _sanity(model: AsdModel, explainers: list, store: TrackStore, windows: list[tuple[TrackMeta, int, int]],

@@ -49,6 +49,11 @@ def goal_checks(methods: dict) -> list[str]:
         ok = se["deletion_auc"] <= grad["deletion_auc"]
         lines.append(f"- SE deletion AUC no worse than Grad-CAM's: {se['deletion_auc']:.3f} vs "
                      f"{grad['deletion_auc']:.3f} — {'met' if ok else 'NOT met'}")
+    centre = methods.get("centre")
+    if centre and se["pointing_speaking"] is not None and centre["pointing_speaking"] is not None:
+        ok = se["pointing_speaking"] > centre["pointing_speaking"]
+        lines.append(f"- SE strict pointing above the crop-centre baseline's: {se['pointing_speaking']:.3f} vs "
+                     f"{centre['pointing_speaking']:.3f} — {'met' if ok else 'NOT met'}")
     speedup = grad["total_ms_per_frame"] / max(se["total_ms_per_frame"], 1e-9)
     lines.append(f"- SE at least 5× faster per frame than Grad-CAM: {speedup:.1f}× — "
                  f"{'met' if speedup >= 5 else 'NOT met'}")
@@ -72,7 +77,25 @@ def markdown(results: dict) -> str:
               f"Deletion/insertion (blurred-crop baseline, {results['config']['steps']} steps), Average Drop and "
               "Increase use the speaking frames.", ""]
     checks = goal_checks(methods)
-    return "\n".join(lines + sanity_lines(results) + (["## Goals", *checks, ""] if checks else []))
+    return "\n".join(lines + sanity_lines(results) + channel_lines(results.get("se_channels") or {}) +
+                     (["## Goals", *checks, ""] if checks else []))
+
+
+def channel_lines(usage: dict) -> list[str]:
+    """Which channels the SE vector selected on speaking and silent frames, as Markdown."""
+    if not usage:
+        return []
+    lines = ["## SE channels selected", "", "| frames | count | channels per frame | most often selected "
+             "(channel: share of frames) |", "|---|---|---|---|"]
+    for name in ("speaking", "silent"):
+        if name in usage:
+            row = usage[name]
+            top = ", ".join(f"{channel}: {share:.2f}" for channel, share in row["most_selected"])
+            lines.append(f"| {name} | {row['frames']} | {row['channels_per_frame']:.1f} | {top} |")
+    if "overlap" in usage:
+        lines.append(f"\nOverlap (Jaccard) of the channels selected on at least half of each class's frames: "
+                     f"{usage['overlap']:.2f} (1: the same channels whatever the decision).")
+    return lines + [""]
 
 
 def sanity_lines(results: dict) -> list[str]:

@@ -38,17 +38,16 @@ class ActiveSpeakerModel(TwoStreamModel):
         self.audio_head = nn.Linear(dim, 1)
         self.visual_head = nn.Linear(dim, 1)
 
-    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
-        """Everything after the visual encoder: maps ``(B, C, T, h, w)`` + audio ``(B, 640·T)`` -> ASDOutput.
-        Gradient explainers differentiate the logits with respect to ``maps`` through this."""
-        frames = maps.shape[2]
-        scaled, se_weights = self.se(maps) if self.se is not None else (maps, None)
-        visual = self.visual_proj(scaled.mean(dim=(3, 4)).transpose(1, 2))  # (B, T, D)
-        sound = self.audio(self.frontend(audio, frames))[:, :frames]  # (B, T, D)
+    def decide_pooled(self, pooled: torch.Tensor, sound: torch.Tensor, explain: bool = False) -> ASDOutput:
+        """Spatial means and maxima ``(B, C, T, 2)`` + audio embedding ``(B, T, D)`` -> ASDOutput (this model reads
+        the means: its visual embedding is the spatial mean of the SE-scaled maps)."""
+        means = pooled[..., 0]
+        se_weights = self.se.weigh(means) if self.se is not None else None
+        scaled = means if se_weights is None else self.se.scale(means, se_weights)
+        visual = self.visual_proj(scaled.transpose(1, 2))  # (B, T, D)
         fused = self.backend(self.fusion(sound, visual))
         return ASDOutput(self.head(fused).squeeze(-1), self.audio_head(sound).squeeze(-1),
-                         self.visual_head(visual).squeeze(-1),
-                         maps.transpose(1, 2) if explain else None, se_weights if explain else None)
+                         self.visual_head(visual).squeeze(-1), se_weights=se_weights if explain else None)
 
 
 def count_parameters(model: nn.Module) -> int:

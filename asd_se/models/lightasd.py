@@ -129,16 +129,16 @@ class TwoClassModel(TwoStreamModel):
         """Audio and visual embeddings ``(B, T, 128)`` each -> the fused sequence ``(B, T, 128)``."""
         raise NotImplementedError
 
-    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
-        """Maps ``(B, 128, T, 14, 14)`` + audio -> ASDOutput (everything after the explained layer)."""
-        frames = maps.shape[2]
-        scaled, se_weights = self.se(maps) if self.se is not None else (maps, None)
-        visual = scaled.amax(dim=(3, 4)).transpose(1, 2)  # (B, T, 128): the spatial max
-        sound = self.audio(self.frontend(audio, frames))  # (B, T, 128)
+    def decide_pooled(self, pooled: torch.Tensor, sound: torch.Tensor, explain: bool = False) -> ASDOutput:
+        """Spatial means and maxima ``(B, 128, T, 2)`` + audio embedding ``(B, T, 128)`` -> ASDOutput: the SE
+        vector from the means scales the maxima (the spatial max of the scaled maps)."""
+        se_weights = self.se.weigh(pooled[..., 0]) if self.se is not None else None
+        maxima = pooled[..., 1] if se_weights is None else self.se.scale(pooled[..., 1], se_weights)
+        visual = maxima.transpose(1, 2)  # (B, T, 128)
         speaking, seen = self.head(self.fuse(sound, visual)), self.visual_head(visual)  # (B, T, 2) each
         return ASDOutput(speaking[..., 1] - speaking[..., 0], self.audio_head(sound).squeeze(-1),
-                         seen[..., 1] - seen[..., 0], maps.transpose(1, 2) if explain else None,
-                         se_weights if explain else None, scores=speaking[..., 1])
+                         seen[..., 1] - seen[..., 0], se_weights=se_weights if explain else None,
+                         scores=speaking[..., 1])
 
 
 class LightAsdModel(TwoClassModel):

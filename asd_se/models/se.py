@@ -35,9 +35,20 @@ class SEBlock(nn.Module):
         SE vector is then the same for every input, so it ranks no channel above another for any decision."""
         return bool((self.excite[2].weight == 0).all())
 
-    def forward(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def weigh(self, means: torch.Tensor) -> torch.Tensor:
+        """Per-frame spatial means ``(B, C, T)`` of the maps -> the SE vector: ``(B, C)`` (clip squeeze) or
+        ``(B, T, C)`` (frame squeeze)."""
         if self.squeeze == "clip":
-            weights = self.gain * self.excite(maps.mean(dim=(2, 3, 4)))  # (B, C)
-            return maps * weights[:, :, None, None, None], weights
-        weights = self.gain * self.excite(maps.mean(dim=(3, 4)).transpose(1, 2))  # (B, T, C)
-        return maps * weights.transpose(1, 2)[:, :, :, None, None], weights
+            return self.gain * self.excite(means.mean(dim=2))
+        return self.gain * self.excite(means.transpose(1, 2))
+
+    @staticmethod
+    def scale(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, C, T, ...)`` (maps, or any per-channel summary of them) with each channel scaled by the SE
+        vector ``weights`` (``weigh``'s)."""
+        per_frame = weights[:, :, None] if weights.dim() == 2 else weights.transpose(1, 2)  # (B, C, 1|T)
+        return x * per_frame.reshape(*per_frame.shape, *([1] * (x.dim() - 3)))
+
+    def forward(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = self.weigh(maps.mean(dim=(3, 4)))
+        return self.scale(maps, weights), weights

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from asd_se.models.output import ASDOutput
+
 
 def _bn_relu(channels: int) -> list[nn.Module]:
     return [nn.BatchNorm3d(channels), nn.ReLU(inplace=True)]
@@ -124,6 +126,28 @@ class TwoStreamModel(nn.Module):
         """``(B, T, H, W)`` faces -> the last visual feature maps ``(B, C, T, h, w)`` (before the SE block)."""
         return encode_in_chunks(self.visual, faces, lambda x: (x.float() / 255.0 - self.face_mean) / self.face_std,
                                 self.training)
+
+    def sound(self, audio: torch.Tensor, frames: int) -> torch.Tensor:
+        """Audio ``(B, 640·T)`` (or with ``audio_context``) -> the audio embedding ``(B, T, D)`` of ``frames``."""
+        return self.audio(self.frontend(audio, frames))[:, :frames]
+
+    @staticmethod
+    def pool(maps: torch.Tensor) -> torch.Tensor:
+        """Maps ``(B, C, T, h, w)`` -> ``(B, C, T, 2)``: each frame's spatial mean and max per channel — all the
+        decision reads of the maps (the SE block squeezes the means, and scales every channel by a positive
+        factor, which the mean and the max commute with), so a frozen encoder's features fit in 2·C per frame."""
+        return torch.stack([maps.mean(dim=(3, 4)), maps.amax(dim=(3, 4))], dim=-1)
+
+    def decide_pooled(self, pooled: torch.Tensor, sound: torch.Tensor, explain: bool = False) -> ASDOutput:
+        """``pool``'s ``(B, C, T, 2)`` + ``sound``'s ``(B, T, D)`` -> ASDOutput (without feature maps)."""
+        raise NotImplementedError
+
+    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
+        """Everything after the visual encoder: maps ``(B, C, T, h, w)`` + audio -> ASDOutput. Gradient explainers
+        differentiate the logits with respect to ``maps`` through this."""
+        output = self.decide_pooled(self.pool(maps), self.sound(audio, maps.shape[2]), explain)
+        output.feature_maps = maps.transpose(1, 2) if explain else None
+        return output
 
     def forward(self, faces: torch.Tensor, audio: torch.Tensor, explain: bool = False):
         return self.decide(self.visual_maps(faces), audio, explain)
