@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asd_se.core.ava import Prediction
 from asd_se.core.progress import with_progress
+from asd_se.evaluate import track_predictions
 from asd_se.scoring import WINDOW_FRAMES, iter_windows, windows
 from data_prep.store import TrackMeta, TrackStore
 
@@ -128,3 +130,10 @@ def decide_track(model: torch.nn.Module, features: SplitFeatures, track: int) ->
             heads = torch.stack([output.logits[0], output.audio_logits[0], output.visual_logits[0]]).float()
             probs[:, keep_start:keep_end] = torch.sigmoid(heads).cpu().numpy()[:, keep_start - start:keep_end - start]
     return probs
+
+
+def predict_features(model: torch.nn.Module, features: SplitFeatures) -> list[Prediction]:
+    """Every annotation row of ``features``' tracks with its frame's probabilities (``evaluate.predict_split``'s
+    rows, from the features)."""
+    return [row for i, meta in enumerate(features.metas)
+            for row in track_predictions(meta, *decide_track(model, features, i))]

@@ -34,8 +34,8 @@ from asd_se.core.figures import new_figure, save_figure
 from asd_se.core.fsio import check_outputs, write_text_atomic
 from asd_se.core.progress import Progress
 from asd_se.data import BatchDataset, FeatureBatchDataset, epoch_rng, make_batches
-from asd_se.evaluate import predict_split, summarise, track_predictions
-from asd_se.features import decide_track, frozen_parameters, load_features
+from asd_se.evaluate import predict_split, summarise
+from asd_se.features import frozen_parameters, load_features, predict_features
 from asd_se.models import build_model, count_parameters
 from data_prep.store import StoreError, TrackStore
 
@@ -203,7 +203,8 @@ class Trainer:
         an SE block the checkpoint lacks is inserted at its identity start, so step 0 computes what it did."""
         saved = Config.from_dict(load_checkpoint(path)["config"]).model
         wanted = self.config.model
-        architecture = {k: v for k, v in self.config.to_dict()["model"].items() if k not in ("se", "se_identity")}
+        free = ("se", "se_identity") + (() if saved.se else ("se_squeeze", "se_reduction"))  # a block it lacks: any
+        architecture = {k: v for k, v in self.config.to_dict()["model"].items() if k not in free}
         mismatch = model_mismatch({k: v for k, v in Config(model=saved).to_dict()["model"].items()
                                    if k in architecture}, architecture)
         if mismatch:
@@ -281,9 +282,7 @@ class Trainer:
         if not self.val_tracks:
             return
         if self.features:
-            val = self.features["val"]
-            predictions = [p for i, meta in enumerate(val.metas)
-                           for p in track_predictions(meta, *decide_track(self.model, val, i))]
+            predictions = predict_features(self.model, self.features["val"])
         else:
             predictions = predict_split(self.model, self.store, "val", self.device, progress=False)
         result = summarise(predictions)

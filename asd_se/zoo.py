@@ -91,16 +91,27 @@ def _pair(name: str, family: Family, weights: str, trained_on: str, source: str,
             ShippedModel(f"{name}-se", family, weights, True, trained_on, "MIT", source, with_se))
 
 
-SHIPPED = {model.name: model for pair in (
+_PUBLISHED = tuple(model for pair in (
     _pair("lightasd-talkset", LIGHTASD, "light-asd/finetuning_TalkSet.model", _TALKSET, _LIGHTASD, _PARITY, _REAL_LT,
           "1.7-1.9x", "2.3-3.1x"),
     _pair("lightasd-ava", LIGHTASD, "light-asd/pretrain_AVA_CVPR.model", _AVA, _LIGHTASD, _PARITY, _REAL_LA),
     _pair("lrasd-talkset", LRASD, "lr-asd/finetuning_TalkSet.model", _LR_TALKSET, _LRASD, _LR_PARITY, _REAL_RT,
           "1.5-2.1x", "2.4-3.6x"),
     _pair("lrasd-ava", LRASD, "lr-asd/pretrain_AVA.model", _LR_AVA, _LRASD, _LR_PARITY, _REAL_RA),
-) for model in pair}
-DEFAULT_MODEL = "lrasd-talkset-se"  # what `asd-se render` uses without --checkpoint: the best real model shipped
-# (LR-ASD: the stronger published model; with the SE block its map costs no gradient: 1.5-1.7x faster than Grad-CAM)
+) for model in pair)
+_VASP = ("real talking faces: VASP train/ (16 people, 1,641 asd-se talkset videos), from lrasd-talkset-se with "
+         "frozen encoders (the SE block, fusion, back end and heads trained; 12 epochs)")
+_VASP_FIGURES = ("4 held-out people (VASP val, 49,287 face-frames, docs/benchmarks.md): mAP 72.8 [66.0, 78.8] "
+                 "(lrasd-talkset: 34.0 [30.0, 39.6]); a face under another's voice called speaking on 11.2% of its "
+                 "frames (99.0%); the voice's owner highest on 0.78 of composite speech frames (0.40; chance 0.41); "
+                 "SE map strict pointing on mouths 0.015 (crop centre 0.062, Grad-CAM 0.27): the trained SE block "
+                 "selects the same 9 channels for every input")
+_FINE_TUNED = (ShippedModel("lrasd-vasp-se", LRASD, "lr-asd/finetuning_TalkSet.model", True, _VASP,
+                             "MIT (the weights); the VASP clips are not shipped (no licence stated)",
+                             f"{_LRASD} + asd-se", _VASP_FIGURES, trained="asd-se/lrasd-vasp-se.pt"),)
+SHIPPED = {model.name: model for model in _PUBLISHED + _FINE_TUNED}
+DEFAULT_MODEL = "lrasd-vasp-se"  # what `asd-se render` uses without --checkpoint: the shipped model that learned real
+# faces and checks whose voice it hears (LR-ASD + a trained SE block; its map costs no gradient)
 
 
 def shipped_payload(name: str) -> dict:

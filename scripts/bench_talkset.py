@@ -3,7 +3,7 @@
 intervals (videos resampled). Prints JSON. The baseline a model trained on real faces must beat.
 
     asd-se talkset CLIPS --out SET && asd-se prep --dataset talkset --root SET --out STORE --crop lightasd
-    python scripts/bench_talkset.py --data STORE --categories SET/categories/val.csv
+    python scripts/bench_talkset.py --data STORE --categories SET/categories/val.csv [--features DIR]
 
 "whose voice": on composites (2-3 faces moving their lips, one voice), the share of the voice's speech frames
 where the voice's owner has the highest probability of the faces on screen (chance: 1/2 or 1/3).
@@ -59,6 +59,7 @@ def main() -> None:
     from asd_se.checkpoint import load_model
     from asd_se.core.devices import resolve_device
     from asd_se.evaluate import face_widths, predict_split, read_categories, summarise
+    from asd_se.features import load_features, predict_features
     from data_prep.store import TrackStore
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -68,6 +69,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["lightasd-talkset", "lightasd-ava", "lrasd-talkset",
                                                         "lrasd-ava"], help="shipped model names or checkpoints")
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--features", type=Path, metavar="DIR",
+                        help="score through the frozen encoders' features kept here (computed where missing; the "
+                             "same probabilities as the scoring engine's for tracks up to 1,000 frames)")
     args = parser.parse_args()
     store, categories = TrackStore.open(args.data), read_categories(args.categories)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU", "split": args.split,
@@ -77,7 +81,11 @@ def main() -> None:
         started = time.perf_counter()
         model, config = load_model(name, device)
         store.require_crop(config.model.crop, name)
-        predictions = predict_split(model, store, args.split, device)
+        if args.features:
+            predictions = predict_features(model, load_features(model, store, store.tracks(args.split),
+                                                                args.features, device))
+        else:
+            predictions = predict_split(model, store, args.split, device)
         summary = summarise(predictions, categories, face_widths(store, args.split), args.bootstrap)
         results["models"][name] = {
             "seconds": round(time.perf_counter() - started, 1), "rows": summary.rows,

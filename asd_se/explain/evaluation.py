@@ -263,11 +263,11 @@ def _sanity(model: AsdModel, explainers: list, store: TrackStore, windows: list[
     cascade = randomisation_cascade(model, explainers, [clip(m, a, b - a) for m, a, b in chosen],
                                     store.settings.crop_size, tuple(range(max(1, config.sanity_seeds))))
     shared: dict[str, list[float]] = defaultdict(list)
-    for meta, start, end in chosen:
+    for meta, start, end in chosen:  # the second window starts half-way into the first, as long where the track is
         half = (end - start) // 2
-        if half >= 1 and start + half + (end - start) <= meta.frames:
+        if half >= 1:
             found = overlap_consistency(model, explainers, clip(meta, start, end - start),
-                                        clip(meta, start + half, end - start), half)
+                                        clip(meta, start + half, min(end - start, meta.frames - start - half)), half)
             for name, values in found.items():
                 shared[name] += values.tolist()
     return cascade, {e.name: mean_or_none(shared[e.name]) for e in explainers}
