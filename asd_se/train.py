@@ -120,7 +120,7 @@ class Trainer:
                  init: Path | None = None, force: bool = False, features: Path | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
-        self._claim_run_dir(store_root, init, resume, force)
+        self._claim_run_dir(store_root, init, resume, force, features)
         train = config.train
         if train.threads:
             torch.set_num_threads(train.threads)
@@ -158,7 +158,8 @@ class Trainer:
                         if dist.is_initialized() else self.model)
         self.use_amp = train.amp and self.device.type == "cuda"
 
-    def _claim_run_dir(self, store_root: Path, init: Path | None, resume: bool, force: bool) -> None:
+    def _claim_run_dir(self, store_root: Path, init: Path | None, resume: bool, force: bool,
+                       features: Path | None) -> None:
         """Refuse, before any work, a run folder that would mix two trainings (it holds a run, and neither
         ``resume`` nor ``force`` was given), or whose files are inputs of this run; with ``force`` the earlier
         run's files are removed, so none of them (an old best.pt) survives beside the new run's."""
@@ -170,7 +171,7 @@ class Trainer:
                              f"continue it, --force to start over (its files are replaced), or another --out")
         if resume and "last.pt" not in earlier:
             raise InputError(f"{self.run_dir}: nothing to resume (no last.pt)")
-        check_outputs([store_root, init], [self.run_dir / name for name in RUN_FILES], [self.run_dir])
+        check_outputs([store_root, init], [self.run_dir / name for name in RUN_FILES], [self.run_dir, features])
         if force and int(os.environ.get("RANK", "0")) == 0:
             for name in earlier:
                 (self.run_dir / name).unlink()
