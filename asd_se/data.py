@@ -56,6 +56,11 @@ def make_batches(metas: list[TrackMeta], frame_budget: int, max_frames: int, min
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def window_labels(meta: TrackMeta, window: Window) -> np.ndarray:
+    """``(L,)`` bool: which frames of ``window`` are speaking (the training target)."""
+    return np.array(meta.labels[window.start:window.start + window.length]) == POSITIVE_CODE
+
+
 def augment_faces(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The same flip, crop-and-scale and small rotation applied to every frame ``(T, S, S)`` of a window."""
     size = faces.shape[-1]
@@ -103,10 +108,9 @@ class BatchDataset(Dataset):
                 clip_faces = augment_faces(clip_faces, rng)
                 other = loaded[(i + 1) % len(loaded)][1] if len(loaded) > 1 and rng.random() < 0.3 else None
                 clip_audio = augment_audio(clip_audio, other, rng)
-            meta = self.metas[window.track]
             faces.append(clip_faces)
             audio.append(clip_audio)
-            labels.append(np.array(meta.labels[window.start:window.start + window.length]) == POSITIVE_CODE)
+            labels.append(window_labels(self.metas[window.track], window))
         return (torch.from_numpy(np.stack(faces)), torch.from_numpy(np.stack(audio)),
                 torch.from_numpy(np.stack(labels).astype(np.float32)))
 
@@ -141,8 +145,7 @@ class FeatureBatchDataset(Dataset):
         pooled, sound, labels = [], [], []
         for window in self.batches[index]:
             seen, heard = self.features.window(window.track, window.start, window.length)
-            speaking = np.array(self.features.metas[window.track].labels[window.start:window.start + window.length]
-                                ) == POSITIVE_CODE
+            speaking = window_labels(self.features.metas[window.track], window)
             other = self._other_voice(window, rng) if rng.random() < self.voice_swap else None
             if other is not None:
                 heard, speaking = other, np.zeros_like(speaking)

@@ -121,10 +121,10 @@ def decide_track(model: torch.nn.Module, features: SplitFeatures, track: int) ->
     frames = features.metas[track].frames
     probs = np.zeros((3, frames), np.float32)
     model.eval()
+    device = next(model.parameters()).device
     with torch.no_grad():
         for start, end, keep_start, keep_end in windows(frames, WINDOW_FRAMES):
             pooled, sound = features.window(track, start, end - start)
-            device = next(model.parameters()).device
             output = model.decide_pooled(torch.from_numpy(pooled)[None].to(device),
                                          torch.from_numpy(sound)[None].to(device))
             heads = torch.stack([output.logits[0], output.audio_logits[0], output.visual_logits[0]]).float()

@@ -54,11 +54,12 @@ def main() -> int:
         sys.exit(f"{args.run}: its encoders differ from {args.base}'s ({len(changed)} tensors, e.g. {changed[0]}): "
                  f"not a train.freeze=encoders run from it")
     trained = {name: tensor for name, tensor in run["model"].items() if not name.startswith(FROZEN)}
+    data = data_summary(args.manifest)
     source = {"trained_by": "asd-se train, train.freeze=encoders (the SE block and everything after the encoders)",
-              "init": args.base, "trained_on_data": args.origin, "data": data_summary(args.manifest),
+              "init": args.base, "trained_on_data": args.origin, "data": data,
               "run_metrics": run.get("metrics", {}), "figures": json.loads(args.figures.read_text()),
               "licence": f"weights: {args.licence}; the clips trained on are not shipped "
-                         f"({data_summary(args.manifest)['clip_licence']})"}
+                         f"({data['clip_licence']})"}
     save_checkpoint(args.out, {"config": run["config"], "model": trained, "source": source})
     print(f"{args.out}: {sum(t.numel() for t in trained.values())} trained parameters and buffers "
           f"({len(trained)} tensors) on top of {args.base}")
