@@ -21,3 +21,8 @@ class InputError(AsdSeError):
 class OutputError(AsdSeError):
     """An output that cannot be written (a folder that cannot be made, a read-only or full disk, a path that
     is one of the command's inputs); the message names the path. Nothing partial is left."""
+
+
+class ModelError(AsdSeError, ValueError):
+    """A model that cannot be used as asked (``asd_se.explain.anymodel``): a layer it does not have or never
+    calls, one whose tensors have no spatial maps, a model left in training mode to be explained."""

@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 
 from asd_se.core.media import SAMPLES_PER_FRAME
-from asd_se.explain.maps import normalise
+from asd_se.explain.maps import channel_sum, normalise
 from asd_se.models import AsdModel, ASDOutput
 
 GRADIENT_BUDGET = 2**26  # floats of batched gradients held at once (256 MB)
@@ -73,7 +73,7 @@ class Explainer:
 
     def cam(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput) -> torch.Tensor:
         """Unnormalised maps ``(T, h, w)``: the activations ``(T, C, h, w)`` weighted per channel."""
-        return torch.einsum("tchw,tc->thw", activations, self.channel_weights(activations, gradients, output))
+        return channel_sum(activations, self.channel_weights(activations, gradients, output))
 
     def channel_weights(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput
                         ) -> torch.Tensor:

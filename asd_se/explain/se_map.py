@@ -65,13 +65,19 @@ def select_channels(se_weights: torch.Tensor, selection: ChannelSelection = Chan
     return torch.where(mask.sum(dim=-1, keepdim=True) >= floor.sum(dim=-1, keepdim=True), mask, floor)
 
 
+def selection_weights(se_weights: torch.Tensor, selection: ChannelSelection = ChannelSelection()) -> torch.Tensor:
+    """``(..., C)``: the channels each SE vector ``(..., C)`` selects, each weighted 1 / (number selected), the
+    others 0 — the weights that make an SE map the mean of its selected channels (``maps.channel_sum``)."""
+    mask = select_channels(se_weights.float(), selection).float()
+    return mask / mask.sum(dim=-1, keepdim=True)
+
+
 def se_channel_weights(se_weights: torch.Tensor, frames: int,
                        selection: ChannelSelection = ChannelSelection()) -> torch.Tensor:
-    """``(T, C)``: the selected channels of an SE vector ``(C,)`` (clip squeeze, shared by all ``frames``) or
-    ``(T, C)`` (frame squeeze), each weighted 1 / (number selected): the map is their mean."""
-    mask = select_channels(se_weights.float(), selection).float()
-    mask = mask.expand(frames, -1) if mask.dim() == 1 else mask
-    return mask / mask.sum(dim=1, keepdim=True)
+    """``(T, C)``: ``selection_weights`` of an SE vector ``(C,)`` (clip squeeze, shared by all ``frames``) or
+    ``(T, C)`` (frame squeeze)."""
+    weights = selection_weights(se_weights, selection)
+    return weights.expand(frames, -1) if weights.dim() == 1 else weights
 
 
 def ranked_channels(se_weights: torch.Tensor, selection: ChannelSelection = ChannelSelection()) -> list[list[int]]:

@@ -7,10 +7,11 @@ from torch import nn
 
 
 class SEBlock(nn.Module):
-    """SE block (Hu et al.) for ``(B, C, T, h, w)`` maps.
+    """SE block (Hu et al.) for ``(B, C, *S)`` maps: the ASD models' ``(B, C, T, h, w)``, or any model's
+    ``(B, C, H, W)`` / ``(B, C, T, H, W)`` (``asd_se.explain.anymodel``).
 
-    ``squeeze="clip"`` averages over (T, h, w): one SE vector ``(B, C)`` for the whole clip.
-    ``squeeze="frame"`` averages over (h, w): one SE vector per frame ``(B, T, C)``.
+    ``squeeze="clip"`` averages over all of S: one SE vector ``(B, C)`` per input (a whole clip, an image).
+    ``squeeze="frame"`` (maps ``(B, C, T, ...)``) averages over all but T: one SE vector per frame ``(B, T, C)``.
     Returns the rescaled maps (same shape as the input) and the SE vector (values in (0, 1)).
 
     ``identity_start``: for inserting the block into a trained model without changing what it computes. The
@@ -50,5 +51,7 @@ class SEBlock(nn.Module):
         return x * per_frame.reshape(*per_frame.shape, *([1] * (x.dim() - 3)))
 
     def forward(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        weights = self.weigh(maps.mean(dim=(3, 4)))
+        """``maps (B, C, *S)`` -> the rescaled maps (same shape) and the SE vector (``weigh``'s)."""
+        means = maps.flatten(3).mean(dim=3) if self.squeeze == "frame" else maps.flatten(2).mean(dim=2, keepdim=True)
+        weights = self.weigh(means)
         return self.scale(maps, weights), weights

@@ -1,0 +1,149 @@
+"""Squeeze an explanation out of any PyTorch model: the paper's model-agnostic half (Roxo et al., arXiv 2412.05134).
+
+``insert_se`` puts an SE block on the maps entering (``before=``) or leaving (``after=``) a named module of any
+``nn.Module`` — ``before="avgpool"`` on a torchvision ResNet or Inception, ``after="features"`` on a MobileNet —
+with the identity start (every channel scaled by exactly 1), so a trained model computes what it computed until
+it trains again. ``SqueezeExplainer`` then runs the model once on a batch and returns its output with each item's
+SE map: the SE vector selects channels (the paper's mean + 1.282·std, the floor and the rank option:
+``ChannelSelection``), their maps are averaged, ReLU'd, scaled to [0, 1] and upsampled to the input: one forward
+pass, no gradients. The ASD models' SE map (``se_map.SeExplainer``) is made by the same functions.
+
+    se = insert_se(model, before="avgpool", example=images[:1])   # then train, or fine-tune, the model
+    model.eval()
+    explained = SqueezeExplainer(model, se)(images)                # .output, .maps (B, H, W), .channels
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from asd_se.core.errors import ModelError
+from asd_se.explain.maps import channel_sum, normalise, upsample
+from asd_se.explain.se_map import ChannelSelection, ranked_channels, selection_weights
+from asd_se.models.se import SEBlock
+
+POSITIONS = ("before", "after")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One batch explained. ``output``: what the model returned; ``maps (B, *S)`` in [0, 1] at input resolution
+    (``(B, H, W)`` for 2-D maps, ``(B, T, H, W)`` for 3-D); ``se_weights (B, C)``; ``channels``: per item, the
+    selected channels by decreasing SE value."""
+
+    output: Any
+    maps: torch.Tensor
+    se_weights: torch.Tensor
+    channels: list[list[int]]
+
+
+class _Squeeze:
+    """The hook that puts ``se`` on a module's first input (``before``) or on its output (``after``); a class,
+    not a closure, so a model with an SE block inserted still pickles."""
+
+    def __init__(self, se: Callable[[torch.Tensor], tuple[torch.Tensor, Any]], layer: str, position: str):
+        self.se, self.layer, self.position = se, layer, position
+
+    def maps(self, x: Any) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() < 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            where = "entering" if self.position == "before" else "leaving"
+            raise ModelError(f"the tensor {where} layer {self.layer!r} is {shape}: no spatial maps to "
+                             "squeeze; an SE block needs (B, C, H, W) or (B, C, T, H, W) maps, e.g. before the "
+                             "global pooling")
+        return x
+
+    def __call__(self, module: nn.Module, args: tuple, output: Any = None) -> Any:
+        if self.position == "before":
+            return (self.se(self.maps(args[0] if args else None))[0], *args[1:])
+        return self.se(self.maps(output))[0]
+
+
+def _attach(model: nn.Module, layer: str, position: str, hook: _Squeeze):
+    target = model.get_submodule(layer)
+    if position == "before":
+        return target.register_forward_pre_hook(hook)
+    return target.register_forward_hook(hook)
+
+
+def _channels(model: nn.Module, layer: str, position: str, example: tuple) -> tuple[int, torch.Tensor]:
+    """The channel count of the maps at ``layer`` and one of them, from one forward pass of ``example`` in eval
+    mode without gradients (running statistics are not touched), the model's mode restored after."""
+    seen: list[torch.Tensor] = []
+
+    def record(maps: torch.Tensor) -> tuple[torch.Tensor, None]:
+        seen.append(maps)
+        return maps, None
+
+    handle, training = _attach(model, layer, position, _Squeeze(record, layer, position)), model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(*example)
+    finally:
+        handle.remove()
+        model.train(training)
+    if not seen:
+        raise ModelError(f"layer {layer!r} is never called in the model's forward pass: no maps to squeeze")
+    return seen[0].shape[1], seen[0]
+
+
+def insert_se(model: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...], *, before: str | None = None,
+              after: str | None = None, reduction: int = 16) -> SEBlock:
+    """Insert an SE block (identity start, clip squeeze, ``reduction``) on the maps entering ``before`` or leaving
+    ``after`` — a name from ``model.named_modules()`` — and return it. ``example``: an input (or a tuple of the
+    model's inputs) run once to learn the channel count; the block is registered on the layer's parent as
+    ``se_before_<name>`` / ``se_after_<name>`` (so it trains, saves and loads with the model), and the model's
+    outputs are unchanged until it trains."""
+    if (before is None) == (after is None):
+        raise ModelError("insert_se needs exactly one of before= or after= (a layer name)")
+    position, layer = ("before", before) if before is not None else ("after", after)
+    names = [name for name, _ in model.named_modules() if name]
+    if layer not in names:
+        close = difflib.get_close_matches(layer, names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; it has {', '.join(names[:8])}, ..."
+        raise ModelError(f"the model has no layer {layer!r}{hint}")
+    parent_name, _, leaf = layer.rpartition(".")
+    parent, attribute = model.get_submodule(parent_name), f"se_{position}_{leaf}"
+    if hasattr(parent, attribute):
+        raise ModelError(f"an SE block is already inserted {position} {layer!r}")
+    channels, maps = _channels(model, layer, position, example if isinstance(example, tuple) else (example,))
+    se = SEBlock(channels, reduction, squeeze="clip", identity_start=True).to(maps.device)
+    parent.add_module(attribute, se)
+    _attach(model, layer, position, _Squeeze(se, layer, position))
+    return se
+
+
+class SqueezeExplainer:
+    """The SE map of every item of a batch, from the one forward pass that gives the model's output."""
+
+    def __init__(self, model: nn.Module, se: SEBlock, selection: ChannelSelection = ChannelSelection()):
+        if not any(module is se for module in model.modules()):
+            raise ModelError("this SE block is not part of the model: insert it with insert_se(model, ...)")
+        self.model, self.se, self.selection = model, se, selection
+
+    def __call__(self, *inputs: torch.Tensor, size: tuple[int, ...] | None = None) -> Explanation:
+        """``inputs``: the model's inputs (a batch). ``size``: the maps' output size; by default the trailing
+        dimensions of the first input (``(H, W)`` of ``(B, 3, H, W)`` images for 2-D maps)."""
+        if self.model.training:
+            raise ModelError("the model is in training mode: call model.eval() first (batch statistics and "
+                             "dropout would change the map, and running statistics would move)")
+        seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+        handle = self.se.register_forward_hook(lambda module, args, out: seen.append((args[0], out[1])))
+        try:
+            with torch.no_grad():
+                output = self.model(*inputs)
+        finally:
+            handle.remove()
+        if len(seen) != 1:
+            raise ModelError(f"the SE block ran {len(seen)} times in one forward pass; an SE map needs exactly one")
+        maps, weights = seen[0]
+        spatial = maps.dim() - 2
+        size = tuple(inputs[0].shape[-spatial:]) if size is None else tuple(size)
+        heat = normalise(channel_sum(maps.float(), selection_weights(weights, self.selection)))
+        return Explanation(output, upsample(heat, size), weights, ranked_channels(weights, self.selection))

@@ -1,0 +1,168 @@
+"""The any-model SE explainer (asd_se.explain.anymodel): torchvision architectures, 3-D and multi-input models,
+the identity start, the map it makes, and what bad use gets."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from asd_se.core.errors import ModelError
+from asd_se.explain import ChannelSelection
+from asd_se.explain.anymodel import SqueezeExplainer, insert_se
+from asd_se.explain.maps import normalise
+
+
+@pytest.fixture(scope="module")
+def models():
+    try:
+        from asd_se.core.torchvision_models import torchvision_models
+        return torchvision_models()
+    except ImportError as error:
+        pytest.skip(f"torchvision is not installed ({error}); scripts/test.sh installs it")
+
+
+class Clips(nn.Module):
+    """A small 3-D CNN over ``(B, 3, T, H, W)`` clips, pooled by a named layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv3d(3, 8, 3, padding=1), nn.BatchNorm3d(8), nn.ReLU(),
+                                     nn.Conv3d(8, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, clips):
+        return self.head(self.pool(self.encoder(clips)).flatten(1))
+
+
+class TwoInputs(nn.Module):
+    """An image and a side vector (a sound embedding, say), fused after the image encoder's maps."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.ReLU(), nn.Conv2d(12, 12, 3, stride=2))
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.head = nn.Linear(12 + 4, 3)
+
+    def forward(self, image, side):
+        return self.head(torch.cat([self.pool(self.encoder(image)).flatten(1), side], dim=1))
+
+
+class Passthrough(nn.Module):
+    """Its input is its maps: an SE map here is the selected input channels' mean, known in advance."""
+
+    def __init__(self, channels: int = 6):
+        super().__init__()
+        self.features = nn.Identity()
+        self.head = nn.Linear(channels, 2)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def _unchanged_then_explained(model: nn.Module, inputs: tuple, **where):
+    model.eval()
+    with torch.no_grad():
+        before = model(*inputs)
+    se = insert_se(model, tuple(x[:1] for x in inputs), **where)
+    with torch.no_grad():
+        assert torch.equal(model(*inputs), before)  # identity start: exactly the same outputs
+    return SqueezeExplainer(model, se)(*inputs)
+
+
+@pytest.mark.parametrize("name,where,kwargs", [
+    ("resnet18", {"before": "avgpool"}, {}),
+    ("mobilenet_v2", {"after": "features"}, {}),
+    ("efficientnet_b0", {"before": "avgpool"}, {}),
+    ("inception_v3", {"before": "avgpool"}, {"aux_logits": False, "init_weights": True}),
+])
+def test_torchvision_models_keep_their_outputs_and_explain_a_batch(models, name, where, kwargs):
+    torch.manual_seed(0)
+    images = torch.randn(3, 3, 80, 96)
+    explained = _unchanged_then_explained(getattr(models, name)(num_classes=4, **kwargs), (images,), **where)
+    assert explained.output.shape == (3, 4)
+    assert explained.maps.shape == (3, 80, 96) and explained.maps.min() >= 0 and explained.maps.max() <= 1
+    assert explained.se_weights.shape[0] == 3 and len(explained.channels) == 3
+
+
+def test_3d_and_two_input_models():
+    torch.manual_seed(0)
+    clips = _unchanged_then_explained(Clips(), (torch.randn(2, 3, 8, 32, 32),), before="pool")
+    assert clips.maps.shape == (2, 8, 32, 32) and clips.se_weights.shape == (2, 16)
+    pair = _unchanged_then_explained(TwoInputs(), (torch.randn(2, 3, 20, 20), torch.randn(2, 4)), before="pool")
+    assert pair.maps.shape == (2, 20, 20) and pair.output.shape == (2, 3)
+
+
+def test_the_map_is_the_mean_of_the_channels_the_se_vector_selects():
+    model = Passthrough().eval()
+    x = torch.rand(2, 6, 9, 9)
+    se = insert_se(model, x[:1], after="features")
+    with torch.no_grad():  # a trained block: channels 3 and 5 rated far above the rest, for every input
+        se.excite[2].bias.copy_(torch.tensor([-4.0, -4, -4, 4, -4, 1]))
+    explained = SqueezeExplainer(model, se, ChannelSelection(mode="rank", top=2 / 6))(x)
+    assert explained.channels == [[3, 5], [3, 5]]
+    assert torch.allclose(explained.maps, normalise(x[:, [3, 5]].mean(dim=1)), atol=1e-6)
+    threshold = SqueezeExplainer(model, se, ChannelSelection(floor=0))(x)  # the paper's rule alone
+    assert threshold.channels == [[3], [3]]
+
+
+def test_one_forward_pass_per_batch_and_items_independent():
+    torch.manual_seed(0)
+    model, images = TwoInputs().eval(), (torch.randn(4, 3, 16, 16), torch.randn(4, 4))
+    se = insert_se(model, images, before="pool")
+    with torch.no_grad():
+        se.excite[2].weight.normal_()
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    batch = SqueezeExplainer(model, se)(*images)
+    assert len(calls) == 1
+    alone = SqueezeExplainer(model, se)(images[0][2:3], images[1][2:3])
+    assert torch.allclose(batch.maps[2], alone.maps[0], atol=1e-6) and batch.channels[2] == alone.channels[0]
+
+
+def test_the_block_trains_saves_and_loads_with_the_model():
+    torch.manual_seed(0)
+    model, x = Clips(), torch.randn(2, 3, 4, 16, 16)
+    se = insert_se(model, x, before="pool", reduction=4)
+    assert "se_before_pool.excite.0.weight" in model.state_dict()
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(x).sum().backward()
+    optimiser.step()
+    assert not se.untrained  # it was among the parameters the optimiser moved
+    copy = Clips()
+    insert_se(copy, x, before="pool", reduction=4)
+    copy.load_state_dict(model.state_dict())
+    model.eval(), copy.eval()
+    assert torch.equal(SqueezeExplainer(copy, copy.se_before_pool)(x).maps, SqueezeExplainer(model, se)(x).maps)
+    assert torch.equal(pickle.loads(pickle.dumps(model))(x), model(x))
+
+
+def test_probing_for_the_channels_leaves_a_training_model_as_it_was():
+    model, x = Clips().train(), torch.randn(2, 3, 4, 16, 16)
+    stats = model.encoder[1].running_mean.clone()
+    insert_se(model, x, before="pool")
+    assert model.training and torch.equal(model.encoder[1].running_mean, stats)
+
+
+def test_bad_use_gets_a_clear_error():
+    model, x = TwoInputs(), (torch.randn(1, 3, 16, 16), torch.randn(1, 4))
+    with pytest.raises(ModelError, match="no layer 'pol'; did you mean pool"):
+        insert_se(model, x, before="pol")
+    with pytest.raises(ModelError, match=r"entering layer 'head' is \(1, 16\): no spatial maps"):
+        insert_se(model, x, before="head")
+    with pytest.raises(ModelError, match="exactly one of before= or after="):
+        insert_se(model, x)
+    unused = TwoInputs()
+    unused.spare = nn.Conv2d(3, 3, 1)
+    with pytest.raises(ModelError, match="'spare' is never called"):
+        insert_se(unused, x, before="spare")
+    se = insert_se(model, x, before="pool")
+    with pytest.raises(ModelError, match="already inserted before 'pool'"):
+        insert_se(model, x, before="pool")
+    with pytest.raises(ModelError, match="training mode: call model.eval"):
+        SqueezeExplainer(model.train(), se)(*x)
+    with pytest.raises(ModelError, match="not part of the model"):
+        SqueezeExplainer(TwoInputs(), se)
