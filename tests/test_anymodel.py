@@ -142,9 +142,11 @@ def test_the_block_trains_saves_and_loads_with_the_model():
 
 def test_probing_for_the_channels_leaves_a_training_model_as_it_was():
     model, x = Clips().train(), torch.randn(2, 3, 4, 16, 16)
+    model.encoder[1].eval()  # a frozen batch norm inside a training model stays frozen
     stats = model.encoder[1].running_mean.clone()
     insert_se(model, x, before="pool")
-    assert model.training and torch.equal(model.encoder[1].running_mean, stats)
+    assert model.training and model.head.training and not model.encoder[1].training
+    assert torch.equal(model.encoder[1].running_mean, stats)
 
 
 def test_bad_use_gets_a_clear_error():

@@ -1,8 +1,10 @@
-"""Explanations: SE maps (one forward pass) and the gradient-family baselines they are measured against."""
+"""Explanations: SE maps (one forward pass) and the gradient-family baselines they are measured against; SE maps of
+any PyTorch model (``insert_se``, ``SqueezeExplainer``)."""
 
 from __future__ import annotations
 
 from asd_se.core.errors import ConfigError
+from asd_se.explain.anymodel import Explanation, SqueezeExplainer, insert_se
 from asd_se.explain.base import Explainer
 from asd_se.explain.centre import CentreBaseline
 from asd_se.explain.eigencam import EigenCam
@@ -26,4 +28,5 @@ def build_explainer(name: str, selection: ChannelSelection = ChannelSelection())
     return methods[name]()
 
 
-__all__ = ["BASELINES", "EXPLAINERS", "SE_EXPLAINERS", "ChannelSelection", "Explainer", "build_explainer"]
+__all__ = ["BASELINES", "EXPLAINERS", "SE_EXPLAINERS", "ChannelSelection", "Explainer", "Explanation",
+           "SqueezeExplainer", "build_explainer", "insert_se"]

@@ -73,21 +73,23 @@ def _attach(model: nn.Module, layer: str, position: str, hook: _Squeeze):
 
 def _channels(model: nn.Module, layer: str, position: str, example: tuple) -> tuple[int, torch.Tensor]:
     """The channel count of the maps at ``layer`` and one of them, from one forward pass of ``example`` in eval
-    mode without gradients (running statistics are not touched), the model's mode restored after."""
+    mode without gradients (running statistics are not touched), every module's own mode restored after."""
     seen: list[torch.Tensor] = []
 
     def record(maps: torch.Tensor) -> tuple[torch.Tensor, None]:
         seen.append(maps)
         return maps, None
 
-    handle, training = _attach(model, layer, position, _Squeeze(record, layer, position)), model.training
+    handle = _attach(model, layer, position, _Squeeze(record, layer, position))
+    modes = {module: module.training for module in model.modules()}
     try:
         model.eval()
         with torch.no_grad():
             model(*example)
     finally:
         handle.remove()
-        model.train(training)
+        for module, training in modes.items():
+            module.training = training
     if not seen:
         raise ModelError(f"layer {layer!r} is never called in the model's forward pass: no maps to squeeze")
     return seen[0].shape[1], seen[0]

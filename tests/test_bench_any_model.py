@@ -1,0 +1,47 @@
+"""The any-model benchmark end to end in seconds (``--tiny``), and the README's any-model example as written."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_tiny_benchmark_reports_accuracy_maps_and_timings(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-W", "ignore", str(ROOT / "scripts" / "bench_any_model.py"), "--tiny",
+                             "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    tiny = report["archs"]["tiny"]
+    assert [(run["seed"], run["se"]) for run in tiny["runs"]] == [(0, True), (0, False)]
+    assert 0 <= tiny["runs"][0]["test_accuracy"] <= 1
+    table = tiny["maps"]["table"]
+    assert {"se", "se_floor", "asd-se gradcam", "asd-se gradcampp", "asd-se eigencam"} <= set(table)
+    for row in table.values():
+        assert 0 <= row["pointing_strict"] <= row["pointing_tolerant"] <= 1
+        assert len(row["randomisation_rho"]) == 2 and 0 <= row["deletion_auc"] <= 1
+    if report["peer"]:  # pytorch-grad-cam installed (requirements-bench.lock): the same Grad-CAM++ formula
+        assert table["asd-se gradcampp"]["pearson_with_pgc"]["mean"] > 0.99
+    timings = tiny["maps"]["seconds_per_image"]
+    assert timings["se"] > 0 and timings["asd-se gradcam"] > 0
+
+
+def test_readme_example_runs_as_written():
+    try:
+        from asd_se.core.torchvision_models import torchvision_models
+        torchvision_models()  # where torchvision's C ops cannot load, the README's own import then works too
+    except ImportError as error:
+        pytest.skip(f"torchvision is not installed ({error}); scripts/test.sh installs it")
+    section = (ROOT / "README.md").read_text().split("## Squeeze an explanation out of any model", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    explained = namespace["explained"]
+    assert explained.output.shape == (8, 10) and explained.maps.shape == (8, 224, 224)
