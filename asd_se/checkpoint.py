@@ -80,3 +80,20 @@ def load_model(path: Path, device: torch.device) -> tuple[AsdModel, Config]:
                               f"{', ...' if len(broken) > 1 else ''}); the training that wrote it diverged")
     model.source = str(path)  # named by the scoring engine's finite-output check
     return model.to(device).eval(), config
+
+
+RUNTIMES = ("torch", "onnx")
+
+
+def load_runtime(path: Path, device: torch.device, runtime: str = "torch") -> tuple[AsdModel, Config]:
+    """``load_model``, or with ``runtime="onnx"`` the model of an .onnx file written by ``asd-se export onnx``
+    (``OnnxAsdModel``: onnxruntime on the CPU)."""
+    if runtime == "torch":
+        return load_model(path, device)
+    from asd_se.models.onnx_model import OnnxAsdModel
+
+    if device.type != "cpu":
+        raise CheckpointError(f"{path}: --runtime onnx runs on the CPU (onnxruntime's CPU provider); use "
+                              f"--device cpu, or --runtime torch on {device}")
+    model = OnnxAsdModel(path)
+    return model, model.config

@@ -277,6 +277,22 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from asd_se.checkpoint import load_model
+    from asd_se.models.onnx_model import OPSET, export_onnx
+
+    check_outputs([args.checkpoint], [args.out])
+    model, config = load_model(args.checkpoint, torch.device("cpu"))
+    parity = export_onnx(model, config, str(args.checkpoint), args.out)
+    lengths = ", ".join(f"{frames} frames {difference:.1e}" for frames, difference in parity.max_difference.items())
+    print(f"{args.out}: {args.checkpoint} as ONNX (opset {OPSET}, any number of frames); onnxruntime vs torch, "
+          f"largest per-frame probability difference: {lengths}")
+    print(f"  render with it: asd-se render VIDEO --runtime onnx --checkpoint {args.out}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from asd_se.zoo import models_table
 
@@ -531,6 +547,20 @@ def _import_parser(commands) -> None:
     imports.set_defaults(run=cmd_import)
 
 
+def _export_parser(commands) -> None:
+    export = commands.add_parser("export", help="a checkpoint as ONNX, checked against torch by onnxruntime",
+                                 description="Write a model as ONNX (opset 17, any clip length): faces and the "
+                                             "audio front end's MFCC in; the three heads, the SE vector and the "
+                                             "explained maps out — all an SE map needs. onnxruntime runs it at "
+                                             "two lengths on export; nothing is written unless every per-frame "
+                                             "probability is within 1e-4 of torch's. The MFCC front end stays "
+                                             "in torch; gradient explainers need torch.")
+    export.add_argument("format", choices=("onnx",), help="the format (onnx)")
+    export.add_argument("checkpoint", type=Path, help="an asd-se checkpoint, or a shipped model's name")
+    export.add_argument("-o", "--out", type=Path, required=True, help="the .onnx file to write")
+    export.set_defaults(run=cmd_export)
+
+
 def _models_parser(commands) -> None:
     models = commands.add_parser("models", help="the models asd-se ships (usable by name as --checkpoint)",
                                  description="Every model inside the package: name, family, training data, "
@@ -553,7 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of every error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_synth_parser, _talkset_parser, _download_parser, _prep_parsers, _train_parser, _evaluate_parser,
-                _render_parser, _review_parsers, _explain_eval_parser, _import_parser, _models_parser, _demo_parser):
+                _render_parser, _review_parsers, _explain_eval_parser, _import_parser, _export_parser, _models_parser,
+                _demo_parser):
         add(commands)
     return parser
 

@@ -116,8 +116,8 @@ def score_clip(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explai
     if audio.shape[1] == faces.shape[1] * SAMPLES_PER_FRAME:  # no context given: zeros, as the model trained
         audio = torch.nn.functional.pad(audio, model.audio_context)
     with timer.stage("model", faces.device), torch.no_grad():
-        maps = model.visual_maps(faces)
-        output = model.decide(maps, audio, explain=True)
+        output = model(faces, audio, explain=True)  # torch: decide(visual_maps(faces)); or onnxruntime's
+        maps = output.feature_maps.transpose(1, 2)  # (1, C, T, h, w), the explained layer
         heads = _over_durations(model, faces, audio, durations) if durations else _heads(output)
     if not torch.isfinite(heads).all():
         frames = int((~torch.isfinite(heads)).any(dim=0).sum())

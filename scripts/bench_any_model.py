@@ -26,7 +26,7 @@ import logging
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -100,10 +100,10 @@ class OnCanvas(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-def build(name: str, classes: int, se: bool, seed: int, example: torch.Tensor) -> tuple[OnCanvas, object]:
+def build(name: str, arch: Arch, classes: int, se: bool, seed: int, example: torch.Tensor
+          ) -> tuple[OnCanvas, object]:
     """The model on canvases, its SE block (None without), seeded."""
     torch.manual_seed(seed)
-    arch = ARCHS[name]
     if name == "tiny":
         net = TinyCnn(classes)
     else:
@@ -320,11 +320,13 @@ def measure_maps(model: nn.Module, arch: Arch, test: ClutterSet, count: int, pee
 def run_arch(name: str, train_set: ClutterSet, test: ClutterSet, args: argparse.Namespace, peer: bool) -> dict:
     """Train with and without SE for every seed; the maps of the first seed's SE model."""
     arch, example = ARCHS[name], as_input(train_set.images[:1])
+    if args.input_size:
+        arch = replace(arch, input_size=args.input_size)
     lr = args.lr_pretrained if arch.pretrained else args.lr
     runs, explained = [], None
     for seed in args.seeds:
         for se in (True, False):
-            model, _ = build(name, train_set.classes, se, seed, example)
+            model, _ = build(name, arch, train_set.classes, se, seed, example)
             LOG.info("%s seed %d %s SE: training", name, seed, "with" if se else "without")
             seconds = train(model, train_set, args.epochs, args.batch, lr, seed)
             accuracy = float((probabilities(model, test.images).argmax(1) == test.labels).float().mean())
@@ -350,6 +352,8 @@ def main() -> None:
                         choices=sorted(ARCHS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--size", type=int, default=112, help="canvas side, px")
+    parser.add_argument("--input-size", type=int, help="resize the canvas to this inside every model (default: "
+                                                         "each architecture's own, ARCHS)")
     parser.add_argument("--train-images", type=int, default=3000)
     parser.add_argument("--test-images", type=int, default=600)
     parser.add_argument("--explain-images", type=int, default=100, help="0: accuracy only")

@@ -43,6 +43,9 @@ class ToyModel(nn.Module):
         logits = per_frame + 0.5 * torch.roll(per_frame, 1, dims=1)
         return ASDOutput(logits, logits, logits, maps.transpose(1, 2), None)
 
+    def forward(self, faces: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
+        return self.decide(self.visual_maps(faces), audio, explain)
+
 
 def _normalised(raw: np.ndarray) -> np.ndarray:
     positive = np.maximum(raw, 0)

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import torch
 
+from asd_se.core.errors import ExplainerUnavailable
 from asd_se.core.media import SAMPLES_PER_FRAME
 from asd_se.explain.maps import channel_sum, normalise
 from asd_se.models import AsdModel, ASDOutput
@@ -66,6 +67,9 @@ class Explainer:
                  ) -> torch.Tensor:
         """``maps (1, C, T, h, w)``, ``audio (1, before + 640·T + after)`` (``model.audio_context``) and the
         ``output`` decided from them -> ``(T, h, w)``."""
+        if self.needs_gradients and not hasattr(model, "decide"):
+            raise ExplainerUnavailable(f"{self.name} needs gradients of the model's decision: a torch model "
+                                       f"(an ONNX runtime gives none)")
         gradients = decision_gradients(model, maps, audio).float() if self.needs_gradients else None
         with torch.no_grad():
             activations = maps[0].detach().transpose(0, 1).float()  # (T, C, h, w)

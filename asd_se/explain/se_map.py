@@ -85,7 +85,7 @@ def ranked_channels(se_weights: torch.Tensor, selection: ChannelSelection = Chan
     flat = se_weights.reshape(-1, se_weights.shape[-1]).float().cpu()
     chosen = select_channels(flat, selection)
     order = flat.argsort(dim=1, descending=True)
-    return [[int(c) for c in row_order if row_mask[c]] for row_order, row_mask in zip(order, chosen)]
+    return [row_order[row_mask[row_order]].tolist() for row_order, row_mask in zip(order, chosen)]
 
 
 class SeExplainer(Explainer):

@@ -21,7 +21,7 @@ import av
 import cv2
 import numpy as np
 
-from asd_se.checkpoint import load_model
+from asd_se.checkpoint import RUNTIMES, load_runtime
 from asd_se.core.annotations import read_annotations
 from asd_se.core.ava import write_predictions
 from asd_se.core.devices import resolve_device
@@ -68,6 +68,9 @@ class RenderSettings:
     se: ChannelSelection = ChannelSelection()
     panel: bool = setting(False, "add a side panel with enlarged crops and heatmaps")
     device: str = setting("auto", "auto (the GPU where there is one), cpu, cuda or cuda:N")
+    runtime: str = setting("torch", "torch, or onnx: --checkpoint is an .onnx file written by asd-se export onnx, "
+                                    "run by onnxruntime on the CPU (SE maps and eigencam; gradients need torch)",
+                           RUNTIMES)
     crf: int = setting(20, "H.264 quality of the output (lower: better, larger)", range=Range(0, 51))
     preset: str = setting("veryfast", "x264 speed preset of the output", X264_PRESETS)
     segments: SegmentSettings = SegmentSettings()
@@ -174,16 +177,16 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     out = Path(out) if out is not None else video.with_name(video.stem + ".asd.mp4")
     check_paths(video, Path(checkpoint), annotations, out)
     probe(video)  # a missing, empty, unreadable or video-less input fails here, before the model loads
-    device = resolve_device(settings.device)
-    model, config = load_model(checkpoint, device)
+    device = resolve_device("cpu" if settings.runtime == "onnx" and settings.device == "auto" else settings.device)
+    model, config = load_runtime(checkpoint, device, settings.runtime)
     timer, notes = StageTimer(), []
     explainer_name = settings.explainer
     if model.se is None and explainer_name in ("auto", *SE_EXPLAINERS):
         if explainer_name != "auto":
             raise RenderError(f"{checkpoint}: the model has no SE block, so it has no SE maps; use --explainer "
                               f"gradcam (or gradcampp, eigencam), or fine-tune it with one (asd-se train --init)")
-        explainer_name = "gradcam"
-        notes.append(f"{checkpoint}: the model has no SE block; heatmaps are Grad-CAM's")
+        explainer_name, shown = ("gradcam", "Grad-CAM") if settings.runtime == "torch" else ("eigencam", "Eigen-CAM")
+        notes.append(f"{checkpoint}: the model has no SE block; heatmaps are {shown}'s")
     se_informative = model.se is not None and not model.se.untrained
     if model.se is not None and not se_informative:
         if explainer_name == "se_contrast":
@@ -194,6 +197,9 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
                      f"the SE map is the mean of all channels and no SE channels are reported; fine-tune it "
                      f"(asd-se train --init) for the paper's explanation")
     explainer = build_explainer("se" if explainer_name == "auto" else explainer_name, settings.se)
+    if explainer.needs_gradients and settings.runtime != "torch":
+        raise RenderError(f"{checkpoint}: --explainer {explainer.name} needs gradients, which onnxruntime does not "
+                          f"give; use --explainer se (or se_contrast, eigencam), or --runtime torch")
     rows = None
     if annotations is not None:
         rows, problems = _annotation_rows(Path(annotations), video)
