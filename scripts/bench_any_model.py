@@ -100,9 +100,8 @@ class OnCanvas(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-def build(name: str, arch: Arch, classes: int, se: bool, seed: int, example: torch.Tensor
-          ) -> tuple[OnCanvas, object]:
-    """The model on canvases, its SE block (None without), seeded."""
+def build(name: str, arch: Arch, classes: int, se: bool, seed: int, example: torch.Tensor) -> OnCanvas:
+    """The model on canvases, with an SE block (``se_block_of``) or without, seeded."""
     torch.manual_seed(seed)
     if name == "tiny":
         net = TinyCnn(classes)
@@ -119,8 +118,9 @@ def build(name: str, arch: Arch, classes: int, se: bool, seed: int, example: tor
         else:
             net = getattr(models, name)(num_classes=classes)
     model = OnCanvas(net, arch.input_size)
-    block = insert_se(model, example, **{k: f"net.{v}" for k, v in arch.where.items()}) if se else None
-    return model, block
+    if se:
+        insert_se(model, example, **{k: f"net.{v}" for k, v in arch.where.items()})
+    return model
 
 
 def as_input(images: torch.Tensor) -> torch.Tensor:
@@ -264,15 +264,18 @@ def timings(model: nn.Module, layer: str, x: torch.Tensor, peer: bool) -> dict:
     map (its forward included), asd-se's Grad-CAM and, with the peer, pytorch-grad-cam's GradCAM and FullGrad."""
     se, module = se_block_of(model), model.get_submodule(layer)
     explainer = SqueezeExplainer(model, se)
-    times = {"forward": seconds_per_image(lambda i: probabilities(model, (i[:, 0] * 255).to(torch.uint8)), x),
-             "se": seconds_per_image(explainer, x)}
     first_class = torch.zeros(1, dtype=torch.long)
+
+    def forward(image: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(image)
 
     def own(image: torch.Tensor) -> torch.Tensor:
         activations, gradients = own_gradient_maps(model, module, image, first_class)
         return normalise(GradCam().cam(activations, gradients, None))
 
-    times["asd-se gradcam"] = seconds_per_image(own, x)
+    times = {"forward": seconds_per_image(forward, x), "se": seconds_per_image(explainer, x),
+             "asd-se gradcam": seconds_per_image(own, x)}
     if peer:
         from pytorch_grad_cam import FullGrad, GradCAM
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -326,7 +329,7 @@ def run_arch(name: str, train_set: ClutterSet, test: ClutterSet, args: argparse.
     runs, explained = [], None
     for seed in args.seeds:
         for se in (True, False):
-            model, _ = build(name, arch, train_set.classes, se, seed, example)
+            model = build(name, arch, train_set.classes, se, seed, example)
             LOG.info("%s seed %d %s SE: training", name, seed, "with" if se else "without")
             seconds = train(model, train_set, args.epochs, args.batch, lr, seed)
             accuracy = float((probabilities(model, test.images).argmax(1) == test.labels).float().mean())
