@@ -19,7 +19,7 @@ import torch
 
 from asd_se.checkpoint import load_model
 from asd_se.explain import build_explainer
-from asd_se.models.onnx_model import OnnxAsdModel, _random_clip, export_onnx
+from asd_se.models.onnx_model import OnnxAsdModel, export_onnx, random_clip
 from asd_se.scoring import score_clip
 
 
@@ -50,7 +50,7 @@ def main() -> None:
             model, config = load_model(name, torch.device("cpu"))
             parity = export_onnx(model, config, name, Path(scratch) / f"{name}.onnx")
             exported = OnnxAsdModel(Path(scratch) / f"{name}.onnx", threads=args.threads)
-            faces, audio = _random_clip(model, args.frames, seed=1)
+            faces, audio = random_clip(model, args.frames, seed=1)
             torch_s, ours = seconds(model, faces, audio, explainer, args.repeats)
             onnx_s, theirs = seconds(exported, faces, audio, explainer, args.repeats)
             report["models"][name] = {

@@ -13,7 +13,12 @@ from asd_se.cli import main
 from asd_se.config import Config
 from asd_se.explain import build_explainer
 from asd_se.models import build_model
-from asd_se.models.onnx_model import PARITY_TOLERANCE, OnnxAsdModel, _random_clip, export_onnx
+from asd_se.models.onnx_model import (
+    PARITY_TOLERANCE,
+    OnnxAsdModel,
+    export_onnx,
+    random_clip,
+)
 from asd_se.scoring import score_clip
 from asd_se.zoo import DEFAULT_MODEL
 
@@ -42,7 +47,7 @@ def test_the_scoring_engine_gives_the_same_scores_and_se_maps_through_onnxruntim
     export_onnx(model, config, DEFAULT_MODEL, tmp_path / "m.onnx")
     exported = OnnxAsdModel(tmp_path / "m.onnx")
     assert exported.se is not None and not exported.se.untrained
-    faces, audio = _random_clip(model, 80, seed=3)
+    faces, audio = random_clip(model, 80, seed=3)
     se = build_explainer("se")
     ours, theirs = score_clip(model, faces, audio, [se]), score_clip(exported, faces, audio, [se])
     for head in ("probs", "audio_probs", "visual_probs"):

@@ -61,7 +61,8 @@ class Parity:
         return max(self.max_difference.values())
 
 
-def _random_clip(model: nn.Module, frames: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def random_clip(model: nn.Module, frames: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random clip: faces ``(1, frames, 112, 112)`` uint8 and audio with the front end's context."""
     generator = torch.Generator().manual_seed(seed)
     faces = torch.randint(0, 256, (1, frames, 112, 112), dtype=torch.uint8, generator=generator)
     audio = torch.randn(1, frames * SAMPLES_PER_FRAME + sum(model.audio_context), generator=generator) * 3000
@@ -75,7 +76,7 @@ def export_onnx(model: nn.Module, config: Config, source: str, path: Path) -> Pa
 
     model = model.cpu().eval()
     graph = _Graph(model).eval()  # export restores the wrapper's mode onto every submodule: keep it eval
-    faces, audio = _random_clip(model, PARITY_FRAMES[0], seed=0)
+    faces, audio = random_clip(model, PARITY_FRAMES[0], seed=0)
     features = model.frontend(audio, faces.shape[1])
     names = [*HEADS, *(["se_weights"] if model.se is not None else []), "maps"]
     dynamic = {"faces": {1: "frames"}, "features": {2: "steps"}, **{name: {1: "frames"} for name in HEADS},
@@ -93,7 +94,7 @@ def export_onnx(model: nn.Module, config: Config, source: str, path: Path) -> Pa
         proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
         onnx.save(proto, str(scratch))
         onnx_model = OnnxAsdModel(scratch)
-        parity = Parity({frames: _difference(model, onnx_model, *_random_clip(model, frames, seed=frames))
+        parity = Parity({frames: _difference(model, onnx_model, *random_clip(model, frames, seed=frames))
                          for frames in PARITY_FRAMES})
         if parity.worst > PARITY_TOLERANCE:
             raise CheckpointError(f"{source}: the ONNX graph's probabilities differ from torch's by up to "
