@@ -197,6 +197,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    from asd_se.core.options import settings_from
+    from asd_se.live.pipeline import LiveSettings, run_live
+
+    result = run_live(args.source, args.checkpoint, settings_from(LiveSettings, args), args.jsonl, args.out,
+                      args.serve)
+    latency = result.latency
+    print(f"live: {result.reason}; {result.frames} frames read, {result.decided} decided, {result.dropped} dropped"
+          + (f"; latency p50 {latency['p50_ms']} ms, p95 {latency['p95_ms']} ms" if latency.get("frames") else ""),
+          file=sys.stderr)
+    return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": 143, "error": EXIT_FAILED}.get(result.reason, 0)
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     from asd_se.core.fsio import refuse_overwrite
     from asd_se.core.options import settings_from
@@ -481,6 +494,29 @@ def _render_parser(commands) -> None:
     render.set_defaults(run=cmd_render)
 
 
+def _live_parser(commands) -> None:
+    from asd_se.core.options import add_options
+    from asd_se.live.pipeline import LiveSettings
+    from asd_se.zoo import DEFAULT_MODEL
+
+    live = commands.add_parser("live", help="who speaks, and why, while the video is still arriving",
+                               description="One pass over a stream as it arrives: faces found and tracked, "
+                                           "each decided once --lookahead seconds of its future have arrived, "
+                                           "with its SE heatmap. Decisions leave in frame order as JSON lines "
+                                           "(stdout, or --jsonl), optionally drawn into a fragmented MP4 "
+                                           "(playable however the run ends) and a page served on 127.0.0.1.")
+    live.add_argument("source", help="a video file, a URL PyAV opens (rtsp://, http://, udp://, ...), a camera "
+                                     "(/dev/video0) or - (a stream on stdin, e.g. ffmpeg ... -f mpegts -)")
+    live.add_argument("--checkpoint", type=Path, default=Path(DEFAULT_MODEL),
+                      help=f"{CHECKPOINT_HELP} (default: {DEFAULT_MODEL}, shipped)")
+    live.add_argument("--jsonl", type=Path, help="write the JSON lines here instead of stdout")
+    live.add_argument("-o", "--out", type=Path, help="also write the annotated video here (fragmented MP4)")
+    live.add_argument("--serve", type=ranged(int, Range(0, 65535)), metavar="PORT",
+                      help="serve a live page on http://127.0.0.1:PORT/ (0: any free port, printed)")
+    add_options(live, LiveSettings)
+    live.set_defaults(run=cmd_live)
+
+
 def _render_json_parser(commands, name: str, help: str, description: str, out_help: str, run):
     """A command reading a render's OUT.json: the JSON, ``-o``, ``--force`` and the segment settings."""
     from asd_se.core.options import add_options
@@ -583,8 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of every error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_synth_parser, _talkset_parser, _download_parser, _prep_parsers, _train_parser, _evaluate_parser,
-                _render_parser, _review_parsers, _explain_eval_parser, _import_parser, _export_parser, _models_parser,
-                _demo_parser):
+                _render_parser, _live_parser, _review_parsers, _explain_eval_parser, _import_parser, _export_parser,
+                _models_parser, _demo_parser):
         add(commands)
     return parser
 

@@ -106,17 +106,21 @@ def _over_durations(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, d
 
 
 def score_clip(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explainers: Sequence[Explainer] = (),
-               timer: StageTimer | None = None, durations: Sequence[float] = ()) -> ClipScores:
+               timer: StageTimer | None = None, durations: Sequence[float] = (),
+               visual: torch.Tensor | None = None) -> ClipScores:
     """Faces ``(1, T, S, S)`` + audio ``(1, 640·T)``, or with ``model.audio_context`` ``(1, before + 640·T + after)``
     -> ClipScores: one forward pass, then each explainer from its activations and output. With ``durations``
     (seconds), the scores are the mean over those piece lengths (``_over_durations``); the maps still come from
-    the whole clip's pass. Time goes to ``timer``'s stages ``model`` and ``<name>_maps``."""
+    the whole clip's pass. ``visual`` ``(1, C, T, h, w)``: the explained layer of these faces, already computed
+    (``asd-se live`` encodes each frame once); the pass then starts from it (``model.decide``). Time goes to
+    ``timer``'s stages ``model`` and ``<name>_maps``."""
     timer = timer or StageTimer()
     model.eval()
     if audio.shape[1] == faces.shape[1] * SAMPLES_PER_FRAME:  # no context given: zeros, as the model trained
         audio = torch.nn.functional.pad(audio, model.audio_context)
     with timer.stage("model", faces.device), torch.no_grad():
-        output = model(faces, audio, explain=True)  # torch: decide(visual_maps(faces)); or onnxruntime's
+        output = (model(faces, audio, explain=True) if visual is None  # decide(visual_maps(faces)); or onnxruntime's
+                  else model.decide(visual, audio, explain=True))
         maps = output.feature_maps.transpose(1, 2)  # (1, C, T, h, w), the explained layer
         heads = _over_durations(model, faces, audio, durations) if durations else _heads(output)
     if not torch.isfinite(heads).all():

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from browser import browser  # noqa: F401 (the real-browser fixture, for the pages' tests)
 
 from asd_se.checkpoint import save_checkpoint
 from asd_se.cli import main

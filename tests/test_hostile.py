@@ -522,7 +522,7 @@ def test_the_map_sits_on_the_box_the_crop_was_cut_around_and_no_map_is_said():
     from asd_se.core.crop import crop_region, smooth_crop_boxes
     from asd_se.render.report import frame_records
     from asd_se.render.scan import SourceScan
-    from asd_se.render.scores import TrackResult, _peaks
+    from asd_se.render.scores import TrackResult, map_peaks
     from asd_se.render.tracks import RenderTrack
 
     count = 30
@@ -533,7 +533,7 @@ def test_the_map_sits_on_the_box_the_crop_was_cut_around_and_no_map_is_said():
     maps = np.zeros((count, 7, 7), np.float16)
     maps[1:, 3, 4] = 1.0  # frame 0: an all-zero map (Grad-CAM's, where nothing speaks for speaking)
     result = TrackResult(np.full(count, 0.5, np.float32), np.zeros(count, np.float32), maps,
-                         _peaks(maps, 112), [[] for _ in range(count)])
+                         map_peaks(maps, 112), [[] for _ in range(count)])
     source = SourceScan(Path("v.mp4"), 320, 240, 25.0, None, times, np.zeros(0), None, 0)
     records = frame_records(track, result, source, crop="lightasd")
     smoothed = smooth_crop_boxes(boxes, "lightasd")

@@ -24,6 +24,7 @@ LAYERS = [
     ("asd_se.features", "learning"),
     ("asd_se.train", "learning"),
     ("asd_se.render", "render"),
+    ("asd_se.live", "live"),
     ("asd_se.review", "review"),
     ("asd_se.cli", "interface"), ("asd_se.demo", "interface"), ("asd_se.__main__", "interface"),
     ("asd_se", "interface"),
@@ -39,8 +40,9 @@ MAY_USE = {
     "explain_eval": {"core", "datasets", "models", "explain", "scoring"},
     "review": {"core"},
     "render": {"core", "models", "faces", "explain", "scoring", "review"},
+    "live": {"core", "models", "faces", "explain", "scoring", "review", "render"},
     "interface": {"core", "datasets", "models", "faces", "explain", "scoring", "learning", "explain_eval",
-                  "review", "render"},
+                  "review", "render", "live"},
 }
 
 

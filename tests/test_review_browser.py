@@ -1,6 +1,5 @@
-"""The review page in a real browser: headless Chromium from Debian's packages (``chromium``,
-``chromium-driver``) driven by Selenium; ``scripts/test.sh`` installs them where it can. Skipped, with the
-reason, where either is missing. Nothing is downloaded: Selenium is pointed at the installed driver."""
+"""The review page in a real browser (``tests/browser.py``: headless Chromium from Debian's packages; skipped, with
+the reason, where it is missing)."""
 
 from __future__ import annotations
 
@@ -8,51 +7,17 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import missing
 
 from asd_se.core.annotations import read_csv
 from asd_se.render.pipeline import RenderSettings, render_video
-
-CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1000", "--autoplay-policy=no-user-gesture-required")
-
-
-def _missing() -> str | None:
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (scripts/test.sh installs it from requirements-test.lock)"
-    for path, package in ((CHROMIUM, "chromium"), (DRIVER, "chromium-driver")):
-        if not path.exists():
-            return f"{path} missing: install Debian's {package} (scripts/test.sh does where apt-get works)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """A headless Chromium with its console log kept."""
-    reason = _missing()
-    if reason:
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS + (f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture(scope="module")
 def page(synth_root, checkpoint, tmp_path_factory) -> Path:
     """The review page of the synthetic val video rendered against its annotations (ground truth)."""
-    if _missing():
-        pytest.skip(_missing())
+    if missing():
+        pytest.skip(missing())
     rows, _ = read_csv(synth_root / "annotations" / "val.csv")
     out = tmp_path_factory.mktemp("page") / "clip.mp4"
     render_video(synth_root / "videos" / f"{rows[0].video_id}.mp4", checkpoint, out,

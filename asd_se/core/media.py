@@ -60,7 +60,8 @@ class VideoInfo:
                 f"upright at {self.width}x{self.height}")
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_media(path: Path) -> av.container.InputContainer:
+    """A media file opened for reading; MediaError naming it where it is missing, a folder, empty or unreadable."""
     path = Path(path)
     if path.is_dir():
         raise MediaError(f"{path}: is a folder, not a video file")
@@ -99,7 +100,7 @@ def _stream_start(stream: av.stream.Stream, container_start: float) -> float:
 
 def probe(path: Path) -> VideoInfo:
     """Read a video's header. Raises MediaError for missing, empty, unreadable or video-less files."""
-    with _open(path) as container:
+    with open_media(path) as container:
         if not container.streams.video:
             raise MediaError(f"{path}: has no video stream")
         stream = container.streams.video[0]
@@ -162,7 +163,7 @@ def _seeked_frames(path: Path, span: tuple[float, float], with_audio: bool, resu
     stream has passed its end. Falls back to decoding from the first frame, with a note in
     ``result.warnings``, where the container cannot seek or lands after the span's start (a broken index)."""
     first, last = span
-    container = _open(path)
+    container = open_media(path)
     try:
         streams = _streams(container, path, with_audio, result)
         video = streams[0]
@@ -181,7 +182,7 @@ def _seeked_frames(path: Path, span: tuple[float, float], with_audio: bool, resu
         except (av.error.FFmpegError, SeekError) as err:
             result.warnings.append(f"{path}: cannot seek to {first:.2f} s ({err}); decoded from the start instead")
             container.close()
-            container = _open(path)
+            container = open_media(path)
             streams = _streams(container, path, with_audio, result)
             frames, head = _decoded(container, streams, path, result), []
         done = {stream.type: False for stream in streams}
@@ -232,7 +233,7 @@ def demux(path: Path, with_audio: bool = True, result: DecodedVideo | None = Non
     if span is not None:
         yield from _guarded(_seeked_frames(path, span, with_audio, result), path, result)
         return
-    container = _open(path)
+    container = open_media(path)
     try:
         streams = _streams(container, path, with_audio, result)
         last = yield from _guarded(_decoded(container, streams, path, result), path, result)
@@ -332,6 +333,7 @@ class MonoAudio:
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
         self._chunks: list[np.ndarray] = []
         self._offset: int | None = None  # samples between the origin and the first audio frame
+        self._skip = 0  # samples still to drop from the head: audio before the origin
 
     def add(self, frame: av.AudioFrame, start: float) -> None:
         """Append one frame of any format, rate and layout; ``start`` is the container's start time (s)."""
@@ -341,14 +343,24 @@ class MonoAudio:
             frame = _trimmed(frame, skip)
             self._offset = int(round(((first + skip) / frame.sample_rate - self._origin) * AUDIO_RATE))
             self._chunks.append(np.zeros(max(self._offset, 0), np.float32))
+            self._skip = max(-self._offset, 0)
         self._chunks.extend(f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame))
 
+    def take(self) -> np.ndarray:
+        """The samples ``(n,)`` added since the last ``take`` (from the first frame's place on): a live caller
+        reads the waveform as it grows; the resampler may still hold a few."""
+        data = np.concatenate(self._chunks).astype(np.float32) if self._chunks else np.zeros(0, np.float32)
+        self._chunks = []
+        cut = min(self._skip, len(data))
+        self._skip -= cut
+        return data[cut:]
+
     def finish(self) -> np.ndarray:
-        """The waveform ``(N,)``; empty when no frame was added."""
+        """The waveform ``(N,)`` (what no ``take`` returned yet); empty when no frame was added."""
         if self._offset is None:
             return np.zeros(0, np.float32)
         self._chunks.extend(f.to_ndarray().reshape(-1) for f in self._resampler.resample(None))
-        return np.concatenate(self._chunks).astype(np.float32)[max(-self._offset, 0):]
+        return self.take()
 
 
 def _trimmed(frame: av.AudioFrame, skip: int) -> av.AudioFrame:
@@ -365,7 +377,7 @@ def _trimmed(frame: av.AudioFrame, skip: int) -> av.AudioFrame:
 
 def read_audio(path: Path) -> np.ndarray:
     """The first audio stream as 16 kHz mono float32 ``(N,)``. Raises MediaError if there is none."""
-    container = _open(path)
+    container = open_media(path)
     try:
         if not container.streams.audio:
             raise MediaError(f"{path}: has no audio stream")

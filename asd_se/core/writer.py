@@ -66,22 +66,32 @@ class VideoWriter:
     of ``time_base``. ``start`` (s) is the first frame's timestamp: a container whose start time is not 0.
     Audio keeps ``audio_channels`` (layouts up to 7.1; others become stereo; Vorbis is always stereo) and
     ``audio_rate`` where the codec allows it (Opus takes 8-48 kHz rates only; others become 48 kHz).
+
+    ``fragmented`` (MP4 only; ``asd-se live``): the one exception to atomic writing, by design — the file grows
+    in place as fragmented MP4, a fragment per keyframe (one a second), each flushed as it is written, so the
+    file is playable up to its last whole fragment however the process ends; ``abort`` keeps what was written.
     """
 
     def __init__(self, path: Path, width: int, height: int, fps: Fraction | float, audio_rate: int | None = None,
                  audio_channels: int = 1, crf: int = 20, preset: str = "veryfast",
-                 time_base: Fraction | None = None, encoding: Encoding = Encoding(), start: float = 0.0):
+                 time_base: Fraction | None = None, encoding: Encoding = Encoding(), start: float = 0.0,
+                 fragmented: bool = False):
         encoding.check()
+        if fragmented and encoding.container != "mp4":
+            raise ValueError("only MP4 is written fragmented")
         self.path = Path(path)
-        self._atomic = atomic_path(self.path)
-        tmp = self._atomic.__enter__()
-        self._container = av.open(str(tmp), mode="w", format=CONTAINERS[encoding.container])
+        self._atomic = None if fragmented else atomic_path(self.path)
+        tmp = self.path if fragmented else self._atomic.__enter__()
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"} if fragmented \
+            else {}
+        self._container = av.open(str(tmp), mode="w", format=CONTAINERS[encoding.container], options=options)
         rate = Fraction(fps).limit_denominator(1001)
         self._video = self._container.add_stream(VIDEO_CODECS[encoding.video_codec], rate=rate)
         self._video.width, self._video.height = width, height
         even = width % 2 == 0 and height % 2 == 0
         self._video.pix_fmt = "yuv420p" if even or encoding.video_codec == "mpeg4" else "yuv444p"
-        self._video.options = _video_options(encoding.video_codec, crf, preset)
+        self._video.options = _video_options(encoding.video_codec, crf, preset) | (
+            {"g": str(max(1, round(float(rate))))} if fragmented else {})
         self._video.codec_context.time_base = time_base or 1 / rate
         self._first_pts = int(round(start / self._video.codec_context.time_base))
         self._last_pts = self._first_pts - 1
@@ -99,6 +109,14 @@ class VideoWriter:
             self._resampler = av.AudioResampler(format=self._audio.codec_context.format.name,
                                                 layout=self._audio.layout.name, rate=out_rate)
             self._audio_samples = int(round(start * out_rate))
+
+    @property
+    def has_audio(self) -> bool:
+        return self._audio is not None
+
+    def pts(self, seconds: float) -> int:
+        """A time (s from ``start``) in the video's ``time_base`` units, as ``write_frame`` takes it."""
+        return int(round(seconds / self._video.codec_context.time_base))
 
     def write_frame(self, image: np.ndarray, pts: int | None = None) -> None:
         """Append one ``(H, W, 3)`` uint8 BGR frame at ``pts`` (in ``time_base`` units from ``start``; default:
@@ -144,15 +162,19 @@ class VideoWriter:
         except BaseException as err:
             self.abort(err)
             raise
-        self._atomic.__exit__(None, None, None)
+        if self._atomic is not None:
+            self._atomic.__exit__(None, None, None)
 
     def abort(self, error: BaseException | None = None) -> None:
-        """Drop everything written so far; no file appears at ``path``. With the ``error`` that stopped the
+        """Drop everything written so far; no file appears at ``path`` (fragmented: the file keeps its whole
+        fragments). With the ``error`` that stopped the
         writing, an operating-system write error becomes the OutputError naming ``path`` (see ``atomic_path``)."""
         try:
             self._container.close()
         except av.error.FFmpegError:
             pass
+        if self._atomic is None:  # fragmented: what was written stays, playable
+            return
         error = error if error is not None else RuntimeError("aborted")
         self._atomic.__exit__(type(error), error, error.__traceback__)
 

@@ -26,6 +26,7 @@ class _Open:
 
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
+    serial: int = 0  # the order it was opened in: its name while it is open (live); finished tracks are renumbered
 
 
 class IouTracker:
@@ -36,6 +37,7 @@ class IouTracker:
         self.min_iou, self.max_gap, self.min_length, self.smooth = min_iou, max_gap, min_length, smooth
         self._open: list[_Open] = []
         self._closed: list[_Open] = []
+        self._opened = 0
 
     def update(self, frame: int, detections: list[Detection]) -> None:
         """Match this frame's detections to the open tracks; unmatched detections start new tracks."""
@@ -53,7 +55,18 @@ class IouTracker:
                     self._open[track].boxes.append(boxes[det])
                     unmatched.discard(det)
         for det in sorted(unmatched):
-            self._open.append(_Open([frame], [boxes[det]]))
+            self._open.append(_Open([frame], [boxes[det]], self._opened))
+            self._opened += 1
+
+    def open_tracks(self) -> list[tuple[int, int, np.ndarray]]:
+        """The tracks still open, as ``(serial, last frame detected, last box (4,))``: what a live caller shows
+        between detections (the box held, as a finished track holds its last one)."""
+        return [(t.serial, t.frames[-1], t.boxes[-1]) for t in self._open]
+
+    def forget_closed(self) -> None:
+        """Drop the closed tracks (a live caller has already used them; ``finish`` will not return them), so a
+        tracker fed for hours keeps only what is open."""
+        self._closed = []
 
     def cut(self) -> None:
         """A shot cut: no track continues across it."""

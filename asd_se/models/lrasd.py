@@ -60,6 +60,7 @@ class LrAsdVisualEncoder(nn.Module):
 
     temporal_radius = 9  # three blocks whose temporal kernels (5, then 3) reach 3 frames either side
     out_channels = CHANNELS
+    chain = True  # its modules run one after another, in order (models/streaming.py)
 
     def __init__(self) -> None:
         super().__init__()

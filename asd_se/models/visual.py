@@ -122,10 +122,13 @@ class TwoStreamModel(nn.Module):
         """Samples before and after ``640·T`` the audio front end reads (``MfccFrontEnd``)."""
         return self.frontend.context
 
+    def normalise(self, faces: torch.Tensor) -> torch.Tensor:
+        """uint8 faces ``(B, T, H, W)`` -> the encoder's input ``(B, T, H, W)`` float (the model's grey statistics)."""
+        return (faces.float() / 255.0 - self.face_mean) / self.face_std
+
     def visual_maps(self, faces: torch.Tensor) -> torch.Tensor:
         """``(B, T, H, W)`` faces -> the last visual feature maps ``(B, C, T, h, w)`` (before the SE block)."""
-        return encode_in_chunks(self.visual, faces, lambda x: (x.float() / 255.0 - self.face_mean) / self.face_std,
-                                self.training)
+        return encode_in_chunks(self.visual, faces, self.normalise, self.training)
 
     def sound(self, audio: torch.Tensor, frames: int) -> torch.Tensor:
         """Audio ``(B, 640·T)`` (or with ``audio_context``) -> the audio embedding ``(B, T, D)`` of ``frames``."""

@@ -32,7 +32,7 @@ from asd_se.core.options import AT_LEAST_ONE, FRACTION, NOT_NEGATIVE, Range, che
 from asd_se.core.progress import Progress
 from asd_se.core.timing import StageTimer
 from asd_se.core.writer import X264_PRESETS, VideoWriter
-from asd_se.explain import EXPLAINERS, SE_EXPLAINERS, ChannelSelection, build_explainer
+from asd_se.explain import EXPLAINERS, SE_EXPLAINERS, ChannelSelection, Explainer, build_explainer
 from asd_se.faces.detect import FaceDetector
 from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
 from asd_se.render.report import plot_timeline, predictions, write_report
@@ -166,6 +166,34 @@ def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[Tr
     return index + 1
 
 
+def choose_explainer(model, checkpoint: Path, name: str, selection: ChannelSelection, runtime: str
+                     ) -> tuple[Explainer, bool, list[str]]:
+    """The heatmap method for ``model`` (``name`` as ``--explainer`` gives it; auto: se where the model has an SE
+    block, else Grad-CAM under torch and Eigen-CAM under onnxruntime), whether its SE vector carries information
+    (a trained block), and notes for the user. RenderError for a choice the model or runtime cannot give."""
+    notes = []
+    if model.se is None and name in ("auto", *SE_EXPLAINERS):
+        if name != "auto":
+            raise RenderError(f"{checkpoint}: the model has no SE block, so it has no SE maps; use --explainer "
+                              f"gradcam (or gradcampp, eigencam), or fine-tune it with one (asd-se train --init)")
+        name, shown = ("gradcam", "Grad-CAM") if runtime == "torch" else ("eigencam", "Eigen-CAM")
+        notes.append(f"{checkpoint}: the model has no SE block; heatmaps are {shown}'s")
+    se_informative = model.se is not None and not model.se.untrained
+    if model.se is not None and not se_informative:
+        if name == "se_contrast":
+            raise RenderError(f"{checkpoint}: its SE block is untrained (identity start), so se_contrast has no "
+                              f"channel selection to work on; use --explainer se, gradcam or eigencam, or fine-tune "
+                              f"the block first (asd-se train --init)")
+        notes.append(f"{checkpoint}: its SE block is untrained (identity start: every channel weighs the same), so "
+                     f"the SE map is the mean of all channels and no SE channels are reported; fine-tune it "
+                     f"(asd-se train --init) for the paper's explanation")
+    explainer = build_explainer("se" if name == "auto" else name, selection)
+    if explainer.needs_gradients and runtime != "torch":
+        raise RenderError(f"{checkpoint}: --explainer {explainer.name} needs gradients, which onnxruntime does not "
+                          f"give; use --explainer se (or se_contrast, eigencam), or --runtime torch")
+    return explainer, se_informative, notes
+
+
 def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotations: Path | None = None,
                  settings: RenderSettings = RenderSettings(), progress: bool = True) -> RenderResult:
     """Render ``video`` with every face's speaking probability and SE heatmap into ``out`` (default:
@@ -179,27 +207,9 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     probe(video)  # a missing, empty, unreadable or video-less input fails here, before the model loads
     device = resolve_device("cpu" if settings.runtime == "onnx" and settings.device == "auto" else settings.device)
     model, config = load_runtime(checkpoint, device, settings.runtime)
-    timer, notes = StageTimer(), []
-    explainer_name = settings.explainer
-    if model.se is None and explainer_name in ("auto", *SE_EXPLAINERS):
-        if explainer_name != "auto":
-            raise RenderError(f"{checkpoint}: the model has no SE block, so it has no SE maps; use --explainer "
-                              f"gradcam (or gradcampp, eigencam), or fine-tune it with one (asd-se train --init)")
-        explainer_name, shown = ("gradcam", "Grad-CAM") if settings.runtime == "torch" else ("eigencam", "Eigen-CAM")
-        notes.append(f"{checkpoint}: the model has no SE block; heatmaps are {shown}'s")
-    se_informative = model.se is not None and not model.se.untrained
-    if model.se is not None and not se_informative:
-        if explainer_name == "se_contrast":
-            raise RenderError(f"{checkpoint}: its SE block is untrained (identity start), so se_contrast has no "
-                              f"channel selection to work on; use --explainer se, gradcam or eigencam, or fine-tune "
-                              f"the block first (asd-se train --init)")
-        notes.append(f"{checkpoint}: its SE block is untrained (identity start: every channel weighs the same), so "
-                     f"the SE map is the mean of all channels and no SE channels are reported; fine-tune it "
-                     f"(asd-se train --init) for the paper's explanation")
-    explainer = build_explainer("se" if explainer_name == "auto" else explainer_name, settings.se)
-    if explainer.needs_gradients and settings.runtime != "torch":
-        raise RenderError(f"{checkpoint}: --explainer {explainer.name} needs gradients, which onnxruntime does not "
-                          f"give; use --explainer se (or se_contrast, eigencam), or --runtime torch")
+    timer = StageTimer()
+    explainer, se_informative, notes = choose_explainer(model, checkpoint, settings.explainer, settings.se,
+                                                        settings.runtime)
     rows = None
     if annotations is not None:
         rows, problems = _annotation_rows(Path(annotations), video)

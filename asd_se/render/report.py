@@ -25,27 +25,35 @@ def exact(value: float) -> float:
     return float(str(np.float32(value)))
 
 
+def face_record(frame: int, time: float, box: np.ndarray, cut: np.ndarray, prob: float, score: float, sample: int,
+                peak: np.ndarray | None, channels: list[int], crop: str = "asd-se") -> dict:
+    """One face on one source frame, as the render document (and ``asd-se live``'s stream) writes it: time, the
+    face's box (pixels), probability and the model's score at full float32 precision, its 25 fps sample, and
+    with a map (``peak`` ``(2,)``: x, y as fractions of the crop, NaN where the map is all zero) the square the
+    map covers (``region``, pixels: the crop of the box ``cut`` it was cut around), the heatmap peak (pixels;
+    None where the map is all zero) and the SE ``channels`` (omitted where empty)."""
+    record = {"frame": int(frame), "time": round(float(time), 4), "box": [round(float(v), 1) for v in box],
+              "prob": exact(prob), "score": exact(score), "sample": int(sample)}
+    if peak is not None:
+        region = crop_region(tuple(cut), crop)
+        record["region"] = [round(region.x0, 1), round(region.y0, 1), round(region.side, 1)]
+        if channels:
+            record["se_channels"] = channels
+        u, v = peak
+        record["heatmap_peak"] = None if np.isnan(u) else [round(region.x0 + float(u) * region.side, 1),
+                                                            round(region.y0 + float(v) * region.side, 1)]
+    return record
+
+
 def frame_records(track: RenderTrack, result: TrackResult, source: SourceScan, crop: str = "asd-se",
                   se_informative: bool = True) -> list[dict]:
-    """Per source frame of a track: time, the face's box on it (pixels), probability and the model's score at
-    full float32 precision, its 25 fps sample, and with maps the square the map covers (``region``, pixels: the
-    crop of the box it was cut around, smoothed in the lightasd style), the heatmap peak (pixels; None where
-    the map is all zero) and, where the SE vector carries information (``se_informative``), the SE channels."""
-    records = []
-    for frame, box, cut, sample in zip(track.frames, track.boxes, track.shown_boxes(crop), track.frame_samples):
-        record = {"frame": int(frame), "time": round(float(source.frame_times[frame]), 4),
-                  "box": [round(float(v), 1) for v in box], "prob": exact(result.probs[sample]),
-                  "score": exact(result.scores[sample]), "sample": int(sample)}
-        if result.maps is not None:
-            region = crop_region(tuple(cut), crop)
-            record["region"] = [round(region.x0, 1), round(region.y0, 1), round(region.side, 1)]
-            if result.channels[sample] and se_informative:
-                record["se_channels"] = result.channels[sample]
-            u, v = result.peaks[sample]
-            record["heatmap_peak"] = None if np.isnan(u) else [round(region.x0 + float(u) * region.side, 1),
-                                                                round(region.y0 + float(v) * region.side, 1)]
-        records.append(record)
-    return records
+    """``face_record`` for every source frame of a track (SE channels only where the SE vector carries
+    information: ``se_informative``)."""
+    return [face_record(frame, source.frame_times[frame], box, cut, result.probs[sample], result.scores[sample],
+                        sample, result.peaks[sample] if result.maps is not None else None,
+                        result.channels[sample] if se_informative else [], crop)
+            for frame, box, cut, sample in zip(track.frames, track.boxes, track.shown_boxes(crop),
+                                               track.frame_samples)]
 
 
 def write_report(path: Path, summary: dict, tracks: list[RenderTrack], results: list[TrackResult],

@@ -111,7 +111,7 @@ class TrackResult:
 PEAK_CHUNK = 1000  # samples whose maps are upsampled at once to find their peaks
 
 
-def _peaks(maps: np.ndarray, crop_size: int) -> np.ndarray:
+def map_peaks(maps: np.ndarray, crop_size: int) -> np.ndarray:
     """``(T, 2)`` the peak of each map ``(T, h, w)``, located on a half-resolution grid of the crop: within one
     crop pixel, at a quarter of the cost."""
     located = np.concatenate([peaks(upsample(torch.from_numpy(maps[i:i + PEAK_CHUNK]), crop_size // 2)).numpy()
@@ -132,6 +132,6 @@ def score_tracks(model: AsdModel, tracks: list[RenderTrack], spool: CropSpool, a
                              timer=timer, durations=durations)
         maps = scores.maps.get(explainer.name) if explainer else None
         with timer.stage(f"{explainer.name}_maps" if explainer else "model"):
-            located = _peaks(maps, spool.size) if maps is not None else np.zeros((count, 2), np.float32)
+            located = map_peaks(maps, spool.size) if maps is not None else np.zeros((count, 2), np.float32)
         results.append(TrackResult(scores.probs, scores.scores, maps, located, scores.channels))
     return results

@@ -1,0 +1,1 @@
+"""`asd-se live`: who speaks, and why, while the video is still arriving."""

@@ -1,0 +1,202 @@
+"""Live decisions through THE scoring engine: for each face, once ``lookahead`` samples after a stretch have
+arrived, the window of ``context`` samples before it, the stretch and the lookahead is scored by ``score_clip``
+(one forward pass, the explainer's maps from it) and the stretch's probabilities, maps and SE channels kept.
+
+The visual encoder's maps of a frame are final — identical to one pass over the whole track — once the frames
+its temporal convolutions reach (``temporal_radius``) have arrived, and they are cached. A chain encoder
+(LR-ASD's) is streamed (``models/streaming.py``): each frame is encoded once, all faces in one batch, and a
+window ends at the last final map, so the encoder's reach counts against the lookahead; only a lookahead shorter
+than that reach reads the newest maps as a clip ending now has them. Other encoders re-encode the newest frames
+with that reach around them each step; a model without separate stages (onnxruntime's) encodes each window whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from asd_se.core.crop import CROP_SIZE
+from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME
+from asd_se.core.timing import StageTimer
+from asd_se.explain import Explainer
+from asd_se.live.buffers import AudioRing, Ring
+from asd_se.live.faces import LiveTrack
+from asd_se.models import AsdModel
+from asd_se.models.streaming import EncoderStream, chain_layers
+from asd_se.render.scores import map_peaks
+from asd_se.scoring import score_clip
+
+
+@dataclass
+class SampleResult:
+    """One decided sample of a face: probability, the model's score, its map ``(h, w)`` in [0, 1] (None where
+    all zero or no explainer), the map's peak ``(2,)`` (fractions of the crop; NaN without a map) and the SE
+    channels selected."""
+
+    prob: float
+    score: float
+    heat: np.ndarray | None
+    peak: np.ndarray
+    channels: list[int]
+
+
+@dataclass(eq=False)
+class _Encoded:
+    """A track's visual maps so far: the final ones ``(C, h, w)`` per sample, its encoder stream (chain encoders)
+    and how many of its samples went in."""
+
+    maps: Ring
+    stream: EncoderStream | None
+    fed: int
+    ended: bool = False
+
+
+class LiveDecider:
+    """Decide live tracks' samples (see the module); ``lookahead``, ``context`` and ``hop`` in samples (a stretch
+    is decided once ``hop`` samples are ready: fewer forward passes, ``hop`` more latency)."""
+
+    def __init__(self, model: AsdModel, device: torch.device, explainer: Explainer, audio: AudioRing,
+                 lookahead: int, context: int, hop: int = 1, timer: StageTimer | None = None):
+        self.model, self.device, self.explainer, self.audio = model, device, explainer, audio
+        self.lookahead, self.context, self.hop = lookahead, context, max(1, hop)
+        self.timer = timer or StageTimer()
+        staged = hasattr(model, "decide")
+        visual = getattr(model, "visual", None) if staged else None
+        self.radius: int | None = getattr(visual, "temporal_radius", None)
+        self.layers = chain_layers(visual) if visual is not None else None
+        self._encoded: dict[LiveTrack, _Encoded] = {}
+
+    def ready(self, track: LiveTrack, newest: int, final: bool) -> int:
+        """One past the last sample of ``track`` that can be decided now (``newest``: one past the last sample
+        whose picture and sound have both arrived)."""
+        if not track.open or final:
+            return track.end
+        limit = min(track.end, newest - self.lookahead)
+        return limit if limit - track.decided >= self.hop else track.decided
+
+    def step(self, tracks: list[LiveTrack], newest: int, final: bool = False) -> int:
+        """Decide what can be decided of every track; returns how many samples were."""
+        due = [(track, self.ready(track, newest, final)) for track in tracks]
+        due = [(track, limit) for track, limit in due if limit > track.decided]
+        if self.layers is not None and self.radius is not None:
+            self._feed([track for track, _ in due])
+        count = sum(limit - track.decided for track, limit in due)
+        for track, limit in due:
+            self._decide(track, limit, final or not track.open)
+        return count
+
+    def _encoded_of(self, track: LiveTrack) -> _Encoded:
+        if track not in self._encoded:
+            stream = EncoderStream(self.layers) if self.layers is not None else None
+            self._encoded[track] = _Encoded(Ring(track.first), stream, track.first)
+        return self._encoded[track]
+
+    def _feed(self, tracks: list[LiveTrack]) -> None:
+        """Push every track's new crops through its encoder stream; faces with as many new crops go as one batch."""
+        groups: dict[int, list[LiveTrack]] = {}
+        for track in tracks:
+            groups.setdefault(track.end - self._encoded_of(track).fed, []).append(track)
+        for count, group in groups.items():
+            if count <= 0:
+                continue
+            encoded = [self._encoded[track] for track in group]
+            crops = np.stack([np.stack(track.crops.slice(e.fed, track.end)) for track, e in zip(group, encoded)])
+            with self.timer.stage("visual", self.device), torch.no_grad():
+                faces = self.model.normalise(torch.from_numpy(crops).to(self.device)).unsqueeze(1)
+                maps = EncoderStream.push_together([e.stream for e in encoded], faces)
+            for e, track, final in zip(encoded, group, maps):
+                e.fed = track.end
+                if final is not None:
+                    e.maps.items.extend(final[0].transpose(0, 1))
+
+    def _window_maps(self, track: LiveTrack, lo: int, hi: int, limit: int, complete: bool
+                     ) -> tuple[torch.Tensor | None, int]:
+        """The explained layer ``(1, C, T, h, w)`` of the window from ``lo`` (None: the model encodes it whole)
+        and where the window ends (``hi``, or earlier for a streamed encoder: at its last final map)."""
+        if self.radius is None:
+            return None, hi
+        if self.layers is None:
+            return self._halo_maps(track, lo, hi, complete), hi
+        encoded = self._encoded_of(track)
+        with self.timer.stage("visual", self.device), torch.no_grad():
+            if complete and not encoded.ended:
+                rest = encoded.stream.tail()
+                if rest is not None:
+                    encoded.maps.items.extend(rest[0].transpose(0, 1))
+                encoded.ended = True
+            fresh: list[torch.Tensor] = []
+            if encoded.maps.end >= limit:
+                hi = min(hi, encoded.maps.end)
+            else:  # a lookahead shorter than the encoder's reach: the newest maps as a clip ending now has them
+                rest = encoded.stream.tail()
+                fresh = list(rest[0].transpose(0, 1))[:hi - encoded.maps.end] if rest is not None else []
+        return torch.stack(encoded.maps.slice(lo, hi) + fresh, dim=1)[None], hi
+
+    def _halo_maps(self, track: LiveTrack, lo: int, hi: int, complete: bool) -> torch.Tensor:
+        """Maps of ``[lo, hi)`` for an encoder that cannot be streamed: the newest frames encoded again with the
+        frames its reach needs, those now final cached."""
+        cache = self._encoded_of(track).maps
+        final_to = track.end if complete else max(cache.end, track.end - self.radius)
+        fresh: list[torch.Tensor] = []
+        if hi > cache.end:
+            start = max(track.crops.start, cache.end - self.radius)
+            crops = torch.from_numpy(np.stack(track.crops.slice(start, track.end)))[None].to(self.device)
+            with self.timer.stage("visual", self.device), torch.no_grad():
+                encoded = self.model.visual_maps(crops)[0].transpose(0, 1)  # (T, C, h, w)
+            cache.items.extend(encoded[cache.end - start:final_to - start])
+            fresh = list(encoded[final_to - start:hi - start])
+        return torch.stack(cache.slice(lo, min(hi, cache.end)) + fresh, dim=1)[None]
+
+    def _decide(self, track: LiveTrack, limit: int, complete: bool) -> None:
+        first = track.decided
+        lo = max(track.crops.start, first - self.context)
+        hi = track.end if complete else min(track.end, limit + self.lookahead)
+        visual, hi = self._window_maps(track, lo, hi, limit, complete)
+        faces = torch.from_numpy(np.stack(track.crops.slice(lo, hi)))[None].to(self.device)
+        before, after = self.model.audio_context
+        sound = self.audio.span(lo * SAMPLES_PER_FRAME - before, hi * SAMPLES_PER_FRAME + after)
+        scores = score_clip(self.model, faces, torch.from_numpy(sound)[None].to(self.device), [self.explainer],
+                            self.timer, visual=visual)
+        keep = slice(first - lo, limit - lo)
+        probs, reported = scores.probs[keep].cpu().numpy(), scores.scores[keep].cpu().numpy()
+        maps = scores.maps[self.explainer.name][keep].float().cpu().numpy()
+        with self.timer.stage(f"{self.explainer.name}_maps"):
+            peaks = map_peaks(maps, CROP_SIZE)
+        channels = scores.channels[keep] if scores.channels is not None else [[] for _ in range(len(probs))]
+        for k in range(len(probs)):
+            heat = None if np.isnan(peaks[k, 0]) else maps[k].astype(np.float16)
+            track.results.append(SampleResult(float(probs[k]), float(reported[k]), heat, peaks[k], channels[k]))
+        self._forget_before(track, limit - self.context)
+
+    def _forget_before(self, track: LiveTrack, sample: int) -> None:
+        """Drop crops and maps no later window of ``track`` can need (those before ``sample``; crops the encoder
+        has yet to take, or whose reach it still needs, stay)."""
+        encoded = self._encoded.get(track)
+        keep = sample
+        if encoded is not None:
+            keep = min(keep, encoded.fed if encoded.stream is not None else encoded.maps.end - (self.radius or 0))
+            encoded.maps.trim(sample)
+        track.crops.trim(keep)
+
+    def warm_up(self, faces: int = 2, seconds: float = 2.0) -> None:
+        """Decide ``seconds`` of blank crops for 1 and for ``faces`` faces at once, as a stream would, so the first
+        real frames do not wait for the kernels of each new shape to be prepared."""
+        blank = np.zeros((CROP_SIZE, CROP_SIZE), np.uint8)
+        for count in sorted({1, faces}):
+            tracks = [LiveTrack(-1 - k, 0) for k in range(count)]
+            for sample in range(int(seconds * MODEL_FPS)):
+                for track in tracks:
+                    track.crops.append(blank)
+                    track.boxes.append(np.zeros(4))
+                self.step(tracks, sample + 1)
+            for track in tracks:
+                track.open = False
+            self.step(tracks, int(seconds * MODEL_FPS))
+            for track in tracks:
+                self.drop(track)
+
+    def drop(self, track: LiveTrack) -> None:
+        """A track fully emitted: forget its maps."""
+        self._encoded.pop(track, None)

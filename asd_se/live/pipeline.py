@@ -1,0 +1,435 @@
+"""``asd-se live SOURCE``: one pass over a stream as it arrives — decode, detect + track (render's FaceFinder),
+crop (THE crop), score and explain (THE scoring engine, ``live/decide.py``) — with decisions leaving in frame order
+(``live/emit.py``) as JSON lines, and optionally an annotated fragmented MP4 and a served page.
+
+Latency is bounded by ``--lookahead`` (the future a decision waits for) plus ``--hop`` and the compute; memory by
+``--context`` (the past a window keeps). When a paced source outruns the machine the run degrades in a stated
+order, each step said in the stream: detect less often (down to a quarter as often), then drop frames.
+SIGINT and SIGTERM, a stall and a stream that ends in an error all end the same way: what can be decided is,
+the outputs are closed (the MP4 playable), the last line says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from asd_se.checkpoint import RUNTIMES, load_runtime
+from asd_se.core.devices import resolve_device
+from asd_se.core.fsio import check_outputs
+from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME, FrameConverter, MonoAudio
+from asd_se.core.options import AT_LEAST_ONE, FRACTION, NOT_NEGATIVE, Range, check_settings, setting
+from asd_se.core.timing import StageTimer
+from asd_se.core.writer import X264_PRESETS, VideoWriter
+from asd_se.explain import EXPLAINERS, ChannelSelection
+from asd_se.faces.detect import FaceDetector
+from asd_se.faces.pool import DetectionPool
+from asd_se.faces.shots import THUMB_SIZE
+from asd_se.live.buffers import AudioRing
+from asd_se.live.decide import LiveDecider
+from asd_se.live.emit import Emitter
+from asd_se.live.faces import FrameFaces, LiveFaces
+from asd_se.live.serve import LiveServer
+from asd_se.live.source import Arrival, Ended, LiveSource, Stalled
+from asd_se.render.pipeline import RenderError, choose_explainer
+from asd_se.render.tracks import FaceFinder
+
+log = logging.getLogger(__name__)
+
+DEGRADE_LAG_S = 0.3  # a frame waiting this long before it is worked on: detect less often
+DROP_LAG_S = 1.0  # ... this long: drop the frames waiting
+RECOVER_S = 5.0  # this long without lag: detect as often as asked again
+MOST_SPARSE = 4  # detection is made at most this many times rarer than asked
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """How ``asd-se live`` reads, decides and writes."""
+
+    lookahead: float = setting(0.5, "seconds of future a decision waits for (the latency accepted; 0 allowed)",
+                               range=Range(0.0, 10.0))
+    context: float = setting(2.0, "seconds of past each decision window keeps", range=Range(0.0, 60.0))
+    hop: float = setting(0.08, "decide every this many seconds (fewer forward passes, this much more latency)",
+                         range=Range(1 / MODEL_FPS, 5.0))
+    realtime: bool = setting(False, "read a file at its own pace, as if it were arriving (default: as fast as it "
+                                    "decodes); other sources always come at their own pace")
+    stall: float = setting(10.0, "seconds without a frame before the source counts as stalled",
+                           range=Range(0.1, 3600.0))
+    detect_every: int = setting(5, "run the face detector every K frames and at shot cuts", range=AT_LEAST_ONE)
+    detect_workers: int = setting(2, "processes running the face detector (one keeps going while another is "
+                                     "recycled)", range=AT_LEAST_ONE)
+    min_face: int = setting(12, "ignore faces under this many pixels tall", range=NOT_NEGATIVE)
+    explainer: str = setting("auto", "heatmap method (as render's): auto is se where the model has an SE block",
+                             ("auto", *EXPLAINERS))
+    se: ChannelSelection = ChannelSelection()
+    alpha: float = setting(0.45, "heatmap opacity in the MP4 and the page, 0 to hide", range=FRACTION)
+    device: str = setting("auto", "auto (the GPU where there is one), cpu, cuda or cuda:N")
+    runtime: str = setting("torch", "torch, or onnx (a .onnx from asd-se export onnx, on the CPU)", RUNTIMES)
+    crf: int = setting(23, "H.264 quality of the MP4 (lower: better, larger)", range=Range(0, 51))
+    preset: str = setting("ultrafast", "x264 speed preset of the MP4", X264_PRESETS)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclass
+class LiveResult:
+    """How a live run went: frames read, decided and dropped, latency, why it ended."""
+
+    frames: int
+    decided: int
+    dropped: int
+    reason: str
+    latency: dict
+    seconds: float
+    timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+
+class Pace:
+    """The degradation policy of a paced source (see the module): ``check(lag)`` returns what to do now."""
+
+    def __init__(self, finder: FaceFinder, enabled: bool):
+        self.finder, self.enabled, self.asked = finder, enabled, finder.detect_every
+        self.calm_since = time.monotonic()
+        self.changed = 0.0
+
+    def _set_every(self, every: int) -> None:
+        self.finder.detect_every = every
+        if self.finder.tracker is not None:
+            self.finder.tracker.max_gap = max(10, 3 * every)
+        self.changed = time.monotonic()
+
+    def check(self, lag: float) -> tuple[str, int] | None:
+        """``("degrade", every)``, ``("drop", 0)``, ``("recover", every)`` or None."""
+        if not self.enabled:
+            return None
+        now = time.monotonic()
+        if lag < 0.05:
+            if now - self.calm_since > RECOVER_S and self.finder.detect_every > self.asked:
+                self._set_every(max(self.asked, self.finder.detect_every // 2))
+                self.calm_since = now
+                return "recover", self.finder.detect_every
+            return None
+        self.calm_since = now
+        if lag > DROP_LAG_S:
+            return "drop", 0
+        if lag > DEGRADE_LAG_S and now - self.changed > 1.0 and self.finder.detect_every < MOST_SPARSE * self.asked:
+            self._set_every(min(MOST_SPARSE * self.asked, 2 * self.finder.detect_every))
+            return "degrade", self.finder.detect_every
+        return None
+
+
+def check_live_paths(source: str, checkpoint: Path, jsonl: Path | None, out: Path | None) -> None:
+    """Outputs that cannot be written, that would write over an input, or an MP4 that is not ``.mp4``:
+    refused before anything is read."""
+    if out is not None and out.suffix.lower() != ".mp4":
+        raise RenderError(f"{out}: the live output must be an .mp4 file (fragmented MP4)")
+    reads = [Path(source)] if source != "-" and "://" not in source else []
+    check_outputs(reads + [Path(checkpoint)], [jsonl, out])
+
+
+@contextlib.contextmanager
+def _signals(stop: list[str]):
+    """While the run lasts, SIGINT and SIGTERM put their name into ``stop`` (the loop ends at its next frame,
+    never halfway through one)."""
+    def handler(number, _frame):
+        stop.append(signal.Signals(number).name)
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for number in saved:
+        signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, previous in saved.items():
+            signal.signal(number, previous)
+
+
+class _Outputs:
+    """The annotated MP4 (fragmented, at the first frame's size) and the served page, fed by the emitter."""
+
+    def __init__(self, out: Path | None, server: LiveServer | None, source: LiveSource, settings: LiveSettings):
+        self.server, self.size = server, (source.info.width, source.info.height)
+        self.writer = None
+        if out is not None:
+            info = source.info
+            self.writer = VideoWriter(out, info.width, info.height, info.fps, audio_rate=info.audio_rate,
+                                      audio_channels=info.audio_channels, crf=settings.crf, preset=settings.preset,
+                                      time_base=info.time_base, fragmented=True)
+
+    @property
+    def draws(self) -> bool:
+        return self.writer is not None or self.server is not None
+
+    def audio(self, frame: av.AudioFrame, time_s: float) -> None:
+        if self.writer is not None and self.writer.has_audio:
+            self.writer.write_audio_frame(frame, time_s)
+
+    def __call__(self, frame: FrameFaces, line: dict, drawings) -> None:
+        image = frame.image
+        if image is None:
+            return
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        if self.writer is not None:
+            self.writer.write_frame(image, pts=self.writer.pts(frame.time))
+        if self.server is not None and self.server.watched:
+            self.server.publish(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes(), line)
+
+    def event(self, line: dict) -> None:
+        if self.server is not None:
+            self.server.publish(None, line)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.server is not None:
+            self.server.close()
+
+
+def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSettings(), jsonl: Path | None = None,
+             out: Path | None = None, serve: int | None = None, stream=None) -> LiveResult:
+    """Run ``asd-se live`` on ``source`` (a path, a URL, ``/dev/videoN`` or ``-``); JSON lines go to ``jsonl``
+    (else ``stream``, else stdout). Raises MediaError for a source that cannot be opened or that stalls (the
+    outputs closed first) and returns how the run ended otherwise (``reason``: end of stream, SIGINT, SIGTERM,
+    error)."""
+    started = time.perf_counter()
+    check_live_paths(source, checkpoint, jsonl, out)
+    device = resolve_device("cpu" if settings.runtime == "onnx" and settings.device == "auto" else settings.device)
+    model, config = load_runtime(checkpoint, device, settings.runtime)
+    explainer, se_informative, notes = choose_explainer(model, checkpoint, settings.explainer, settings.se,
+                                                        settings.runtime)
+    for note in notes:
+        log.warning(note)
+    timer = StageTimer()
+    reader = LiveSource(source, settings.realtime, settings.stall)
+    stack = contextlib.ExitStack()
+    stack.callback(reader.close)
+    lines = stack.enter_context(open(jsonl, "w", encoding="utf-8")) if jsonl is not None else (stream or sys.stdout)
+    server = LiveServer(serve) if serve is not None else None
+    outputs = _Outputs(out, server, reader, settings)
+    emitter = Emitter(lines, config.model.crop, se_informative, [outputs], settings.alpha)
+    finder = FaceFinder(FaceDetector(), settings.detect_every, settings.min_face)
+    faces = LiveFaces(finder, config.model.crop, reader.info.fps)
+    audio_ring = AudioRing()
+    seconds = lambda value: int(round(value * MODEL_FPS))  # noqa: E731
+    decider = LiveDecider(model, device, explainer, audio_ring, seconds(settings.lookahead),
+                          seconds(settings.context), seconds(settings.hop), timer)
+    pace = Pace(finder, reader.paced)
+    info = reader.info
+    start_line = {"source": source, "kind": reader.kind, "width": info.width, "height": info.height,
+                  "fps": round(info.fps, 3), "has_audio": info.audio_rate is not None,
+                  "checkpoint": str(checkpoint), "explainer": explainer.name, "crop": config.model.crop,
+                  "settings": asdict(settings), "notes": notes}
+    if server is not None:
+        start_line["serve"] = server.url
+        log.info("live page: %s", server.url)
+    emitter.event("start", **start_line)
+    run = _Run(reader, faces, decider, emitter, outputs, pace, audio_ring, timer, settings)
+    reason, error = "end of stream", None
+    try:
+        with _signals(run.stop), stack:
+            try:
+                run.warm_up()
+                reader.start()
+                reason, error = run.loop()
+            except Stalled as stall:
+                reason, error = "stalled", str(stall)
+            run.finish()
+            emitter.event("end", reason=reason, **({"message": error} if error else {}), frames=run.frames,
+                          decided=emitter.emitted, dropped=run.dropped, latency=emitter.latency.summary())
+            outputs.close()
+    finally:
+        run.pool_close()
+    result = LiveResult(run.frames, emitter.emitted, run.dropped, reason, emitter.latency.summary(),
+                        time.perf_counter() - started, timer.report(), notes + reader.warnings)
+    if reason == "stalled":
+        raise Stalled(error)
+    return result
+
+
+class _Run:
+    """The loop of one live run (see the module)."""
+
+    def __init__(self, reader: LiveSource, faces: LiveFaces, decider: LiveDecider, emitter: Emitter,
+                 outputs: _Outputs, pace: Pace, audio: AudioRing, timer: StageTimer, settings: LiveSettings):
+        self.reader, self.faces, self.decider, self.emitter = reader, faces, decider, emitter
+        self.outputs, self.pace, self.audio, self.timer = outputs, pace, audio, timer
+        self.settings = settings
+        self.mono = MonoAudio()
+        self.convert = FrameConverter()
+        self.pool: DetectionPool | None = None
+        self.size: tuple[int, int] | None = None
+        self.waiting: deque[tuple[int, float, float, np.ndarray, np.ndarray | None]] = deque()  # to be tracked
+        self.detecting: deque[int] = deque()  # frames whose detections are still out
+        self.stop: list[str] = []  # the signal that ended the run
+        self.ended: Ended | None = None  # the source's end, met while dropping
+        self.frames = self.dropped = self.overflowed = 0
+        self.has_audio = reader.info.audio_rate is not None
+
+    def warm_up(self) -> None:
+        """Start the detector processes and run the model once before the first frame, so the stream's start is
+        not decided seconds late."""
+        self._open_pool((self.reader.info.width, self.reader.info.height))
+        self.decider.warm_up()
+
+    def _open_pool(self, size: tuple[int, int]) -> None:
+        """Detector processes for frames of ``size``, answered once (they have started)."""
+        finder = self.faces.finder
+        self.pool = DetectionPool(finder.detector, self.settings.detect_workers)
+        blank = [np.zeros((h, w, 3), np.uint8) for w, h in finder.detector.input_sizes(*size)]
+        for _ in range(self.settings.detect_workers):
+            self.pool.submit(-1, blank, size)
+        list(self.pool.drain())
+
+    def pool_close(self) -> None:
+        if self.pool is not None:
+            self.pool.__exit__(None, None, None)
+            self.pool = None
+
+    def loop(self) -> tuple[str, str | None]:
+        while True:
+            with self.timer.stage("wait"):
+                item = self.reader.next(lambda: bool(self.stop))
+            if item is None:
+                return self.stop[0], None
+            self._overflow()
+            if isinstance(item, Ended):
+                return item.reason, item.error
+            if isinstance(item.frame, av.AudioFrame):
+                self._audio(item)
+                continue
+            action = self.pace.check(time.monotonic() - item.arrived)
+            if action is not None and action[0] == "drop":
+                item = self._drop(item)
+            elif action is not None:
+                self.emitter.event("degraded" if action[0] == "degrade" else "recovered", detect_every=action[1],
+                                   message=f"detecting every {action[1]} frames")
+            self._video(item)
+            self._advance()
+            if self.ended is not None:
+                return self.ended.reason, self.ended.error
+
+    def _overflow(self) -> None:
+        """Say so where the source's queue was full and the reader dropped frames (a source much faster than
+        real time)."""
+        lost = self.reader.overflow - self.overflowed
+        if lost:
+            self.overflowed, self.dropped = self.reader.overflow, self.dropped + lost
+            self.emitter.event("dropped", frames=lost,
+                               message=f"{lost} frames dropped: the source sent them faster than they could be queued")
+
+
+    def _audio(self, item: Arrival) -> None:
+        self.mono.add(item.frame, 0.0)
+        self.audio.extend(self.mono.take())
+        self.outputs.audio(item.frame, item.time)
+
+    def _drop(self, item: Arrival) -> Arrival:
+        """Fell too far behind: drop the video frames waiting (audio is kept), go on from the newest."""
+        lag = time.monotonic() - item.arrived
+        latest, dropped = item, 0
+        for waiting in self.reader.take_waiting():
+            if isinstance(waiting, Ended):
+                self.ended = waiting  # the loop ends after the newest frame
+                break
+            if isinstance(waiting.frame, av.AudioFrame):
+                self._audio(waiting)
+            else:
+                latest, dropped = waiting, dropped + 1
+        self.dropped += dropped
+        self.emitter.event("dropped", frames=dropped, lag_ms=round(lag * 1000),
+                           message=f"{dropped} frames dropped to catch up ({lag:.1f} s behind)")
+        return latest
+
+    def _video(self, item: Arrival) -> None:
+        frame = item.frame
+        size = (frame.width, frame.height)
+        if self.size is not None and size != self.size:
+            self._restart(size)
+        self.size = size
+        index = self.frames
+        self.frames += 1
+        finder = self.faces.finder
+        with self.timer.stage("convert"):
+            gray = self.convert(frame, "gray")
+            image = self.convert(frame, "bgr24") if self.outputs.draws else None
+            detect = finder.needs_detection(index, self.convert(frame, "gray", *THUMB_SIZE, interpolation="AREA"))
+        if detect:
+            with self.timer.stage("detect"):
+                if self.pool is None:
+                    self._open_pool(size)
+                images = [self.convert(frame, "rgb24", *scaled, interpolation="AREA")
+                          for scaled in finder.detector.input_sizes(*size)]
+                self.pool.submit(index, images, size)
+                self.detecting.append(index)
+        self.waiting.append((index, item.time, item.arrived, gray, image))
+
+    def _restart(self, size: tuple[int, int]) -> None:
+        """The picture changed size mid-stream: what is waiting is finished, tracks end, detection restarts."""
+        self._track(wait=True)
+        self.pool_close()
+        self.faces.restart()
+        self._advance()  # the tracks that ended here are decided and their frames out before the event
+        self.emitter.event("resolution", width=size[0], height=size[1],
+                           message=f"the picture changed from {self.size[0]}x{self.size[1]} to {size[0]}x{size[1]}: "
+                                   f"tracks restart; the MP4 keeps its first size")
+
+    def _track(self, wait: bool = False) -> None:
+        """Hand finished detections to the tracker in order, and move every frame whose detections are in
+        through the faces (crops) to the emitter."""
+        finder = self.faces.finder
+        if self.pool is not None:
+            results = self.pool.drain() if wait else self.pool.ready()
+            with self.timer.stage("detect"):
+                for key, detections in results:
+                    finder.track(key, detections, self.reader.info.fps)
+                    self.detecting.popleft()
+        while self.waiting and (not self.detecting or self.waiting[0][0] < self.detecting[0]):
+            index, stamp, arrived, gray, image = self.waiting.popleft()
+            with self.timer.stage("crop"):
+                shown = self.faces.frame(index, stamp, arrived, gray)
+            shown.image = image
+            self.emitter.push(shown)
+
+    def _newest(self) -> int:
+        """One past the last sample whose picture and sound have both arrived."""
+        video = self.faces.next_sample or 0
+        if not self.has_audio:
+            return video
+        return min(video, (self.audio.end - self.decider.model.audio_context[1]) // SAMPLES_PER_FRAME)
+
+    def _advance(self, final: bool = False) -> None:
+        self._track(wait=final)
+        tracks = list(self.faces.tracks.values())
+        if tracks:
+            self.decider.step(tracks, self._newest(), final)
+        with self.timer.stage("emit"):
+            self.emitter.flush()
+        for track in self.emitter.release(self.faces.tracks):
+            self.decider.drop(track)
+        oldest = min([t.crops.start for t in self.faces.tracks.values()] + [self._newest() - self.decider.context])
+        self.audio.trim(oldest * SAMPLES_PER_FRAME - self.decider.model.audio_context[0])
+
+    def finish(self) -> None:
+        """The stream ended (or was stopped): decide and emit everything that arrived."""
+        self._overflow()
+        self.audio.extend(self.mono.finish())
+        self._track(wait=True)
+        self.faces.close_all()
+        self._advance(final=True)

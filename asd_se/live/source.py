@@ -1,0 +1,265 @@
+"""Where ``asd-se live`` reads from: a file (as fast as it decodes, or at its own pace), a network stream PyAV opens
+(``rtsp://``, ``http://``, ``udp://``, ...), a camera (``/dev/video0``, PyAV's v4l2 input) or ``-`` (a stream on
+stdin). A reader thread demuxes and decodes into a bounded queue, stamping each frame with the moment it came off
+the source; the consumer waits at most ``stall_s`` for the next one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import queue
+import re
+import select
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+
+from asd_se.core.media import MediaError, open_media
+
+log = logging.getLogger(__name__)
+
+NETWORK = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+JUMP_S = 10.0  # a stream's timestamps jumping back (a tenth of this) or ahead (this) are a discontinuity
+REORDER_S = 2.0  # how far ahead a paced file is read to hand its streams over in time order
+
+
+@dataclass
+class Arrival:
+    """One decoded frame and when it arrived (``time.monotonic()``); ``time`` s from the stream's start."""
+
+    frame: av.VideoFrame | av.AudioFrame
+    time: float
+    arrived: float
+
+
+@dataclass
+class Ended:
+    """The source has nothing more: ``reason`` says why; ``error`` where it ended in one (a stream that stops
+    mid-frame, a broken connection)."""
+
+    reason: str
+    error: str | None = None
+
+
+class Stalled(MediaError):
+    """No frame came from the source for longer than the stall timeout."""
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the source says about itself once opened."""
+
+    width: int
+    height: int
+    fps: float
+    time_base: Fraction
+    audio_rate: int | None
+    audio_channels: int
+
+
+def source_kind(spec: str) -> str:
+    """``stdin`` (``-``), ``network`` (a URL), ``camera`` (``/dev/video*``) or ``file``."""
+    if spec == "-":
+        return "stdin"
+    if NETWORK.match(spec):
+        return "network"
+    return "camera" if spec.startswith("/dev/video") else "file"
+
+
+class _TimedPipe:
+    """A pipe read with a deadline: ``read`` raises ``Stalled`` when nothing came for ``stall_s`` (PyAV passes
+    it up from inside FFmpeg), so neither opening nor reading a stream on stdin can hang."""
+
+    def __init__(self, fd: int, stall_s: float, spec: str):
+        self.fd, self.stall_s, self.spec = fd, stall_s, spec
+
+    def read(self, size: int) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], self.stall_s)
+        if not ready:
+            raise Stalled(f"{self.spec}: no data for {self.stall_s:g} s (the source stalled)")
+        return os.read(self.fd, size)
+
+
+LIVE_PROBE = {"analyzeduration": "1000000"}  # µs of a stream read to learn its streams (FFmpeg's default: 5 s)
+
+
+def _container(spec: str, kind: str, stall_s: float) -> av.container.InputContainer:
+    """Open the source; MediaError naming it where it cannot be."""
+    try:
+        if kind == "file":
+            return open_media(Path(spec))
+        if kind == "stdin":
+            return av.open(_TimedPipe(sys.stdin.fileno(), stall_s, spec), mode="r", options=LIVE_PROBE)
+        if kind == "camera":
+            return av.open(spec, format="v4l2", timeout=stall_s)
+        return av.open(spec, timeout=(stall_s, stall_s), options=LIVE_PROBE)
+    except Stalled:
+        raise
+    except av.error.ExitError as err:
+        raise Stalled(f"{spec}: nothing came from the source within {stall_s:g} s ({err})") from err
+    except (av.error.FFmpegError, OSError) as err:
+        raise MediaError(f"{spec}: cannot be opened as a video source ({err})") from err
+
+
+class LiveSource:
+    """Frames of ``spec`` as they arrive. ``realtime`` paces a file at its own timestamps (network, stdin and
+    camera sources come at their own pace anyway). A file read as fast as it decodes waits for the consumer;
+    any other source never waits for it: where the queue (``queue_s`` of video) is full, the newest video
+    frame is dropped and counted in ``overflow`` (the pipeline's own degradation acts well before that)."""
+
+    def __init__(self, spec: str, realtime: bool = False, stall_s: float = 10.0, queue_s: float = 4.0):
+        self.spec, self.kind, self.stall_s = spec, source_kind(spec), stall_s
+        self.paced = realtime or self.kind != "file"
+        self.container = _container(spec, self.kind, stall_s)
+        if not self.container.streams.video:
+            self.container.close()
+            raise MediaError(f"{spec}: has no video stream")
+        video = self.container.streams.video[0]
+        video.thread_type = "AUTO"
+        audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        context = audio.codec_context if audio is not None else None
+        self.info = StreamInfo(video.codec_context.width, video.codec_context.height,
+                               float(video.average_rate or video.guessed_rate or 25), video.time_base or
+                               Fraction(1, 90000), (context.sample_rate or None) if context else None,
+                               context.channels if context else 0)
+        self.origin = (self.container.start_time or 0) / av.time_base  # s: time 0 of the stream
+        self._streams = [video] + ([audio] if audio is not None else [])
+        self._queue: queue.Queue = queue.Queue(maxsize=max(8, int(queue_s * self.info.fps)) * 2)
+        self._stop = threading.Event()
+        self.overflow = 0
+        self.warnings: list[str] = []
+        self._thread = threading.Thread(target=self._read, name="asd-se-live-source", daemon=True)
+
+    def start(self) -> None:
+        """Begin reading (once the consumer is ready: a paced file's clock starts with its first frame)."""
+        self._thread.start()
+
+    def _put(self, item: Arrival | Ended) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                if self.paced and isinstance(item, Arrival) and isinstance(item.frame, av.VideoFrame):
+                    self.overflow += 1
+                    return
+
+    def _read(self) -> None:
+        """The reader thread: demux + decode, pace where asked, hand over; always ends with an ``Ended``."""
+        try:
+            frames = self._decoded()
+            for stamp, frame in (self._paced(frames) if self.paced and self.kind == "file" else frames):
+                self._put(Arrival(frame, stamp, time.monotonic()))
+            if not self._stop.is_set():
+                self._put(Ended("end of stream"))
+        except Stalled as stall:
+            self._put(Ended("stalled", str(stall)))
+        except av.error.ExitError as err:
+            self._put(Ended("stalled", f"{self.spec}: no data for {self.stall_s:g} s ({err})"))
+        except (av.error.FFmpegError, OSError) as err:
+            self._put(Ended("error", f"{self.spec}: the stream ends in an error ({err})"))
+
+    def _decoded(self) -> Iterator[tuple[float, av.VideoFrame | av.AudioFrame]]:
+        """``(time s, frame)`` in the order the container holds them. Time only goes on: where a stream's
+        timestamps jump (back, or more than ``JUMP_S`` ahead: streams joined end to end, an encoder restarted),
+        that stream's clock continues from its last frame, with a warning; a video frame stamped no later than
+        the last is placed one nominal frame after it."""
+        last: dict[str, float] = {}
+        shift: dict[str, float] = {"video": 0.0, "audio": 0.0}
+        repeated = False
+        for packet in self.container.demux(*self._streams):
+            if self._stop.is_set():
+                return
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError as err:
+                self.warnings.append(f"{self.spec}: skipped a corrupt packet at {packet.pts} ({err})")
+                continue
+            for frame in frames:
+                if frame.time is None:
+                    continue
+                kind = "video" if isinstance(frame, av.VideoFrame) else "audio"
+                stamp = frame.time - self.origin + shift[kind]
+                if kind in last and not last[kind] - JUMP_S / 10 < stamp < last[kind] + JUMP_S:
+                    step = 1.0 / self.info.fps if kind == "video" else frame.samples / frame.sample_rate
+                    shift[kind] += last[kind] + step - stamp
+                    self.warnings.append(f"{self.spec}: the {kind} timestamps jump from {last[kind]:.2f} s to "
+                                         f"{stamp:.2f} s; its clock goes on from {last[kind]:.2f} s")
+                    stamp = last[kind] + step
+                elif kind == "video" and kind in last and stamp <= last[kind]:  # a frame must come after the last
+                    stamp = last[kind] + 1.0 / self.info.fps
+                    if not repeated:
+                        self.warnings.append(f"{self.spec}: video frames with the same or earlier timestamps; "
+                                             f"they are placed one nominal frame apart")
+                    repeated = True
+                last[kind] = stamp
+                yield stamp, frame
+
+    def _paced(self, frames: Iterator[tuple[float, av.VideoFrame | av.AudioFrame]]
+               ) -> Iterator[tuple[float, av.VideoFrame | av.AudioFrame]]:
+        """A file as if it were arriving: each frame handed over at its own time (wall clock from the first).
+        Files interleave their streams loosely (audio a second behind its video is common), so frames are
+        read ``REORDER_S`` ahead and released in time order, as a live sender would send them."""
+        ahead: list[tuple[float, int, av.VideoFrame | av.AudioFrame]] = []
+        wall0 = None
+        for order, (stamp, frame) in enumerate(frames):
+            heapq.heappush(ahead, (stamp, order, frame))
+            while ahead and ahead[0][0] < stamp - REORDER_S:
+                wall0 = yield from self._release(ahead, wall0)
+        while ahead:
+            wall0 = yield from self._release(ahead, wall0)
+
+    def _release(self, ahead: list, wall0: float | None):
+        stamp, _, frame = heapq.heappop(ahead)
+        wall0 = time.monotonic() - stamp if wall0 is None else wall0
+        delay = wall0 + stamp - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield stamp, frame
+        return wall0
+
+    def next(self, stopped=lambda: False) -> Arrival | Ended | None:
+        """The next frame, or ``Ended``; None as soon as ``stopped()`` says so (checked every 0.2 s while
+        waiting); raises ``Stalled`` after ``stall_s`` without anything."""
+        waited = 0.0
+        while not stopped():
+            try:
+                return self._queue.get(timeout=min(0.2, self.stall_s))
+            except queue.Empty:
+                waited += min(0.2, self.stall_s)
+                if waited >= self.stall_s:
+                    raise Stalled(f"{self.spec}: no frame for {self.stall_s:g} s (the source stalled); outputs "
+                                  f"closed with what had arrived") from None
+        return None
+
+    def pending(self) -> int:
+        """Frames waiting in the queue (video and audio)."""
+        return self._queue.qsize()
+
+    def take_waiting(self) -> list[Arrival | Ended]:
+        """Everything waiting now, without blocking (what the pipeline drops from when it falls behind)."""
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=2.0)
+        if self._thread.is_alive():  # blocked in a read that never returns (a stalled pipe): left to exit with us
+            return
+        try:
+            self.container.close()
+        except av.error.FFmpegError:
+            pass

@@ -1,0 +1,99 @@
+"""A visual encoder run over a stream in pieces, each frame encoded once: every temporal convolution keeps the
+last input frames its kernel still needs, so frames pushed a few at a time give exactly the maps one pass over
+the whole track gives — each ``temporal_radius`` frames later (the future the encoder's own kernels reach).
+
+Works for an encoder that is one chain (``chain_layers``: no branch, no residual) of per-frame layers
+(convolutions with a temporal kernel of 1, BatchNorm, ReLU, pooling over space) and temporal convolutions
+(odd kernel, stride 1, "same" padding); LR-ASD's is. ``stream_encoder`` says None for any other.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PER_FRAME = (nn.BatchNorm3d, nn.ReLU)
+
+
+def _temporal(layer: nn.Module) -> bool | None:
+    """True for a temporal convolution the stream can carry, False for a per-frame layer, None otherwise."""
+    if isinstance(layer, nn.Conv3d):
+        kernel, stride, padding, dilation = layer.kernel_size[0], layer.stride[0], layer.padding, layer.dilation[0]
+        if kernel == 1 and padding[0] == 0:
+            return False
+        if isinstance(padding, tuple) and kernel % 2 and stride == 1 and dilation == 1 and \
+                padding[0] == kernel // 2:
+            return True
+        return None
+    if isinstance(layer, nn.MaxPool3d):
+        kernel, stride, padding = (v if isinstance(v, tuple) else (v,) * 3
+                                   for v in (layer.kernel_size, layer.stride, layer.padding))
+        return False if kernel[0] == stride[0] == 1 and padding[0] == 0 else None
+    return False if isinstance(layer, PER_FRAME) else None
+
+
+class EncoderStream:
+    """One track's stream through a chain encoder's ``layers``: ``push`` faces (already normalised,
+    ``(B, 1, n, H, W)``) and get the maps ``(B, C, m, h, w)`` of the frames that became final (None: none yet);
+    ``tail`` gives the maps of the frames still open as a clip ending now would have them (zeros beyond), without
+    ending the stream."""
+
+    def __init__(self, layers: list[nn.Module]):
+        self.layers = layers
+        self.state: list[torch.Tensor | None] = [None] * len(layers)  # per temporal layer: its last inputs
+
+    def _run(self, x: torch.Tensor | None, ending: bool) -> torch.Tensor | None:
+        states = []
+        for layer, state in zip(self.layers, self.state):
+            if not _temporal(layer):
+                x = layer(x) if x is not None else None
+                states.append(state)
+                continue
+            kernel, pad = layer.kernel_size[0], layer.kernel_size[0] // 2
+            if state is None and x is not None:  # the clip's start: the zeros "same" padding puts before it
+                state = x.new_zeros((*x.shape[:2], pad, *x.shape[3:]))
+            if state is None:
+                states.append(None)
+                continue
+            parts = [state] + ([x] if x is not None else [])
+            if ending:
+                parts.append(state.new_zeros((*state.shape[:2], pad, *state.shape[3:])))
+            joined = torch.cat(parts, dim=2)
+            states.append(joined[:, :, -(kernel - 1):])
+            x = None if joined.shape[2] < kernel else F.conv3d(
+                joined, layer.weight, layer.bias, layer.stride, (0, *layer.padding[1:]), layer.dilation, layer.groups)
+        if not ending:
+            self.state = states
+        return x
+
+    def push(self, faces: torch.Tensor) -> torch.Tensor | None:
+        return self._run(faces, ending=False)
+
+    @staticmethod
+    def push_together(streams: list["EncoderStream"], faces: torch.Tensor) -> list[torch.Tensor | None]:
+        """``push`` one face clip ``(1, 1, n, H, W)`` per stream (``faces`` ``(B, 1, n, H, W)``) as one batch where
+        the streams stand at the same point (their states alike), else one by one; the maps per stream."""
+        shapes = {tuple(None if state is None else tuple(state.shape[1:]) for state in stream.state)
+                  for stream in streams}
+        if len(streams) == 1 or len(shapes) > 1:
+            return [stream.push(faces[i:i + 1]) for i, stream in enumerate(streams)]
+        merged = EncoderStream(streams[0].layers)
+        merged.state = [None if states[0] is None else torch.cat(states) for states in
+                        zip(*(stream.state for stream in streams))]
+        maps = merged.push(faces)
+        for i, stream in enumerate(streams):
+            stream.state = [None if state is None else state[i:i + 1] for state in merged.state]
+        return [None if maps is None else maps[i:i + 1] for i in range(len(streams))]
+
+    def tail(self) -> torch.Tensor | None:
+        return self._run(None, ending=True)
+
+
+def chain_layers(encoder: nn.Module) -> list[nn.Module] | None:
+    """The layers of a chain encoder in the order they run (it declares ``chain`` = its modules run one after
+    another, in order), each one the stream can carry; None for any other encoder."""
+    if not getattr(encoder, "chain", False):
+        return None
+    layers = [module for module in encoder.modules() if not list(module.children())]
+    return layers if all(_temporal(layer) is not None for layer in layers) else None

@@ -1,0 +1,353 @@
+"""``asd-se live``: the streamed encoder is the offline one, live decisions with the whole track in view are
+render's, and a live run on a file, on stdin and on an HTTP stream from 127.0.0.1 ends with every frame decided in
+order and a playable MP4 — also when it is stopped, stalls, or its picture changes size."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from asd_se.checkpoint import load_runtime
+from asd_se.cli import main
+from asd_se.core.annotations import read_csv
+from asd_se.core.media import SAMPLES_PER_FRAME, probe
+from asd_se.explain import ChannelSelection, build_explainer
+from asd_se.faces.detect import FaceDetector
+from asd_se.live.buffers import AudioRing
+from asd_se.live.decide import LiveDecider
+from asd_se.live.faces import LiveTrack
+from asd_se.live.pipeline import Pace
+from asd_se.models.streaming import EncoderStream, chain_layers
+from asd_se.render.tracks import FaceFinder
+from asd_se.scoring import score_track
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def lrasd():
+    model, _ = load_runtime(Path("lrasd-talkset-se"), CPU, "torch")
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def clip(synth_root) -> Path:
+    """The synthetic val video (6 s, faces speaking and silent, with audio)."""
+    rows, _ = read_csv(synth_root / "annotations" / "val.csv")
+    return synth_root / "videos" / f"{rows[0].video_id}.mp4"
+
+
+def to_ts(video: Path, out: Path, size: tuple[int, int] | None = None, seconds: float | None = None) -> Path:
+    """``video`` as MPEG-TS (H.264 + AAC, re-encoded by PyAV), optionally scaled to ``size`` or cut short."""
+    with av.open(str(video)) as source, av.open(str(out), "w", format="mpegts") as sink:
+        vin, ain = source.streams.video[0], source.streams.audio[0]
+        vout = sink.add_stream("libx264", rate=25)
+        vout.width, vout.height = size or (vin.codec_context.width // 2 * 2, vin.codec_context.height // 2 * 2)
+        vout.pix_fmt, vout.options = "yuv420p", {"preset": "ultrafast", "tune": "zerolatency"}
+        aout = sink.add_stream("aac", rate=ain.codec_context.sample_rate)
+        count = 0
+        for frame in source.decode(vin, ain):
+            if seconds is not None and frame.time > seconds:
+                continue
+            if isinstance(frame, av.VideoFrame):
+                frame = frame.reformat(vout.width, vout.height)
+                frame.pts, frame.time_base, count = count, Fraction(1, 25), count + 1
+                sink.mux(vout.encode(frame))
+            else:
+                frame.pts = None
+                sink.mux(aout.encode(frame))
+        sink.mux(vout.encode(None))
+        sink.mux(aout.encode(None))
+    return out
+
+
+def feed(data: bytes, seconds: float, stall: bool = False) -> int:
+    """A pipe's read end, written from a thread at the pace of ``seconds`` of stream (as a live sender would);
+    closed at the end unless ``stall`` (then it stays open, silent)."""
+    read, write = os.pipe()
+
+    def send() -> None:
+        step = max(1, len(data) // 100)
+        for start in range(0, len(data), step):
+            os.write(write, data[start:start + step])
+            time.sleep(seconds / 100)
+        if not stall:
+            os.close(write)
+
+    threading.Thread(target=send, daemon=True).start()
+    return read
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def check_stream(lines: list[dict], frames: int | None = None) -> list[dict]:
+    """A live JSON-lines stream: a start event first, an end event last, frame lines in frame order with faces
+    in [0, 1], and (given ``frames``, the source's count) every frame either decided or said dropped; returns the
+    frame lines."""
+    assert lines[0]["event"] == "start" and lines[-1]["event"] == "end", (lines[0], lines[-1])
+    decided = [line for line in lines if "frame" in line]
+    indices = [line["frame"] for line in decided]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    if frames is not None:
+        assert len(decided) + sum(line["frames"] for line in lines if line.get("event") == "dropped") == frames
+    for line in decided:
+        for face in line["faces"]:
+            assert 0.0 <= face["prob"] <= 1.0 and face["speaking"] == (face["prob"] >= 0.5)
+            assert len(face["box"]) == 4 and "map" in face and len(face["region"]) == 3
+    assert lines[-1]["decided"] == len(decided)
+    return decided
+
+
+def decoded_frames(video: Path) -> int:
+    with av.open(str(video)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+# --- the streamed encoder and the decider ---------------------------------------------------------------------
+
+def test_a_streamed_encoder_gives_the_maps_of_one_pass_whatever_the_pieces(lrasd):
+    layers = chain_layers(lrasd.visual)
+    assert layers is not None
+    faces = torch.randint(0, 256, (1, 47, 112, 112), dtype=torch.uint8)
+    with torch.no_grad():
+        whole = lrasd.visual_maps(faces)
+        stream, parts, start = EncoderStream(layers), [], 0
+        for count in (1, 2, 9, 3, 17, 15):
+            out = stream.push(lrasd.normalise(faces[:, start:start + count]).unsqueeze(1))
+            start += count
+            parts += [out] if out is not None else []
+            done = sum(part.shape[2] for part in parts)
+            assert done == max(0, start - lrasd.visual.temporal_radius)  # final once its reach has arrived
+            tail = stream.tail()  # a clip ending here, without ending the stream
+            ending = torch.cat(parts + [tail], dim=2)
+            assert torch.allclose(ending, lrasd.visual_maps(faces[:, :start]), atol=1e-5)
+        streamed = torch.cat(parts + [stream.tail()], dim=2)
+    assert torch.allclose(streamed, whole, atol=1e-5), (streamed - whole).abs().max()
+
+
+def test_encoders_with_branches_are_not_streamed(checkpoint):
+    model, _ = load_runtime(checkpoint, CPU, "torch")
+    assert chain_layers(model.visual) is None  # residual blocks: the decider re-encodes the newest frames
+
+
+@pytest.mark.parametrize("which", ["streamed", "re-encoded"])
+def test_live_decisions_with_the_whole_track_in_view_are_the_offline_scores(which, lrasd, checkpoint):
+    model = lrasd if which == "streamed" else load_runtime(checkpoint, CPU, "torch")[0].eval()
+    rng = np.random.default_rng(0)
+    frames = 40
+    crops = rng.integers(0, 256, (frames, 112, 112), dtype=np.uint8)
+    audio = rng.normal(0, 0.1, frames * SAMPLES_PER_FRAME).astype(np.float32)
+    explainer = build_explainer("se", ChannelSelection())
+    offline = score_track(model, crops, audio, CPU, [explainer])
+    ring = AudioRing()
+    ring.extend(audio)
+    decider = LiveDecider(model, CPU, explainer, ring, lookahead=frames, context=frames, hop=1)
+    track = LiveTrack(0, 0)
+    for k in range(frames):  # crops arrive one by one; nothing is decided while the future is out
+        track.crops.append(crops[k])
+        track.boxes.append(np.zeros(4))
+        decider.step([track], k + 1)
+    assert track.decided == 0
+    track.open = False
+    decider.step([track], frames)
+    live = np.array([result.prob for result in track.results.items])
+    assert np.allclose(live, offline.probs, atol=1e-5), np.abs(live - offline.probs).max()
+    maps = np.stack([result.heat for result in track.results.items]).astype(np.float32)
+    assert np.allclose(maps, offline.maps["se"], atol=2e-3)
+
+
+def test_decisions_wait_for_the_lookahead_and_no_longer(lrasd):
+    explainer = build_explainer("se", ChannelSelection())
+    ring = AudioRing()
+    ring.extend(np.zeros(100 * SAMPLES_PER_FRAME, np.float32))
+    lookahead, hop = 12, 2
+    decider = LiveDecider(lrasd, CPU, explainer, ring, lookahead=lookahead, context=25, hop=hop)
+    track = LiveTrack(0, 0)
+    for k in range(60):
+        track.crops.append(np.full((112, 112), 100, np.uint8))
+        track.boxes.append(np.zeros(4))
+        decider.step([track], k + 1)
+        newest = k + 1
+        assert track.decided <= newest - lookahead or track.decided == 0
+        assert track.decided >= newest - lookahead - hop + 1 or newest < lookahead + hop
+    assert len(track.crops.items) <= 25 + lookahead + hop + lrasd.visual.temporal_radius  # bounded memory
+
+
+def test_falling_behind_degrades_in_the_stated_order():
+    finder = FaceFinder(FaceDetector(), detect_every=5)
+    pace = Pace(finder, enabled=True)
+    assert pace.check(0.01) is None
+    assert pace.check(0.4) == ("degrade", 10)  # first: detect less often
+    assert pace.check(0.4) is None  # one change a second at most
+    pace.changed -= 2
+    assert pace.check(0.4) == ("degrade", 20)
+    pace.changed -= 2
+    assert pace.check(0.4) is None  # at most 4x rarer than asked
+    assert pace.check(1.5) == ("drop", 0)  # then: drop frames
+    pace.calm_since -= 10
+    assert pace.check(0.0) == ("recover", 10)
+    assert Pace(finder, enabled=False).check(5.0) is None  # a file read as fast as it decodes never degrades
+
+
+# --- whole runs --------------------------------------------------------------------------------------------------
+
+def test_live_on_a_file_decides_every_frame_in_order_and_writes_a_playable_mp4(clip, checkpoint, tmp_path):
+    jsonl, out = tmp_path / "live.jsonl", tmp_path / "live.mp4"
+    assert main(["live", str(clip), "--checkpoint", str(checkpoint), "--jsonl", str(jsonl), "-o", str(out),
+                 "--lookahead", "0.2"]) == 0
+    frames = probe(clip)
+    decided = check_stream(read_lines(jsonl), decoded_frames(clip))
+    assert sum(len(line["faces"]) for line in decided) > 0.8 * len(decided)  # the synthetic faces are found
+    assert decoded_frames(out) == len(decided)
+    assert probe(out).has_audio and (probe(out).width, probe(out).height) == (frames.width, frames.height)
+
+
+def test_live_reads_a_stream_on_stdin_at_its_own_pace(clip, checkpoint, tmp_path):
+    stream = to_ts(clip, tmp_path / "clip.ts")
+    stdin = feed(stream.read_bytes(), probe(clip).duration)
+    done = subprocess.run([sys.executable, "-m", "asd_se", "live", "-", "--checkpoint", str(checkpoint),
+                           "--lookahead", "0"], stdin=stdin, capture_output=True, text=True, timeout=300)
+    os.close(stdin)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    check_stream(lines, decoded_frames(stream))
+    assert lines[0]["kind"] == "stdin"
+
+
+class _Slow(http.server.SimpleHTTPRequestHandler):
+    """Serves a file in small pieces, a few a second: a stream that arrives over time."""
+
+    def copyfile(self, source, outputfile) -> None:
+        while chunk := source.read(16_384):
+            outputfile.write(chunk)
+            outputfile.flush()
+            time.sleep(0.02)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_live_reads_an_http_stream_from_localhost(clip, checkpoint, tmp_path):
+    to_ts(clip, tmp_path / "clip.ts")
+    handler = lambda *args: _Slow(*args, directory=str(tmp_path))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    jsonl = tmp_path / "live.jsonl"
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.ts"
+        assert main(["live", url, "--checkpoint", str(checkpoint), "--jsonl", str(jsonl)]) == 0
+    finally:
+        server.shutdown()
+    lines = read_lines(jsonl)
+    check_stream(lines, decoded_frames(tmp_path / "clip.ts"))
+    assert lines[0]["kind"] == "network"
+
+
+def _live_process(source: str, checkpoint: Path, *options: str, stdin=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "asd_se", "live", source, "--checkpoint", str(checkpoint),
+                             *options], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_lines(path: Path, count: int, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{path}: fewer than {count} lines ({process.poll()=})")
+
+
+@pytest.mark.parametrize("name,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_ends_the_run_with_closed_playable_outputs(name, code, clip, checkpoint, tmp_path):
+    jsonl, out = tmp_path / "live.jsonl", tmp_path / "live.mp4"
+    process = _live_process(str(clip), checkpoint, "--realtime", "--jsonl", str(jsonl), "-o", str(out))
+    _wait_for_lines(jsonl, 30, process)
+    process.send_signal(getattr(signal, name))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    lines = read_lines(jsonl)
+    decided = check_stream(lines)
+    assert lines[-1]["reason"] == name and 0 < len(decided) < decoded_frames(clip)
+    assert decoded_frames(out) == len(decided)  # every decided frame is in the MP4, and it plays
+
+
+def test_a_stalled_source_times_out_with_a_message_and_closed_outputs(clip, checkpoint, tmp_path):
+    stream = to_ts(clip, tmp_path / "clip.ts", seconds=3.0)
+    jsonl, out = tmp_path / "live.jsonl", tmp_path / "live.mp4"
+    stdin = feed(stream.read_bytes(), 3.0, stall=True)  # then nothing more, and the pipe stays open
+    process = _live_process("-", checkpoint, "--stall", "2", "--jsonl", str(jsonl), "-o", str(out), stdin=stdin)
+    os.close(stdin)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and "error: -: no" in stderr and "for 2 s (the source stalled)" in stderr, stderr
+    lines = read_lines(jsonl)
+    decided = check_stream(lines)
+    assert lines[-1]["reason"] == "stalled" and len(decided) > 25
+    assert decoded_frames(out) == len(decided)
+
+
+def test_a_stream_cut_mid_frame_ends_cleanly(clip, checkpoint, tmp_path):
+    stream = to_ts(clip, tmp_path / "clip.ts")
+    data = stream.read_bytes()
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[:len(data) // 2 + 1001])  # not on a packet boundary
+    with open(cut, "rb") as stdin:
+        done = subprocess.run([sys.executable, "-m", "asd_se", "live", "-", "--checkpoint", str(checkpoint)],
+                              stdin=stdin, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    decided = check_stream([json.loads(line) for line in done.stdout.splitlines()])
+    assert 0.3 * decoded_frames(stream) < len(decided) < 0.7 * decoded_frames(stream)
+
+
+def test_a_picture_that_changes_size_restarts_the_tracks_and_keeps_deciding(clip, checkpoint, tmp_path):
+    first = to_ts(clip, tmp_path / "a.ts", seconds=2.0)
+    second = to_ts(clip, tmp_path / "b.ts", size=(320, 180), seconds=2.0)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    jsonl, out = tmp_path / "live.jsonl", tmp_path / "live.mp4"
+    stdin = feed(joined.read_bytes(), probe(first).duration + probe(second).duration)
+    done = subprocess.run([sys.executable, "-m", "asd_se", "live", "-", "--checkpoint", str(checkpoint),
+                           "--jsonl", str(jsonl), "-o", str(out)], stdin=stdin, capture_output=True, text=True,
+                          timeout=300)
+    os.close(stdin)
+    assert done.returncode == 0, done.stderr
+    lines = read_lines(jsonl)
+    changes = [line for line in lines if line.get("event") == "resolution"]
+    assert len(changes) == 1 and (changes[0]["width"], changes[0]["height"]) == (320, 180)
+    decided = check_stream(lines, decoded_frames(first) + decoded_frames(second))
+    after = [line for line in decided if line["frame"] >= decoded_frames(first)]
+    assert after and max(max(face["box"][2] for face in line["faces"]) for line in after if line["faces"]) <= 320
+    assert (probe(out).width, probe(out).height) == (probe(first).width, probe(first).height)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["/no/such/video.mp4"], "/no/such/video.mp4: no such file"),
+    (["http://127.0.0.1:9/none.ts", "--stall", "2"], "http://127.0.0.1:9/none.ts: cannot be opened"),
+    (["{clip}", "-o", "{tmp}/out.avi"], "must be an .mp4"),
+    (["{clip}", "--jsonl", "{clip}"], "is an input of this command"),
+])
+def test_sources_and_outputs_that_cannot_be_used_are_refused(args, message, clip, checkpoint, tmp_path, capsys):
+    args = [a.format(clip=clip, tmp=tmp_path) for a in args]
+    assert main(["live", *args, "--checkpoint", str(checkpoint)]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out.avi").exists()
+
+
+def test_a_negative_lookahead_is_a_usage_error(clip, checkpoint):
+    with pytest.raises(SystemExit) as stop:
+        main(["live", str(clip), "--checkpoint", str(checkpoint), "--lookahead", "-1"])
+    assert stop.value.code == 2
