@@ -6,7 +6,7 @@ through here, so a track gets the same scores whichever command asks.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -18,6 +18,7 @@ from asd_se.core.options import Range
 from asd_se.core.timing import StageTimer
 from asd_se.explain.base import Explainer
 from asd_se.models import AsdModel
+from asd_se.models.output import ASDOutput
 
 
 class NonFiniteOutput(AsdSeError):
@@ -83,14 +84,20 @@ class ClipScores:
 
 
 def _heads(output) -> torch.Tensor:
-    """``(4, T)``: the three heads' logits and the reported score of the first clip of an ASDOutput."""
+    """``(B, 4, T)``: per clip of an ASDOutput, the three heads' logits and the reported score."""
     reported = output.logits if output.scores is None else output.scores
-    return torch.stack([output.logits[0], output.audio_logits[0], output.visual_logits[0], reported[0]]).float()
+    return torch.stack([output.logits, output.audio_logits, output.visual_logits, reported], dim=1).float()
+
+
+def _clip(output: ASDOutput, index: int) -> ASDOutput:
+    """The ASDOutput of clip ``index`` of a batch (every tensor ``(1, ...)``)."""
+    return ASDOutput(**{f.name: None if getattr(output, f.name) is None else getattr(output, f.name)[index:index + 1]
+                        for f in fields(ASDOutput)})
 
 
 def _over_durations(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, durations: Sequence[float]
                     ) -> torch.Tensor:
-    """``(4, T)`` as ``_heads``, each the mean over ``durations`` (seconds) of the clip scored in consecutive
+    """``(B, 4, T)`` as ``_heads``, each the mean over ``durations`` (seconds) of the clips scored in consecutive
     pieces of that length (Light-ASD's multi-duration inference: short pieces see less context, and the mean
     is steadier than any one length)."""
     frames, total = faces.shape[1], 0.0
@@ -100,20 +107,21 @@ def _over_durations(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, d
         run = torch.cat([_heads(model(faces[:, start:start + step],
                                       audio[:, start * SAMPLES_PER_FRAME:
                                             min(frames, start + step) * SAMPLES_PER_FRAME + extra]))
-                         for start in range(0, frames, step)], dim=1)
+                         for start in range(0, frames, step)], dim=2)
         total = total + count * run
     return total / len(durations)
 
 
-def score_clip(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explainers: Sequence[Explainer] = (),
-               timer: StageTimer | None = None, durations: Sequence[float] = (),
-               visual: torch.Tensor | None = None) -> ClipScores:
-    """Faces ``(1, T, S, S)`` + audio ``(1, 640·T)``, or with ``model.audio_context`` ``(1, before + 640·T + after)``
-    -> ClipScores: one forward pass, then each explainer from its activations and output. With ``durations``
-    (seconds), the scores are the mean over those piece lengths (``_over_durations``); the maps still come from
-    the whole clip's pass. ``visual`` ``(1, C, T, h, w)``: the explained layer of these faces, already computed
-    (``asd-se live`` encodes each frame once); the pass then starts from it (``model.decide``). Time goes to
-    ``timer``'s stages ``model`` and ``<name>_maps``."""
+def score_clips(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explainers: Sequence[Explainer] = (),
+                timer: StageTimer | None = None, durations: Sequence[float] = (),
+                visual: torch.Tensor | None = None) -> list[ClipScores]:
+    """Faces ``(B, T, S, S)`` + audio ``(B, 640·T)``, or with ``model.audio_context`` ``(B, before + 640·T + after)``
+    -> ClipScores per clip: one forward pass for the batch (clips of one length; each decided as if alone), then
+    each explainer per clip from its activations and output. With ``durations`` (seconds), the scores are the
+    mean over those piece lengths (``_over_durations``); the maps still come from the whole clip's pass.
+    ``visual`` ``(B, C, T, h, w)``: the explained layer of these faces, already computed (``asd-se live`` encodes
+    each frame once); the pass then starts from it (``model.decide``). Time goes to ``timer``'s stages ``model``
+    and ``<name>_maps``."""
     timer = timer or StageTimer()
     model.eval()
     if audio.shape[1] == faces.shape[1] * SAMPLES_PER_FRAME:  # no context given: zeros, as the model trained
@@ -121,19 +129,30 @@ def score_clip(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explai
     with timer.stage("model", faces.device), torch.no_grad():
         output = (model(faces, audio, explain=True) if visual is None  # decide(visual_maps(faces)); or onnxruntime's
                   else model.decide(visual, audio, explain=True))
-        maps = output.feature_maps.transpose(1, 2)  # (1, C, T, h, w), the explained layer
+        maps = output.feature_maps.transpose(1, 2)  # (B, C, T, h, w), the explained layer
         heads = _over_durations(model, faces, audio, durations) if durations else _heads(output)
     if not torch.isfinite(heads).all():
-        frames = int((~torch.isfinite(heads)).any(dim=0).sum())
+        frames = int((~torch.isfinite(heads)).any(dim=1).sum())
         raise NonFiniteOutput(f"{getattr(model, 'source', 'the model')}: the model's scores are NaN or infinite "
-                              f"on {frames} of {heads.shape[1]} frames; this model cannot be used")
-    probs = torch.sigmoid(heads[:3])
-    scores = ClipScores(*probs, heads[3], se_weights=None if output.se_weights is None else output.se_weights[0])
-    for explainer in explainers:
-        with timer.stage(f"{explainer.name}_maps", faces.device):
-            scores.maps[explainer.name] = explainer(model, maps, audio, output)
-            scores.channels = scores.channels or explainer.channels(output)
-    return scores
+                              f"on {frames} of {heads.shape[0] * heads.shape[2]} frames; this model cannot be used")
+    results = []
+    for index in range(faces.shape[0]):
+        clip = _clip(output, index)
+        probs = torch.sigmoid(heads[index, :3])
+        scores = ClipScores(*probs, heads[index, 3], se_weights=None if clip.se_weights is None else clip.se_weights[0])
+        for explainer in explainers:
+            with timer.stage(f"{explainer.name}_maps", faces.device):
+                scores.maps[explainer.name] = explainer(model, maps[index:index + 1], audio[index:index + 1], clip)
+                scores.channels = scores.channels or explainer.channels(clip)
+        results.append(scores)
+    return results
+
+
+def score_clip(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explainers: Sequence[Explainer] = (),
+               timer: StageTimer | None = None, durations: Sequence[float] = (),
+               visual: torch.Tensor | None = None) -> ClipScores:
+    """``score_clips`` of one clip: faces ``(1, T, S, S)``, audio ``(1, ...)``, ``visual`` ``(1, C, T, h, w)``."""
+    return score_clips(model, faces, audio, explainers, timer, durations, visual)[0]
 
 
 @dataclass

@@ -5,7 +5,8 @@ Parts (``--parts``):
 - ``latency``: per lookahead (0, 0.2, 0.5, 1, 2 s), 640x360 with 2 faces read at its own pace (``--realtime``), SE
   maps on: latency from each frame's arrival to its decision (p50 / p95 / max), frames dropped, degradations.
 - ``throughput``: 1, 2 and 4 faces at 640x360 and 1280x720: frames/s read as fast as it decodes (what the machine
-  sustains), and the same video at its own pace (25 fps): whether it held (nothing dropped, detection as asked).
+  sustains, from the first frame read to the end: model loading and warm-up not counted), and the same video at its
+  own pace (25 fps): whether it held (every frame decided, none dropped) and whether detection was made rarer.
 - ``memory``: 10 minutes of 640x360 with 2 faces as fast as it decodes: RSS of the live process and its detector
   processes, sampled every second, at the end against the first minute.
 - ``accuracy``: a synthetic AVA-format set (``--data``, e.g. ``asd-se demo``'s ``data/``; its val split) and a
@@ -88,7 +89,8 @@ def run_live(source: Path, checkpoint: str, *options: str, sample_memory: bool =
         lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     frames = [line for line in lines if "frame" in line]
     events = [line["event"] for line in lines if "event" in line]
-    result = {"wall_s": round(wall, 1), "frames": len(frames), "latency": lines[-1]["latency"],
+    result = {"wall_s": round(wall, 1), "stream_s": lines[-1]["seconds"], "frames": len(frames),
+              "latency": lines[-1]["latency"],
               "dropped": lines[-1]["dropped"], "degraded": events.count("degraded"), "lines": frames}
     if sample_memory:
         result["rss_mb"] = samples
@@ -114,9 +116,10 @@ def part_throughput(cache: Path, checkpoint: str, seconds: float) -> dict:
             paced = run_live(video, checkpoint, "--realtime")
             frames = int(round(probe(video).duration * 25))
             out[f"{faces} faces {size}"] = {
-                "frames_per_s": round(fast["frames"] / fast["wall_s"], 1), "fast_wall_s": fast["wall_s"],
+                "frames_per_s": round(fast["frames"] / fast["stream_s"], 1), "fast_stream_s": fast["stream_s"],
                 "paced": _summary(paced),
-                "held_25fps": paced["dropped"] == 0 and paced["degraded"] == 0 and paced["frames"] >= frames - 1}
+                "held_25fps": paced["dropped"] == 0 and paced["frames"] >= frames - 1,
+                "detection_made_rarer": paced["degraded"] > 0}
             print(json.dumps({f"{faces} faces {size}": out[f"{faces} faces {size}"]}), flush=True)
     return out
 
@@ -205,7 +208,7 @@ def part_onnx(cache: Path, checkpoint: str, seconds: float) -> dict:
     out = {}
     for runtime, model in (("torch", checkpoint), ("onnx", str(onnx))):
         result = run_live(video, model, "--runtime", runtime)
-        out[runtime] = {"frames_per_s": round(result["frames"] / result["wall_s"], 1), **_summary(result)}
+        out[runtime] = {"frames_per_s": round(result["frames"] / result["stream_s"], 1), **_summary(result)}
     return out
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -33,6 +34,8 @@ from asd_se.live.pipeline import Pace
 from asd_se.models.streaming import EncoderStream, chain_layers
 from asd_se.render.tracks import FaceFinder
 from asd_se.scoring import score_track
+from data_prep.synth.dataset import write_video
+from data_prep.synth.plan import VideoSpec
 
 CPU = torch.device("cpu")
 
@@ -81,11 +84,17 @@ def feed(data: bytes, seconds: float, stall: bool = False) -> int:
 
     def send() -> None:
         step = max(1, len(data) // 100)
-        for start in range(0, len(data), step):
-            os.write(write, data[start:start + step])
-            time.sleep(seconds / 100)
-        if not stall:
-            os.close(write)
+        try:
+            for start in range(0, len(data), step):
+                os.write(write, data[start:start + step])
+                time.sleep(seconds / 100)
+            watch = select.poll()
+            watch.register(write, select.POLLERR)
+            while stall and not watch.poll(200):  # silent and open until the reader goes away
+                pass
+        except BrokenPipeError:
+            pass
+        os.close(write)
 
     threading.Thread(target=send, daemon=True).start()
     return read
@@ -217,6 +226,18 @@ def test_live_on_a_file_decides_every_frame_in_order_and_writes_a_playable_mp4(c
     assert probe(out).has_audio and (probe(out).width, probe(out).height) == (frames.width, frames.height)
 
 
+@pytest.mark.parametrize("fps", [30, 15])
+def test_sources_faster_and_slower_than_25_fps_get_every_frame_decided(fps, checkpoint, tmp_path):
+    video = tmp_path / f"clip{fps}.mp4"
+    write_video(VideoSpec(video.stem, 320, 240, Fraction(fps), 3.0, 16000, 1, seed=3, face_counts=(2,)), video)
+    jsonl = tmp_path / "live.jsonl"
+    assert main(["live", str(video), "--checkpoint", str(checkpoint), "--jsonl", str(jsonl), "--lookahead", "0"]) == 0
+    decided = check_stream(read_lines(jsonl), decoded_frames(video))
+    samples = [face["sample"] for line in decided for face in line["faces"][:1]]
+    shown = min(len(decided), 3.0 * 25)  # each frame its own sample below 25 fps; above, some frames share one
+    assert samples == sorted(samples) and len(set(samples)) == pytest.approx(shown, abs=3)
+
+
 def test_live_reads_a_stream_on_stdin_at_its_own_pace(clip, checkpoint, tmp_path):
     stream = to_ts(clip, tmp_path / "clip.ts")
     stdin = feed(stream.read_bytes(), probe(clip).duration)
@@ -274,15 +295,18 @@ def _wait_for_lines(path: Path, count: int, process: subprocess.Popen, seconds: 
 
 @pytest.mark.parametrize("name,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_ends_the_run_with_closed_playable_outputs(name, code, clip, checkpoint, tmp_path):
+    stream = to_ts(clip, tmp_path / "clip.ts")
     jsonl, out = tmp_path / "live.jsonl", tmp_path / "live.mp4"
-    process = _live_process(str(clip), checkpoint, "--realtime", "--jsonl", str(jsonl), "-o", str(out))
-    _wait_for_lines(jsonl, 30, process)
+    stdin = feed(stream.read_bytes(), 30.0, stall=True)  # slower than real time, and it never ends by itself
+    process = _live_process("-", checkpoint, "--stall", "120", "--jsonl", str(jsonl), "-o", str(out), stdin=stdin)
+    os.close(stdin)
+    _wait_for_lines(jsonl, 20, process)
     process.send_signal(getattr(signal, name))
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     lines = read_lines(jsonl)
     decided = check_stream(lines)
-    assert lines[-1]["reason"] == name and 0 < len(decided) < decoded_frames(clip)
+    assert lines[-1]["reason"] == name and 0 < len(decided) < decoded_frames(stream)
     assert decoded_frames(out) == len(decided)  # every decided frame is in the MP4, and it plays
 
 

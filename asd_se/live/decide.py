@@ -26,7 +26,7 @@ from asd_se.live.faces import LiveTrack
 from asd_se.models import AsdModel
 from asd_se.models.streaming import EncoderStream, chain_layers
 from asd_se.render.scores import map_peaks
-from asd_se.scoring import score_clip
+from asd_se.scoring import ClipScores, score_clips
 
 
 @dataclass
@@ -40,6 +40,21 @@ class SampleResult:
     heat: np.ndarray | None
     peak: np.ndarray
     channels: list[int]
+
+
+@dataclass(eq=False)
+class _Window:
+    """One decision's model inputs: samples ``[lo, hi)`` of ``track`` to decide up to ``limit`` — the explained
+    layer ``(1, C, T, h, w)`` (None: the model encodes the faces itself), faces ``(1, T, S, S)``, audio with the
+    front end's context ``(1, N)``."""
+
+    track: LiveTrack
+    limit: int
+    lo: int
+    hi: int
+    visual: torch.Tensor | None
+    faces: torch.Tensor
+    sound: torch.Tensor
 
 
 @dataclass(eq=False)
@@ -77,14 +92,24 @@ class LiveDecider:
         return limit if limit - track.decided >= self.hop else track.decided
 
     def step(self, tracks: list[LiveTrack], newest: int, final: bool = False) -> int:
-        """Decide what can be decided of every track; returns how many samples were."""
+        """Decide what can be decided of every track; returns how many samples were. Windows of one length go
+        through the model as one batch (each decided as if alone)."""
         due = [(track, self.ready(track, newest, final)) for track in tracks]
         due = [(track, limit) for track, limit in due if limit > track.decided]
         if self.layers is not None and self.radius is not None:
             self._feed([track for track, _ in due])
         count = sum(limit - track.decided for track, limit in due)
+        groups: dict[int, list[_Window]] = {}
         for track, limit in due:
-            self._decide(track, limit, final or not track.open)
+            window = self._window(track, limit, final or not track.open)
+            key = window.hi - window.lo if window.visual is not None else -len(groups) - 1  # whole-model: alone
+            groups.setdefault(key, []).append(window)
+        for group in groups.values():
+            visual = torch.cat([w.visual for w in group]) if group[0].visual is not None else None
+            results = score_clips(self.model, torch.cat([w.faces for w in group]),
+                                  torch.cat([w.sound for w in group]), [self.explainer], self.timer, visual=visual)
+            for window, scores in zip(group, results):
+                self._keep(window, scores)
         return count
 
     def _encoded_of(self, track: LiveTrack) -> _Encoded:
@@ -149,17 +174,20 @@ class LiveDecider:
             fresh = list(encoded[final_to - start:hi - start])
         return torch.stack(cache.slice(lo, min(hi, cache.end)) + fresh, dim=1)[None]
 
-    def _decide(self, track: LiveTrack, limit: int, complete: bool) -> None:
-        first = track.decided
-        lo = max(track.crops.start, first - self.context)
+    def _window(self, track: LiveTrack, limit: int, complete: bool) -> _Window:
+        """The model's inputs to decide ``track`` up to ``limit``: ``context`` samples before, the lookahead after."""
+        lo = max(track.crops.start, track.decided - self.context)
         hi = track.end if complete else min(track.end, limit + self.lookahead)
         visual, hi = self._window_maps(track, lo, hi, limit, complete)
         faces = torch.from_numpy(np.stack(track.crops.slice(lo, hi)))[None].to(self.device)
         before, after = self.model.audio_context
         sound = self.audio.span(lo * SAMPLES_PER_FRAME - before, hi * SAMPLES_PER_FRAME + after)
-        scores = score_clip(self.model, faces, torch.from_numpy(sound)[None].to(self.device), [self.explainer],
-                            self.timer, visual=visual)
-        keep = slice(first - lo, limit - lo)
+        return _Window(track, limit, lo, hi, visual, faces, torch.from_numpy(sound)[None].to(self.device))
+
+    def _keep(self, window: _Window, scores: ClipScores) -> None:
+        """Store the decided samples' results on the track; forget what no later window needs."""
+        track = window.track
+        keep = slice(track.decided - window.lo, window.limit - window.lo)
         probs, reported = scores.probs[keep].cpu().numpy(), scores.scores[keep].cpu().numpy()
         maps = scores.maps[self.explainer.name][keep].float().cpu().numpy()
         with self.timer.stage(f"{self.explainer.name}_maps"):
@@ -168,7 +196,7 @@ class LiveDecider:
         for k in range(len(probs)):
             heat = None if np.isnan(peaks[k, 0]) else maps[k].astype(np.float16)
             track.results.append(SampleResult(float(probs[k]), float(reported[k]), heat, peaks[k], channels[k]))
-        self._forget_before(track, limit - self.context)
+        self._forget_before(track, window.limit - self.context)
 
     def _forget_before(self, track: LiveTrack, sample: int) -> None:
         """Drop crops and maps no later window of ``track`` can need (those before ``sample``; crops the encoder

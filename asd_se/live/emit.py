@@ -70,13 +70,14 @@ class Emitter:
             self._emit(self.waiting.popleft())
 
     def release(self, tracks: dict[int, LiveTrack]) -> list[LiveTrack]:
-        """Trim every track's boxes and results to what the waiting frames still show; take out of ``tracks``
-        (and return) the closed ones fully decided that no waiting frame shows."""
+        """Trim every track's boxes and results to what the waiting frames (and the next one) can still show; take
+        out of ``tracks`` (and return) the closed ones fully decided that no waiting frame shows."""
         oldest = self.waiting[0].sample if self.waiting else None
         shown = {track for frame in self.waiting for track, _ in frame.faces}
         gone = []
         for serial, track in list(tracks.items()):
-            keep_from = track.decided if oldest is None else min(oldest, track.decided)
+            latest = track.decided - 1  # the next frame may show this sample again (a source above 25 fps)
+            keep_from = latest if oldest is None else min(oldest, latest)
             track.boxes.trim(keep_from)
             track.results.trim(keep_from)
             if not track.open and track.decided >= track.end and track not in shown:

@@ -241,18 +241,20 @@ def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSetting
         log.info("live page: %s", server.url)
     emitter.event("start", **start_line)
     run = _Run(reader, faces, decider, emitter, outputs, pace, audio_ring, timer, settings)
-    reason, error = "end of stream", None
+    reason, error, streaming = "end of stream", None, time.perf_counter()
     try:
         with _signals(run.stop), stack:
             try:
                 run.warm_up()
+                streaming = time.perf_counter()
                 reader.start()
                 reason, error = run.loop()
             except Stalled as stall:
                 reason, error = "stalled", str(stall)
             run.finish()
             emitter.event("end", reason=reason, **({"message": error} if error else {}), frames=run.frames,
-                          decided=emitter.emitted, dropped=run.dropped, latency=emitter.latency.summary())
+                          decided=emitter.emitted, dropped=run.dropped, latency=emitter.latency.summary(),
+                          seconds=round(time.perf_counter() - streaming, 2))
             outputs.close()
     finally:
         run.pool_close()
