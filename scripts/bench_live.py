@@ -12,7 +12,8 @@ Parts (``--parts``):
 - ``accuracy``: a synthetic AVA-format set (``--data``, e.g. ``asd-se demo``'s ``data/``; its val split) and a
   model trained on it (``--accuracy-checkpoint``): mAP of the live decisions per lookahead against offline
   ``asd-se render`` (both find faces themselves; an annotation row takes the probability of the face on its frame
-  overlapping its box by IoU >= 0.5, else 0), with 95% intervals over videos.
+  overlapping its box by IoU >= 0.5, else 0), with 95% intervals over videos, and live minus offline with a paired
+  interval (each draw of videos scores both on the same rows).
 - ``onnx``: 2 faces at 640x360 as fast as it decodes, torch against onnxruntime (``asd-se export onnx``).
 Each case runs ``python -m asd_se live`` in a fresh process; videos are made once by the synthetic world.
 """
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 from bench_render import make_video  # scripts/: the synthetic benchmark videos, made once
 
-from asd_se.breakdowns import overall_interval
+from asd_se.breakdowns import map_difference, overall_interval
 from asd_se.core.annotations import read_csv
 from asd_se.core.ava import Prediction
 from asd_se.core.boxes import iou
@@ -186,7 +187,8 @@ def part_accuracy(data: Path, checkpoint: str, videos: int) -> dict:
             document = read_render(target.with_suffix(".json"))
             offline[video_id] = _frame_faces([(f["time"], f["box"], f["prob"]) for track in document.tracks
                                               for f in track["frames"]])
-    out["offline render"] = _map(_predictions(rows, offline, sizes))
+    reference = _predictions(rows, offline, sizes)
+    out["offline render"] = _map(reference)
     print(json.dumps({"offline render": out["offline render"]}), flush=True)
     for lookahead in LOOKAHEADS:
         live = {}
@@ -194,7 +196,10 @@ def part_accuracy(data: Path, checkpoint: str, videos: int) -> dict:
             result = run_live(path, checkpoint, "--lookahead", str(lookahead))
             live[video_id] = _frame_faces([(line["time"], face["box"], face["prob"]) for line in result["lines"]
                                            for face in line["faces"]])
-        out[f"live, lookahead {lookahead:g} s"] = _map(_predictions(rows, live, sizes))
+        predictions = _predictions(rows, live, sizes)
+        difference = map_difference(predictions, reference)
+        out[f"live, lookahead {lookahead:g} s"] = {**_map(predictions), "minus_offline": round(difference.map, 2),
+                                                   "minus_offline_ci95": [difference.low, difference.high]}
         print(json.dumps({f"live, lookahead {lookahead:g} s": out[f"live, lookahead {lookahead:g} s"]}), flush=True)
     return out
 
