@@ -19,6 +19,9 @@ class Ring:
     def append(self, item) -> None:
         self.items.append(item)
 
+    def extend(self, items) -> None:
+        self.items.extend(items)
+
     def get(self, index: int):
         return self.items[index - self.start]
 

@@ -96,7 +96,7 @@ class LiveDecider:
         through the model as one batch (each decided as if alone)."""
         due = [(track, self.ready(track, newest, final)) for track in tracks]
         due = [(track, limit) for track, limit in due if limit > track.decided]
-        if self.layers is not None and self.radius is not None:
+        if self.layers is not None:
             self._feed([track for track, _ in due])
         count = sum(limit - track.decided for track, limit in due)
         groups: dict[int, list[_Window]] = {}
@@ -134,7 +134,7 @@ class LiveDecider:
             for e, track, final in zip(encoded, group, maps):
                 e.fed = track.end
                 if final is not None:
-                    e.maps.items.extend(final[0].transpose(0, 1))
+                    e.maps.extend(final[0].transpose(0, 1))
 
     def _window_maps(self, track: LiveTrack, lo: int, hi: int, limit: int, complete: bool
                      ) -> tuple[torch.Tensor | None, int]:
@@ -149,7 +149,7 @@ class LiveDecider:
             if complete and not encoded.ended:
                 rest = encoded.stream.tail()
                 if rest is not None:
-                    encoded.maps.items.extend(rest[0].transpose(0, 1))
+                    encoded.maps.extend(rest[0].transpose(0, 1))
                 encoded.ended = True
             fresh: list[torch.Tensor] = []
             if encoded.maps.end >= limit:
@@ -170,7 +170,7 @@ class LiveDecider:
             crops = torch.from_numpy(np.stack(track.crops.slice(start, track.end)))[None].to(self.device)
             with self.timer.stage("visual", self.device), torch.no_grad():
                 encoded = self.model.visual_maps(crops)[0].transpose(0, 1)  # (T, C, h, w)
-            cache.items.extend(encoded[cache.end - start:final_to - start])
+            cache.extend(encoded[cache.end - start:final_to - start])
             fresh = list(encoded[final_to - start:hi - start])
         return torch.stack(cache.slice(lo, min(hi, cache.end)) + fresh, dim=1)[None]
 

@@ -66,8 +66,8 @@ class FrameFaces:
 class LiveFaces:
     """Feed frames in order with ``frame``; read ``tracks`` (every track not yet fully emitted)."""
 
-    def __init__(self, finder: FaceFinder, crop: str, fps: float):
-        self.finder, self.crop, self.fps = finder, crop, fps
+    def __init__(self, finder: FaceFinder, crop: str):
+        self.finder, self.crop = finder, crop
         self.tracks: dict[int, LiveTrack] = {}
         self.next_sample: int | None = None  # the grid starts at the first frame
 

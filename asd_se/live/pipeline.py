@@ -41,7 +41,7 @@ from asd_se.live.decide import LiveDecider
 from asd_se.live.emit import Emitter
 from asd_se.live.faces import FrameFaces, LiveFaces
 from asd_se.live.serve import LiveServer
-from asd_se.live.source import Arrival, Ended, LiveSource, Stalled
+from asd_se.live.source import Arrival, Ended, LiveSource, Stalled, source_kind
 from asd_se.render.pipeline import RenderError, choose_explainer
 from asd_se.render.tracks import FaceFinder
 
@@ -106,9 +106,7 @@ class Pace:
         self.changed = 0.0
 
     def _set_every(self, every: int) -> None:
-        self.finder.detect_every = every
-        if self.finder.tracker is not None:
-            self.finder.tracker.max_gap = max(10, 3 * every)
+        self.finder.set_detect_every(every)
         self.changed = time.monotonic()
 
     def check(self, lag: float) -> tuple[str, int] | None:
@@ -136,7 +134,7 @@ def check_live_paths(source: str, checkpoint: Path, jsonl: Path | None, out: Pat
     refused before anything is read."""
     if out is not None and out.suffix.lower() != ".mp4":
         raise RenderError(f"{out}: the live output must be an .mp4 file (fragmented MP4)")
-    reads = [Path(source)] if source != "-" and "://" not in source else []
+    reads = [Path(source)] if source_kind(source) in ("file", "camera") else []
     check_outputs(reads + [Path(checkpoint)], [jsonl, out])
 
 
@@ -225,7 +223,7 @@ def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSetting
     outputs = _Outputs(out, server, reader, settings)
     emitter = Emitter(lines, config.model.crop, se_informative, [outputs], settings.alpha)
     finder = FaceFinder(FaceDetector(), settings.detect_every, settings.min_face)
-    faces = LiveFaces(finder, config.model.crop, reader.info.fps)
+    faces = LiveFaces(finder, config.model.crop)
     audio_ring = AudioRing()
     seconds = lambda value: int(round(value * MODEL_FPS))  # noqa: E731
     decider = LiveDecider(model, device, explainer, audio_ring, seconds(settings.lookahead),

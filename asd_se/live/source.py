@@ -240,10 +240,6 @@ class LiveSource:
                                   f"closed with what had arrived") from None
         return None
 
-    def pending(self) -> int:
-        """Frames waiting in the queue (video and audio)."""
-        return self._queue.qsize()
-
     def take_waiting(self) -> list[Arrival | Ended]:
         """Everything waiting now, without blocking (what the pipeline drops from when it falls behind)."""
         items = []

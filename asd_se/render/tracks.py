@@ -69,6 +69,16 @@ class FaceFinder:
         self.cut_frames: set[int] = set()
         self.detected_frames: list[int] = []
 
+    def _max_gap(self) -> int:
+        """Frames a track may go undetected and continue: three detections' worth, at least 10."""
+        return max(10, 3 * self.detect_every)
+
+    def set_detect_every(self, every: int) -> None:
+        """Detect every ``every`` frames from now on (a live run falling behind); the tracker's gaps follow."""
+        self.detect_every = max(1, every)
+        if self.tracker is not None:
+            self.tracker.max_gap = self._max_gap()
+
     def needs_detection(self, index: int, thumb: np.ndarray) -> bool:
         """Register frame ``index``'s grey thumbnail ``(36, 64)``; True if this frame must be detected on
         (every ``detect_every``-th frame, and the first frame of every shot)."""
@@ -83,7 +93,7 @@ class FaceFinder:
         """Hand frame ``index``'s detections to the tracker, in frame order (a shot cut first closes every
         track). The tracker is made on first use: its gaps and minimum length in frames follow the rate."""
         if self.tracker is None:
-            self.tracker = IouTracker(max_gap=max(10, 3 * self.detect_every),
+            self.tracker = IouTracker(max_gap=self._max_gap(),
                                       min_length=max(2, int(round(self.min_track_s * fps))), smooth=5)
         if index in self.cut_frames:
             self.tracker.cut()
