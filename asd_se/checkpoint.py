@@ -13,6 +13,7 @@ from asd_se.config import Config
 from asd_se.core.errors import AsdSeError
 from asd_se.core.fsio import atomic_path
 from asd_se.models import AsdModel, build_model
+from asd_se.models.visual import channels_last_convolutions
 
 CHECKPOINT_FORMAT = "asd-se-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -79,7 +80,7 @@ def load_model(path: Path, device: torch.device) -> tuple[AsdModel, Config]:
         raise CheckpointError(f"{path}: {len(broken)} weight tensor(s) hold NaN or infinite values ({broken[0]}"
                               f"{', ...' if len(broken) > 1 else ''}); the training that wrote it diverged")
     model.source = str(path)  # named by the scoring engine's finite-output check
-    return model.to(device).eval(), config
+    return channels_last_convolutions(model.to(device)).eval(), config
 
 
 RUNTIMES = ("torch", "onnx")

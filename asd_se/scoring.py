@@ -19,6 +19,7 @@ from asd_se.core.timing import StageTimer
 from asd_se.explain.base import Explainer
 from asd_se.models import AsdModel
 from asd_se.models.output import ASDOutput
+from asd_se.models.visual import TwoStreamModel
 
 
 class NonFiniteOutput(AsdSeError):
@@ -95,20 +96,88 @@ def _clip(output: ASDOutput, index: int) -> ASDOutput:
                         for f in fields(ASDOutput)})
 
 
-def _over_durations(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, durations: Sequence[float]
-                    ) -> torch.Tensor:
+def _pieces_alone(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, step: int) -> torch.Tensor:
+    """``(B, 4, T)`` as ``_heads``, the clips scored in consecutive pieces of ``step`` frames, one model call per
+    piece (any model: onnxruntime's too)."""
+    frames, extra = faces.shape[1], sum(model.audio_context)  # a piece's audio context lies inside the clip's
+    return torch.cat([_heads(model(faces[:, start:start + step],
+                                   audio[:, start * SAMPLES_PER_FRAME:
+                                         min(frames, start + step) * SAMPLES_PER_FRAME + extra]))
+                      for start in range(0, frames, step)], dim=2)
+
+
+class _PieceMaps:
+    """The pooled visual maps of pieces ``[start, end)`` of clips ``faces (B, T, S, S)``, exactly as each piece
+    encoded alone has them, from the clips' own maps ``(B, C, T, h, w)``: a frame further than the encoder's
+    ``temporal_radius`` R from a piece's edges sees only frames inside it, so only the R frames at each inner
+    edge differ — those come from the 2R frames beside the edge encoded on their own, once per edge whichever
+    piece length needs it (Light-ASD's durations share most edges). Pieces shorter than 4R, whose edges would
+    cost more than they do, are encoded whole."""
+
+    def __init__(self, model: TwoStreamModel, faces: torch.Tensor, maps: torch.Tensor):
+        self.model, self.faces, self.pooled = model, faces, model.pool(maps)
+        self.radius = model.visual.temporal_radius
+        self.edges: dict[tuple[str, int], torch.Tensor] = {}  # ("start" | "end", frame) -> (B, C, R, 2)
+
+    def _pool(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.model.pool(self.model.visual_maps(faces))
+
+    def _encode_edges(self, spans: Sequence[tuple[int, int]]) -> None:
+        """Encode, in one batch per side, the inner edges of ``spans`` not encoded yet."""
+        frames, reach = self.faces.shape[1], 2 * self.radius
+        for side, edges in (("start", {start for start, _ in spans if start > 0}),
+                            ("end", {end for _, end in spans if end < frames})):
+            edges = sorted(edge for edge in edges if (side, edge) not in self.edges)
+            if not edges:
+                continue
+            chunks = torch.cat([self.faces[:, edge:edge + reach] if side == "start" else
+                                self.faces[:, edge - reach:edge] for edge in edges])  # (n·B, 2R, S, S)
+            pooled = self._pool(chunks)
+            pooled = pooled[:, :, :self.radius] if side == "start" else pooled[:, :, self.radius:]
+            for i, edge in enumerate(edges):
+                self.edges[side, edge] = pooled[i * len(self.faces):(i + 1) * len(self.faces)]
+
+    def stack(self, spans: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """``(B·n, C, L, 2)`` for ``n`` spans of one length L, clip-major (clip b's pieces at ``b·n …``)."""
+        start, end = spans[0]
+        if end - start < 4 * self.radius:
+            return self._pool(torch.stack([self.faces[:, s:e] for s, e in spans], dim=1).flatten(0, 1))
+        self._encode_edges(spans)
+        r, pooled = self.radius, self.pooled
+        return torch.stack([torch.cat([self.edges.get(("start", s), pooled[:, :, s:s + r]), pooled[:, :, s + r:e - r],
+                                       self.edges.get(("end", e), pooled[:, :, e - r:e])], dim=2)
+                            for s, e in spans], dim=1).flatten(0, 1)
+
+
+def _pieces_reused(pieces: _PieceMaps, audio: torch.Tensor, step: int) -> torch.Tensor:
+    """``_pieces_alone``'s scores for a TwoStreamModel, each piece decided from ``pieces``' maps: the whole pieces
+    of every clip in one batch, then the shorter last one."""
+    model, (batch, frames) = pieces.model, pieces.faces.shape[:2]
+    extra = sum(model.audio_context)
+    whole = frames // step
+    parts = []
+    if whole:
+        sound = audio.unfold(1, step * SAMPLES_PER_FRAME + extra, step * SAMPLES_PER_FRAME)[:, :whole]
+        output = model.decide_pooled(pieces.stack([(i * step, (i + 1) * step) for i in range(whole)]),
+                                     model.sound(sound.flatten(0, 1), step))
+        parts.append(_heads(output).reshape(batch, whole, 4, step).permute(0, 2, 1, 3).flatten(2))
+    if frames % step:
+        start = whole * step
+        parts.append(_heads(model.decide_pooled(pieces.stack([(start, frames)]),
+                                                model.sound(audio[:, start * SAMPLES_PER_FRAME:], frames - start))))
+    return torch.cat(parts, dim=2)
+
+
+def _over_durations(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, durations: Sequence[float],
+                    maps: torch.Tensor) -> torch.Tensor:
     """``(B, 4, T)`` as ``_heads``, each the mean over ``durations`` (seconds) of the clips scored in consecutive
     pieces of that length (Light-ASD's multi-duration inference: short pieces see less context, and the mean
-    is steadier than any one length)."""
-    frames, total = faces.shape[1], 0.0
-    extra = sum(model.audio_context)  # the clip's audio holds its context: a piece's is inside it
-    for seconds, count in Counter(durations).items():  # a length listed n times weighs n times, run once
-        step = max(1, round(seconds * MODEL_FPS))
-        run = torch.cat([_heads(model(faces[:, start:start + step],
-                                      audio[:, start * SAMPLES_PER_FRAME:
-                                            min(frames, start + step) * SAMPLES_PER_FRAME + extra]))
-                         for start in range(0, frames, step)], dim=2)
-        total = total + count * run
+    is steadier than any one length). ``maps`` ``(B, C, T, h, w)``: the clips' own explained layer, which a
+    TwoStreamModel's pieces reuse (``_PieceMaps``)."""
+    steps = Counter(max(1, round(seconds * MODEL_FPS)) for seconds in durations)  # listed n times: weighs n
+    reused = _PieceMaps(model, faces, maps) if isinstance(model, TwoStreamModel) else None
+    total = sum(count * (_pieces_reused(reused, audio, step) if reused is not None
+                         else _pieces_alone(model, faces, audio, step)) for step, count in steps.items())
     return total / len(durations)
 
 
@@ -130,7 +199,7 @@ def score_clips(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, expla
         output = (model(faces, audio, explain=True) if visual is None  # decide(visual_maps(faces)); or onnxruntime's
                   else model.decide(visual, audio, explain=True))
         maps = output.feature_maps.transpose(1, 2)  # (B, C, T, h, w), the explained layer
-        heads = _over_durations(model, faces, audio, durations) if durations else _heads(output)
+        heads = _over_durations(model, faces, audio, durations, maps) if durations else _heads(output)
     if not torch.isfinite(heads).all():
         frames = int((~torch.isfinite(heads)).any(dim=1).sum())
         raise NonFiniteOutput(f"{getattr(model, 'source', 'the model')}: the model's scores are NaN or infinite "

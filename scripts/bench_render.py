@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "asd_se_bench_render")
     parser.add_argument("--long", action="store_true", help="also render 10 minutes of 720p (memory bound)")
     parser.add_argument("--detect-every", type=int, default=RenderSettings.detect_every)
+    parser.add_argument("--case", action="append", default=[], metavar="FACES,SECONDS,WxH",
+                        help="render this case instead of the standard ones (repeatable), e.g. 7,12,1280x720")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     checkpoint = args.checkpoint or untrained_checkpoint(args.cache)
@@ -73,7 +75,14 @@ def main() -> None:
                           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
                "settings": {"detect_every": settings.detect_every, "preset": settings.preset}, "cases": {}}
     context = multiprocessing.get_context("spawn")
-    for name, (faces, seconds, width, height) in {**CASES, **(LONG if args.long else {})}.items():
+    cases = {**CASES, **(LONG if args.long else {})}
+    if args.case:
+        cases = {}
+        for case in args.case:
+            faces, seconds, size = case.split(",")
+            width, height = map(int, size.split("x"))
+            cases[f"{faces} faces, {float(seconds):g} s {size}"] = (int(faces), float(seconds), width, height)
+    for name, (faces, seconds, width, height) in cases.items():
         video = make_video(args.cache, faces, seconds, width, height)
         queue = context.Queue()
         worker = context.Process(target=render_case, args=(video, checkpoint, args.cache / "out.mp4", settings, queue))

