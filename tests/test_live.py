@@ -15,6 +15,7 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -199,18 +200,27 @@ def test_decisions_wait_for_the_lookahead_and_no_longer(lrasd):
 
 def test_falling_behind_degrades_in_the_stated_order():
     finder = FaceFinder(FaceDetector(), detect_every=5)
-    pace = Pace(finder, enabled=True)
+    decider = SimpleNamespace(hop=1)
+    pace = Pace(finder, decider, enabled=True)
     assert pace.check(0.01) is None
-    assert pace.check(0.4) == ("degrade", 10)  # first: detect less often
+    assert pace.check(0.4) == ("degraded", {"detect_every": 5, "hop_s": 0.08,  # first: decide every other hop
+                                            "message": "deciding every 0.08 s, detecting every 5 frames"})
     assert pace.check(0.4) is None  # one change a second at most
+    for every in (10, 20):  # then: detect less often, down to 4x rarer than asked
+        pace.changed -= 2
+        assert pace.check(0.4)[1]["detect_every"] == every and decider.hop == 2
     pace.changed -= 2
-    assert pace.check(0.4) == ("degrade", 20)
-    pace.changed -= 2
-    assert pace.check(0.4) is None  # at most 4x rarer than asked
-    assert pace.check(1.5) == ("drop", 0)  # then: drop frames
+    assert pace.check(0.4) is None  # the ladder's top
+    assert pace.check(1.5) == ("drop", {})  # then: drop frames
     pace.calm_since -= 10
-    assert pace.check(0.0) == ("recover", 10)
-    assert Pace(finder, enabled=False).check(5.0) is None  # a file read as fast as it decodes never degrades
+    assert pace.check(0.0)[0] == "recovered" and finder.detect_every == 10  # calm: one rung down
+    for _ in range(2):
+        pace.calm_since -= 10
+        pace.check(0.0)
+    assert (finder.detect_every, decider.hop) == (5, 1)  # all the way back
+    pace.calm_since -= 10
+    assert pace.check(0.0) is None
+    assert Pace(finder, decider, enabled=False).check(5.0) is None  # a file read as fast as it decodes never degrades
 
 
 # --- whole runs --------------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ crop (THE crop), score and explain (THE scoring engine, ``live/decide.py``) — 
 
 Latency is bounded by ``--lookahead`` (the future a decision waits for) plus ``--hop`` and the compute; memory by
 ``--context`` (the past a window keeps). When a paced source outruns the machine the run degrades in a stated
-order, each step said in the stream: detect less often (down to a quarter as often), then drop frames.
+order, each step said in the stream: decide every other hop, detect less often (down to a quarter as often),
+then drop frames.
 SIGINT and SIGTERM, a stall and a stream that ends in an error all end the same way: what can be decided is,
 the outputs are closed (the MP4 playable), the last line says why.
 """
@@ -60,7 +61,7 @@ class LiveSettings:
     lookahead: float = setting(0.5, "seconds of future a decision waits for (the latency accepted; 0 allowed)",
                                range=Range(0.0, 10.0))
     context: float = setting(2.0, "seconds of past each decision window keeps", range=Range(0.0, 60.0))
-    hop: float = setting(0.08, "decide every this many seconds (fewer forward passes, this much more latency)",
+    hop: float = setting(0.04, "decide every this many seconds (fewer forward passes, this much more latency)",
                          range=Range(1 / MODEL_FPS, 5.0))
     realtime: bool = setting(False, "read a file at its own pace, as if it were arriving (default: as fast as it "
                                     "decodes); other sources always come at their own pace")
@@ -98,34 +99,44 @@ class LiveResult:
 
 
 class Pace:
-    """The degradation policy of a paced source (see the module): ``check(lag)`` returns what to do now."""
+    """The degradation policy of a paced source (see the module): ``check(lag)`` says what to do now. Falling
+    behind climbs ``LADDER`` one rung at a time (at most one a second): decide every other hop, then detect 2×,
+    then 4× less often; after that, frames are dropped. Calm for ``RECOVER_S`` steps back down a rung."""
 
-    def __init__(self, finder: FaceFinder, enabled: bool):
-        self.finder, self.enabled, self.asked = finder, enabled, finder.detect_every
-        self.calm_since = time.monotonic()
-        self.changed = 0.0
+    LADDER = ((1, 1), (2, 1), (2, 2), (2, MOST_SPARSE))  # (hop ×, detection rarer ×) per rung
 
-    def _set_every(self, every: int) -> None:
-        self.finder.set_detect_every(every)
+    def __init__(self, finder: FaceFinder, decider: LiveDecider, enabled: bool):
+        self.finder, self.decider, self.enabled = finder, decider, enabled
+        self.asked = finder.detect_every, decider.hop
+        self.rung, self.calm_since, self.changed = 0, time.monotonic(), 0.0
+
+    def _climb(self, step: int) -> dict:
+        """Move ``step`` rungs; the event's fields."""
+        self.rung += step
+        hop_times, rarer = self.LADDER[self.rung]
+        self.finder.set_detect_every(self.asked[0] * rarer)
+        self.decider.hop = self.asked[1] * hop_times
         self.changed = time.monotonic()
+        return {"detect_every": self.finder.detect_every, "hop_s": round(self.decider.hop / MODEL_FPS, 3),
+                "message": f"deciding every {self.decider.hop / MODEL_FPS:g} s, detecting every "
+                           f"{self.finder.detect_every} frames"}
 
-    def check(self, lag: float) -> tuple[str, int] | None:
-        """``("degrade", every)``, ``("drop", 0)``, ``("recover", every)`` or None."""
+    def check(self, lag: float) -> tuple[str, dict] | None:
+        """``("degraded" | "recovered", fields)``, ``("drop", {})`` or None; ``lag``: how long the frame now worked
+        on waited."""
         if not self.enabled:
             return None
         now = time.monotonic()
         if lag < 0.05:
-            if now - self.calm_since > RECOVER_S and self.finder.detect_every > self.asked:
-                self._set_every(max(self.asked, self.finder.detect_every // 2))
+            if now - self.calm_since > RECOVER_S and self.rung > 0:
                 self.calm_since = now
-                return "recover", self.finder.detect_every
+                return "recovered", self._climb(-1)
             return None
         self.calm_since = now
         if lag > DROP_LAG_S:
-            return "drop", 0
-        if lag > DEGRADE_LAG_S and now - self.changed > 1.0 and self.finder.detect_every < MOST_SPARSE * self.asked:
-            self._set_every(min(MOST_SPARSE * self.asked, 2 * self.finder.detect_every))
-            return "degrade", self.finder.detect_every
+            return "drop", {}
+        if lag > DEGRADE_LAG_S and now - self.changed > 1.0 and self.rung < len(self.LADDER) - 1:
+            return "degraded", self._climb(1)
         return None
 
 
@@ -228,7 +239,7 @@ def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSetting
     seconds = lambda value: int(round(value * MODEL_FPS))  # noqa: E731
     decider = LiveDecider(model, device, explainer, audio_ring, seconds(settings.lookahead),
                           seconds(settings.context), seconds(settings.hop), timer)
-    pace = Pace(finder, reader.paced)
+    pace = Pace(finder, decider, reader.paced)
     info = reader.info
     start_line = {"source": source, "kind": reader.kind, "width": info.width, "height": info.height,
                   "fps": round(info.fps, 3), "has_audio": info.audio_rate is not None,
@@ -318,8 +329,7 @@ class _Run:
             if action is not None and action[0] == "drop":
                 item = self._drop(item)
             elif action is not None:
-                self.emitter.event("degraded" if action[0] == "degrade" else "recovered", detect_every=action[1],
-                                   message=f"detecting every {action[1]} frames")
+                self.emitter.event(action[0], **action[1])
             self._video(item)
             self._advance()
             if self.ended is not None:
