@@ -289,9 +289,12 @@ def test_live_reads_an_http_stream_from_localhost(clip, checkpoint, tmp_path):
     assert lines[0]["kind"] == "network"
 
 
-def _live_process(source: str, checkpoint: Path, *options: str, stdin=None) -> subprocess.Popen:
+def _live_process(source: str, checkpoint: Path, *options: str, stdin=None, group: bool = False
+                  ) -> subprocess.Popen:
+    """``asd-se live`` in a child process (``group``: leading a process group of its own, as a terminal's job)."""
     return subprocess.Popen([sys.executable, "-m", "asd_se", "live", source, "--checkpoint", str(checkpoint),
-                             *options], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             *options], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=group)
 
 
 def _wait_for_lines(path: Path, count: int, process: subprocess.Popen, seconds: float = 120) -> None:
@@ -303,16 +306,27 @@ def _wait_for_lines(path: Path, count: int, process: subprocess.Popen, seconds: 
     raise AssertionError(f"{path}: fewer than {count} lines ({process.poll()=})")
 
 
-@pytest.mark.parametrize("name,code", [("SIGINT", 130), ("SIGTERM", 143)])
-def test_a_signal_ends_the_run_with_closed_playable_outputs(name, code, clip, checkpoint, tmp_path):
+@pytest.mark.parametrize("name,code,group", [("SIGINT", 130, False), ("SIGTERM", 143, False),
+                                             ("SIGINT", 130, True), ("SIGTERM", 143, True)])
+def test_a_signal_ends_the_run_with_closed_playable_outputs(name, code, group, clip, checkpoint, tmp_path):
+    """Sent to the process, or to its whole process group (Ctrl-C in a terminal, ``timeout``, ``kill -- -PGID``):
+    the detector processes get it too, and must leave the ending to the main process."""
     stream = to_ts(clip, tmp_path / "clip.ts")
     jsonl, out = tmp_path / "live.jsonl", tmp_path / "live.mp4"
     stdin = feed(stream.read_bytes(), 30.0, stall=True)  # slower than real time, and it never ends by itself
-    process = _live_process("-", checkpoint, "--stall", "120", "--jsonl", str(jsonl), "-o", str(out), stdin=stdin)
+    process = _live_process("-", checkpoint, "--stall", "120", "--jsonl", str(jsonl), "-o", str(out), stdin=stdin,
+                            group=group)
     os.close(stdin)
     _wait_for_lines(jsonl, 20, process)
-    process.send_signal(getattr(signal, name))
-    _, stderr = process.communicate(timeout=60)
+    if group:
+        os.killpg(process.pid, getattr(signal, name))
+    else:
+        process.send_signal(getattr(signal, name))
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # hung: leave nothing running behind the test
+            os.killpg(process.pid, signal.SIGKILL) if group else process.kill()
     assert process.returncode == code, stderr
     lines = read_lines(jsonl)
     decided = check_stream(lines)

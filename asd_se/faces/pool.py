@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import deque
 from multiprocessing.pool import AsyncResult
 from multiprocessing.shared_memory import SharedMemory
@@ -49,6 +50,15 @@ def _detect_job(job: tuple[FaceDetector, str, int, Shapes, tuple[int, int]]) -> 
         memory.close()
 
 
+def _leave_signals_to_the_parent() -> None:
+    """In a worker, at its start: ignore SIGINT and SIGTERM. Sent to the whole process group (Ctrl-C in a
+    terminal, ``timeout``, ``kill -- -PGID``) they are the main process's to handle: it finishes the frames it
+    has, then ends the pool. A worker killed by one would lose its frame's detections (the main process waiting
+    for them for ever), or die holding the pool's queue lock (ending the pool would then hang)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class DetectionPool:
     """Detection in worker processes, results handed back in submission order.
 
@@ -67,7 +77,7 @@ class DetectionPool:
         # start, recycled ones included, so it stays set while the pool lives.
         self._saved_threads = os.environ.get("OMP_NUM_THREADS")
         os.environ["OMP_NUM_THREADS"] = "1"
-        self._pool = context.Pool(workers, maxtasksperchild=RECYCLE_EVERY)
+        self._pool = context.Pool(workers, _leave_signals_to_the_parent, maxtasksperchild=RECYCLE_EVERY)
         self._pending: deque[tuple[int, AsyncResult]] = deque()
         self._slot_jobs: list[AsyncResult | None] = [None] * max_pending  # the job reading each slot
         self._memory: SharedMemory | None = None
@@ -114,7 +124,7 @@ class DetectionPool:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._pool.terminate()
+        self._pool.close()  # each worker ends after the frame it is on (they ignore SIGTERM: no terminate)
         self._pool.join()
         if self._memory is not None:
             self._memory.close()
