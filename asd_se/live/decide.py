@@ -96,12 +96,14 @@ class LiveDecider:
         through the model as one batch (each decided as if alone)."""
         due = [(track, self.ready(track, newest, final)) for track in tracks]
         due = [(track, limit) for track, limit in due if limit > track.decided]
+        tails = {}
         if self.layers is not None:
             self._feed([track for track, _ in due])
+            tails = self._open_tails(due, final)
         count = sum(limit - track.decided for track, limit in due)
         groups: dict[int, list[_Window]] = {}
         for track, limit in due:
-            window = self._window(track, limit, final or not track.open)
+            window = self._window(track, limit, final or not track.open, tails.get(track))
             key = window.hi - window.lo if window.visual is not None else -len(groups) - 1  # whole-model: alone
             groups.setdefault(key, []).append(window)
         for group in groups.values():
@@ -136,10 +138,21 @@ class LiveDecider:
                 if final is not None:
                     e.maps.extend(final[0].transpose(0, 1))
 
-    def _window_maps(self, track: LiveTrack, lo: int, hi: int, limit: int, complete: bool
-                     ) -> tuple[torch.Tensor | None, int]:
+    def _open_tails(self, due: list[tuple[LiveTrack, int]], final: bool) -> dict[LiveTrack, torch.Tensor | None]:
+        """Per open track whose window reads maps not final yet (a lookahead shorter than the encoder's reach):
+        those maps as a clip ending now has them ``(1, C, m, h, w)``; tracks at the same point as one batch."""
+        wanting = [track for track, limit in due if track.open and not final and self._encoded[track].maps.end < limit]
+        if not wanting:
+            return {}
+        with self.timer.stage("visual", self.device), torch.no_grad():
+            tails = EncoderStream.tail_together([self._encoded[track].stream for track in wanting])
+        return dict(zip(wanting, tails))
+
+    def _window_maps(self, track: LiveTrack, lo: int, hi: int, limit: int, complete: bool,
+                     tail: torch.Tensor | None) -> tuple[torch.Tensor | None, int]:
         """The explained layer ``(1, C, T, h, w)`` of the window from ``lo`` (None: the model encodes it whole)
-        and where the window ends (``hi``, or earlier for a streamed encoder: at its last final map)."""
+        and where the window ends (``hi``, or earlier for a streamed encoder: at its last final map); ``tail``:
+        the track's open maps (``_open_tails``) where its window reads them."""
         if self.radius is None:
             return None, hi
         if self.layers is None:
@@ -154,9 +167,8 @@ class LiveDecider:
             fresh: list[torch.Tensor] = []
             if encoded.maps.end >= limit:
                 hi = min(hi, encoded.maps.end)
-            else:  # a lookahead shorter than the encoder's reach: the newest maps as a clip ending now has them
-                rest = encoded.stream.tail()
-                fresh = list(rest[0].transpose(0, 1))[:hi - encoded.maps.end] if rest is not None else []
+            elif tail is not None:  # a lookahead shorter than the encoder's reach: the newest maps, open
+                fresh = list(tail[0].transpose(0, 1))[:hi - encoded.maps.end]
         return torch.stack(encoded.maps.slice(lo, hi) + fresh, dim=1)[None], hi
 
     def _halo_maps(self, track: LiveTrack, lo: int, hi: int, complete: bool) -> torch.Tensor:
@@ -174,11 +186,11 @@ class LiveDecider:
             fresh = list(encoded[final_to - start:hi - start])
         return torch.stack(cache.slice(lo, min(hi, cache.end)) + fresh, dim=1)[None]
 
-    def _window(self, track: LiveTrack, limit: int, complete: bool) -> _Window:
+    def _window(self, track: LiveTrack, limit: int, complete: bool, tail: torch.Tensor | None) -> _Window:
         """The model's inputs to decide ``track`` up to ``limit``: ``context`` samples before, the lookahead after."""
         lo = max(track.crops.start, track.decided - self.context)
         hi = track.end if complete else min(track.end, limit + self.lookahead)
-        visual, hi = self._window_maps(track, lo, hi, limit, complete)
+        visual, hi = self._window_maps(track, lo, hi, limit, complete, tail)
         faces = torch.from_numpy(np.stack(track.crops.slice(lo, hi)))[None].to(self.device)
         before, after = self.model.audio_context
         sound = self.audio.span(lo * SAMPLES_PER_FRAME - before, hi * SAMPLES_PER_FRAME + after)

@@ -72,16 +72,27 @@ class EncoderStream:
 
     @staticmethod
     def push_together(streams: list["EncoderStream"], faces: torch.Tensor) -> list[torch.Tensor | None]:
-        """``push`` one face clip ``(1, 1, n, H, W)`` per stream (``faces`` ``(B, 1, n, H, W)``) as one batch where
-        the streams stand at the same point (their states alike), else one by one; the maps per stream."""
+        """``push`` one face clip ``(1, 1, n, H, W)`` per stream (``faces`` ``(B, 1, n, H, W)``); the maps per
+        stream."""
+        return EncoderStream._together(streams, lambda stream, rows: stream.push(faces[rows]))
+
+    @staticmethod
+    def tail_together(streams: list["EncoderStream"]) -> list[torch.Tensor | None]:
+        """``tail`` of every stream; the maps ``(1, C, m, h, w)`` per stream."""
+        return EncoderStream._together(streams, lambda stream, rows: stream.tail())
+
+    @staticmethod
+    def _together(streams: list["EncoderStream"], run) -> list[torch.Tensor | None]:
+        """``run(stream, rows)`` (``rows``: that stream's rows of the batch) once, on the streams merged into one
+        batch, where they stand at the same point (their states alike), else stream by stream."""
         shapes = {tuple(None if state is None else tuple(state.shape[1:]) for state in stream.state)
                   for stream in streams}
         if len(streams) == 1 or len(shapes) > 1:
-            return [stream.push(faces[i:i + 1]) for i, stream in enumerate(streams)]
+            return [run(stream, slice(i, i + 1)) for i, stream in enumerate(streams)]
         merged = EncoderStream(streams[0].layers)
         merged.state = [None if states[0] is None else torch.cat(states) for states in
                         zip(*(stream.state for stream in streams))]
-        maps = merged.push(faces)
+        maps = run(merged, slice(None))
         for i, stream in enumerate(streams):
             stream.state = [None if state is None else state[i:i + 1] for state in merged.state]
         return [None if maps is None else maps[i:i + 1] for i in range(len(streams))]
