@@ -31,6 +31,12 @@ def _wait_until(condition, seconds: float, what: str):
     raise AssertionError(f"{what}: not within {seconds} s")
 
 
+def _read(browser, expression: str):
+    """One value read from the page in a single script turn: the page re-renders its table and counters as decisions
+    arrive, so an element found in one call may be gone by the next."""
+    return browser.execute_script(f"return {expression}")
+
+
 @pytest.fixture
 def served(synth_root, checkpoint, tmp_path):
     """``asd-se live`` on the synthetic val video at its own pace, serving its page; yields (url, process, jsonl)."""
@@ -58,14 +64,17 @@ def test_the_served_page_shows_the_stream_and_its_decisions(browser, served):
     browser.get(url)
     _wait_until(lambda: browser.execute_script(
         "const i = document.getElementById('video'); return i.complete && i.naturalWidth > 0"), 30, "a frame")
-    rows = _wait_until(lambda: browser.find_elements("css selector", "#faces tr"), 30, "a face in the table")
-    assert rows[0].get_attribute("data-track") is not None
-    first = int(browser.find_element("id", "count").text)
-    _wait_until(lambda: int(browser.find_element("id", "count").text) > first, 10, "more decisions")
+    track = _wait_until(lambda: _read(browser, "document.querySelector('#faces tr')?.dataset.track"), 30,
+                        "a face in the table")
+    assert track is not None
+    first = int(_read(browser, "document.getElementById('count').textContent"))
+    _wait_until(lambda: int(_read(browser, "document.getElementById('count').textContent")) > first, 10,
+                "more decisions")
     assert not [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
-    _wait_until(lambda: "ended" in browser.find_element("id", "status").text, 10, "the page saying it ended")
+    _wait_until(lambda: "ended" in _read(browser, "document.getElementById('status').textContent"), 10,
+                "the page saying it ended")
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert lines[0]["serve"] == url and lines[-1]["event"] == "end"
 
