@@ -207,7 +207,9 @@ def cmd_live(args: argparse.Namespace) -> int:
     print(f"live: {result.reason}; {result.frames} frames read, {result.decided} decided, {result.dropped} dropped"
           + (f"; latency p50 {latency['p50_ms']} ms, p95 {latency['p95_ms']} ms" if latency.get("frames") else ""),
           file=sys.stderr)
-    return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": 143, "error": EXIT_FAILED}.get(result.reason, 0)
+    from asd_se.core.signals import EXIT_TERMINATED
+
+    return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED, "error": EXIT_FAILED}.get(result.reason, 0)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -631,12 +633,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     from asd_se.core.errors import AsdSeError, ConfigError
+    from asd_se.core.signals import EXIT_TERMINATED, Terminated, sigterm_raises
 
     try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        print(f"asd-se {args.command}: interrupted; nothing partial was left (rerun to finish)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        with sigterm_raises():
+            return args.run(args)
+    except (KeyboardInterrupt, Terminated) as stop:
+        how = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+        print(f"asd-se {args.command}: {how}; nothing partial was left (rerun to finish)", file=sys.stderr)
+        return EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
     except (AsdSeError, OSError) as err:
         if args.verbose:
             traceback.print_exc()
