@@ -639,9 +639,10 @@ def main(argv: list[str] | None = None) -> int:
         with sigterm_raises():
             return args.run(args)
     except (KeyboardInterrupt, Terminated) as stop:
-        how = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+        how, code = ("interrupted", EXIT_INTERRUPTED) if isinstance(stop, KeyboardInterrupt) else \
+            ("terminated", EXIT_TERMINATED)
         print(f"asd-se {args.command}: {how}; nothing partial was left (rerun to finish)", file=sys.stderr)
-        return EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
+        return code
     except (AsdSeError, OSError) as err:
         if args.verbose:
             traceback.print_exc()

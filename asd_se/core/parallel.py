@@ -33,8 +33,7 @@ def _leave_at_a_signal(signum: int, frame) -> None:
 
 def _worker_start() -> None:
     """In a worker, at its start: SIGINT and SIGTERM raise SystemExit, which the pool's worker loop does not catch
-    (a KeyboardInterrupt is caught by concurrent.futures, which then runs the next job, and printed as a
-    traceback by multiprocessing)."""
+    as a job's error and ends quietly (a KeyboardInterrupt leaves with a traceback printed)."""
     signal.signal(signal.SIGINT, _leave_at_a_signal)
     signal.signal(signal.SIGTERM, _leave_at_a_signal)
 

@@ -90,11 +90,12 @@ class EncoderStream:
         if len(streams) == 1 or len(shapes) > 1:
             return [run(stream, slice(i, i + 1)) for i, stream in enumerate(streams)]
         merged = EncoderStream(streams[0].layers)
-        merged.state = [None if states[0] is None else torch.cat(states) for states in
-                        zip(*(stream.state for stream in streams))]
+        merged.state = before = [None if states[0] is None else torch.cat(states) for states in
+                                 zip(*(stream.state for stream in streams))]
         maps = run(merged, slice(None))
-        for i, stream in enumerate(streams):
-            stream.state = [None if state is None else state[i:i + 1] for state in merged.state]
+        if merged.state is not before:  # a push moved the states on (a tail leaves them as they were)
+            for i, stream in enumerate(streams):
+                stream.state = [None if state is None else state[i:i + 1] for state in merged.state]
         return [None if maps is None else maps[i:i + 1] for i in range(len(streams))]
 
     def tail(self) -> torch.Tensor | None:
