@@ -150,6 +150,22 @@ def test_a_streamed_encoder_gives_the_maps_of_one_pass_whatever_the_pieces(lrasd
     assert torch.allclose(streamed, whole, atol=1e-5), (streamed - whole).abs().max()
 
 
+def test_streams_pushed_and_tailed_together_give_each_stream_its_own_maps(lrasd):
+    layers = chain_layers(lrasd.visual)
+    faces = torch.randint(0, 256, (2, 30, 112, 112), dtype=torch.uint8)
+    with torch.no_grad():
+        together, alone = [EncoderStream(layers), EncoderStream(layers)], [EncoderStream(layers), EncoderStream(layers)]
+        for start, count in ((0, 4), (4, 11), (15, 15)):
+            clips = lrasd.normalise(faces[:, start:start + count]).unsqueeze(1)
+            pushed = EncoderStream.push_together(together, clips)
+            expected = [stream.push(clips[i:i + 1]) for i, stream in enumerate(alone)]
+            for tails in (EncoderStream.tail_together(together), EncoderStream.tail_together(together)):
+                for got, want in zip(tails, [stream.tail() for stream in alone]):  # a tail leaves the state
+                    assert torch.allclose(got, want, atol=1e-5)
+            for got, want in zip(pushed, expected):
+                assert (got is None) == (want is None) and (got is None or torch.allclose(got, want, atol=1e-5))
+
+
 def test_encoders_with_branches_are_not_streamed(checkpoint):
     model, _ = load_runtime(checkpoint, CPU, "torch")
     assert chain_layers(model.visual) is None  # residual blocks: the decider re-encodes the newest frames
