@@ -71,9 +71,10 @@ def iter_windows(faces, audio: np.ndarray, device: torch.device, window: int = W
 class ClipScores:
     """One clip of T frames: speaking probabilities ``probs (T,)`` of the audio-visual head and
     ``audio_probs``/``visual_probs (T,)`` of the auxiliary heads; ``maps`` per explainer name ``(T, h, w)`` in
-    [0, 1]; ``scores (T,)`` the score the model's authors report (``ASDOutput.scores``, else the AV logit);
-    ``se_weights`` ``(C,)`` or ``(T, C)`` where the model has an SE block; ``channels`` per frame, the channels
-    an explainer selected (the SE map's, highest SE value first)."""
+    [0, 1] (``(K, h, w)`` where ``score_clips`` explained K of the frames); ``scores (T,)`` the score the model's
+    authors report (``ASDOutput.scores``, else the AV logit); ``se_weights`` ``(C,)`` or ``(T, C)`` where the model
+    has an SE block; ``channels`` per explained frame, the channels an explainer selected (the SE map's, highest
+    SE value first)."""
 
     probs: torch.Tensor
     audio_probs: torch.Tensor
@@ -181,16 +182,31 @@ def _over_durations(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, d
     return total / len(durations)
 
 
+def _explain(explainer: Explainer, model: AsdModel, maps: torch.Tensor, audio: torch.Tensor, clip: ASDOutput,
+             span: slice) -> torch.Tensor:
+    """``explainer``'s maps ``(K, h, w)`` of frames ``span`` of one clip (maps ``(1, C, T, h, w)``, audio ``(1, N)``).
+    A map of one frame reads only that frame's activations and SE vector, so only those are explained; a
+    gradient method differentiates the whole clip's decision, then keeps the frames asked for."""
+    if explainer.needs_gradients or span == slice(None):
+        return explainer(model, maps, audio, clip)[span]
+    first, last, _ = span.indices(maps.shape[2])
+    heard = audio[:, first * SAMPLES_PER_FRAME:last * SAMPLES_PER_FRAME + sum(model.audio_context)]
+    return explainer(model, maps[:, :, span], heard, clip.frames(span))
+
+
 def score_clips(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explainers: Sequence[Explainer] = (),
                 timer: StageTimer | None = None, durations: Sequence[float] = (),
-                visual: torch.Tensor | None = None) -> list[ClipScores]:
+                visual: torch.Tensor | None = None,
+                explained: slice | Sequence[slice] = slice(None)) -> list[ClipScores]:
     """Faces ``(B, T, S, S)`` + audio ``(B, 640·T)``, or with ``model.audio_context`` ``(B, before + 640·T + after)``
     -> ClipScores per clip: one forward pass for the batch (clips of one length; each decided as if alone), then
     each explainer per clip from its activations and output. With ``durations`` (seconds), the scores are the
     mean over those piece lengths (``_over_durations``); the maps still come from the whole clip's pass.
     ``visual`` ``(B, C, T, h, w)``: the explained layer of these faces, already computed (``asd-se live`` encodes
-    each frame once); the pass then starts from it (``model.decide``). Time goes to ``timer``'s stages ``model``
-    and ``<name>_maps``."""
+    each frame once); the pass then starts from it (``model.decide``). ``explained``: the frames whose maps and
+    channels are made, for every clip or per clip (``asd-se live`` keeps a few of each window); the scores are
+    every frame's. Time goes to
+    ``timer``'s stages ``model`` and ``<name>_maps``."""
     timer = timer or StageTimer()
     model.eval()
     if audio.shape[1] == faces.shape[1] * SAMPLES_PER_FRAME:  # no context given: zeros, as the model trained
@@ -204,15 +220,17 @@ def score_clips(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, expla
         frames = int((~torch.isfinite(heads)).any(dim=1).sum())
         raise NonFiniteOutput(f"{getattr(model, 'source', 'the model')}: the model's scores are NaN or infinite "
                               f"on {frames} of {heads.shape[0] * heads.shape[2]} frames; this model cannot be used")
+    spans = [explained] * faces.shape[0] if isinstance(explained, slice) else list(explained)
     results = []
-    for index in range(faces.shape[0]):
+    for index, span in enumerate(spans):
         clip = _clip(output, index)
         probs = torch.sigmoid(heads[index, :3])
         scores = ClipScores(*probs, heads[index, 3], se_weights=None if clip.se_weights is None else clip.se_weights[0])
         for explainer in explainers:
             with timer.stage(f"{explainer.name}_maps", faces.device):
-                scores.maps[explainer.name] = explainer(model, maps[index:index + 1], audio[index:index + 1], clip)
-                scores.channels = scores.channels or explainer.channels(clip)
+                scores.maps[explainer.name] = _explain(explainer, model, maps[index:index + 1], audio[index:index + 1],
+                                                       clip, span)
+                scores.channels = scores.channels or explainer.channels(clip.frames(span))
         results.append(scores)
     return results
 

@@ -1,4 +1,5 @@
-"""The scoring engine's multi-duration scores: every piece scored as if alone, whatever the engine reuses."""
+"""The scoring engine: multi-duration scores (every piece scored as if alone, whatever the engine reuses), maps of
+some frames only, and a sound heard by several faces encoded once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 from asd_se.checkpoint import load_model
 from asd_se.config import load_config
 from asd_se.core.media import SAMPLES_PER_FRAME
+from asd_se.explain import ChannelSelection, build_explainer
 from asd_se.models import build_model
 from asd_se.scoring import score_clip, score_clips
 
@@ -55,3 +57,39 @@ def test_multi_duration_scores_are_the_pieces_scored_alone(name):
         probs = torch.sigmoid(torch.stack([a[1] for a in alone]).mean(0)).float()
         assert torch.allclose(averaged[clip].scores, scores, atol=1e-4), name
         assert torch.allclose(averaged[clip].probs, probs, atol=1e-4), name
+
+
+@pytest.mark.parametrize("explainer", ["se", "se_contrast", "eigencam", "gradcam"])
+def test_maps_of_some_frames_are_those_frames_of_the_whole_clip(explainer):
+    """``asd-se live`` explains only the frames a window decides: the same maps and channels as the whole clip's."""
+    model = _model("lrasd-vasp-se")
+    torch.manual_seed(2)
+    faces = torch.randint(0, 256, (2, 40, 112, 112), dtype=torch.uint8)
+    audio = torch.randn(2, 40 * SAMPLES_PER_FRAME) * 0.1
+    explainers = [build_explainer(explainer, ChannelSelection())]
+    whole = score_clips(model, faces, audio, explainers)
+    spans = [slice(30, 34), slice(5, 6)]
+    some = score_clips(model, faces, audio, explainers, explained=spans)
+    for clip, span in enumerate(spans):
+        assert torch.equal(some[clip].probs, whole[clip].probs)
+        assert some[clip].maps[explainer].shape[0] == span.stop - span.start
+        assert torch.allclose(some[clip].maps[explainer], whole[clip].maps[explainer][span], atol=1e-5)
+        assert some[clip].channels == (whole[clip].channels[span] if whole[clip].channels is not None else None)
+
+
+def test_faces_that_hear_the_same_sound_have_it_encoded_once_with_the_same_scores():
+    model = _model("lrasd-vasp-se")
+    torch.manual_seed(3)
+    faces = torch.randint(0, 256, (3, 30, 112, 112), dtype=torch.uint8)
+    heard = torch.randn(2, 30 * SAMPLES_PER_FRAME) * 0.1
+    audio = heard[[0, 1, 0]]  # the first and last face hear the same
+    encoded = []
+    hook = model.audio.register_forward_hook(lambda module, args, output: encoded.append(args[0].shape[0]))
+    together = score_clips(model, faces, audio)
+    hook.remove()
+    assert encoded == [2]
+    for clip in range(3):
+        alone = score_clip(model, faces[clip:clip + 1], audio[clip:clip + 1])
+        assert torch.allclose(together[clip].probs, alone.probs, atol=1e-5)
+    model.train()
+    assert model.sound(audio, 30).shape == (3, 30, 128)  # training encodes every row (no search for equal ones)

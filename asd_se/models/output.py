@@ -25,6 +25,15 @@ class ASDOutput:
     se_weights: torch.Tensor | None = None
     scores: torch.Tensor | None = None
 
+    def frames(self, span: slice) -> "ASDOutput":
+        """The same output for frames ``span`` of its clips (a clip-squeeze SE vector is every frame's)."""
+        def cut(value: torch.Tensor | None, per_frame: bool = True) -> torch.Tensor | None:
+            return value[:, span] if value is not None and per_frame else value
+
+        se_per_frame = self.se_weights is not None and self.se_weights.dim() == 3
+        return ASDOutput(cut(self.logits), cut(self.audio_logits), cut(self.visual_logits), cut(self.feature_maps),
+                         cut(self.se_weights, se_per_frame), cut(self.scores))
+
 
 class AsdModel(Protocol):
     """What every asd-se model exposes (``ActiveSpeakerModel``, ``LightAsdModel``), and what explainers and the
