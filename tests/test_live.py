@@ -214,6 +214,24 @@ def test_decisions_wait_for_the_lookahead_and_no_longer(lrasd):
     assert len(track.crops.items) <= 25 + lookahead + hop + lrasd.visual.temporal_radius  # bounded memory
 
 
+def test_a_streamed_encoder_takes_each_crop_as_it_arrives_not_when_it_is_due(lrasd):
+    """With a long lookahead nothing is due for a while; the crops are encoded meanwhile, not in one burst at the
+    first decision (at lookahead 2 s that burst decided a stream's first second 0.8 s late)."""
+    ring = AudioRing()
+    ring.extend(np.zeros(60 * SAMPLES_PER_FRAME, np.float32))
+    decider = LiveDecider(lrasd, CPU, build_explainer("se", ChannelSelection()), ring, lookahead=30, context=10)
+    encoded = []
+    first = lrasd.visual.layers[0][0].conv
+    hook = first.register_forward_hook(lambda module, args, output: encoded.append(args[0].shape[2]))
+    track = LiveTrack(0, 0)
+    for k in range(20):
+        track.crops.append(np.full((112, 112), 100, np.uint8))
+        track.boxes.append(np.zeros(4))
+        decider.step([track], k + 1)
+        assert sum(encoded) == k + 1 and track.decided == 0
+    hook.remove()
+
+
 def test_falling_behind_degrades_in_the_stated_order():
     finder = FaceFinder(FaceDetector(), detect_every=5)
     decider = SimpleNamespace(hop=1)

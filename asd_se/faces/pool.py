@@ -115,6 +115,13 @@ class DetectionPool:
             key, result = self._pending.popleft()
             yield key, result.get()
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the oldest frame in flight; whether ``ready()`` now yields something."""
+        if not self._pending:
+            return False
+        self._pending[0][1].wait(timeout)
+        return self._pending[0][1].ready()
+
     def drain(self) -> Iterator[tuple[int, list[Detection]]]:
         while self._pending:
             key, result = self._pending.popleft()

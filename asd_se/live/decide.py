@@ -1,6 +1,7 @@
 """Live decisions through THE scoring engine: for each face, once ``lookahead`` samples after a stretch have
 arrived, the window of ``context`` samples before it, the stretch and the lookahead is scored by ``score_clip``
-(one forward pass, the explainer's maps from it) and the stretch's probabilities, maps and SE channels kept.
+(one forward pass, the explainer's maps from it: the stretch's only) and the stretch's probabilities, maps and
+SE channels kept.
 
 The visual encoder's maps of a frame are final — identical to one pass over the whole track — once the frames
 its temporal convolutions reach (``temporal_radius``) have arrived, and they are cached. A chain encoder
@@ -56,6 +57,11 @@ class _Window:
     faces: torch.Tensor
     sound: torch.Tensor
 
+    @property
+    def kept(self) -> slice:
+        """The samples it decides, inside the window."""
+        return slice(self.track.decided - self.lo, self.limit - self.lo)
+
 
 @dataclass(eq=False)
 class _Encoded:
@@ -98,7 +104,7 @@ class LiveDecider:
         due = [(track, limit) for track, limit in due if limit > track.decided]
         tails = {}
         if self.layers is not None:
-            self._feed([track for track, _ in due])
+            self._feed(tracks)  # every new crop as it comes, not only those of the faces due now (a burst)
             tails = self._open_tails(due, final)
         count = sum(limit - track.decided for track, limit in due)
         groups: dict[int, list[_Window]] = {}
@@ -109,7 +115,8 @@ class LiveDecider:
         for group in groups.values():
             visual = torch.cat([w.visual for w in group]) if group[0].visual is not None else None
             results = score_clips(self.model, torch.cat([w.faces for w in group]),
-                                  torch.cat([w.sound for w in group]), [self.explainer], self.timer, visual=visual)
+                                  torch.cat([w.sound for w in group]), [self.explainer], self.timer, visual=visual,
+                                  explained=[w.kept for w in group])
             for window, scores in zip(group, results):
                 self._keep(window, scores)
         return count
@@ -198,13 +205,12 @@ class LiveDecider:
 
     def _keep(self, window: _Window, scores: ClipScores) -> None:
         """Store the decided samples' results on the track; forget what no later window needs."""
-        track = window.track
-        keep = slice(track.decided - window.lo, window.limit - window.lo)
+        track, keep = window.track, window.kept
         probs, reported = scores.probs[keep].cpu().numpy(), scores.scores[keep].cpu().numpy()
-        maps = scores.maps[self.explainer.name][keep].float().cpu().numpy()
+        maps = scores.maps[self.explainer.name].float().cpu().numpy()  # the kept samples' only
         with self.timer.stage(f"{self.explainer.name}_maps"):
             peaks = map_peaks(maps, CROP_SIZE)
-        channels = scores.channels[keep] if scores.channels is not None else [[] for _ in range(len(probs))]
+        channels = scores.channels if scores.channels is not None else [[] for _ in range(len(probs))]
         for k in range(len(probs)):
             heat = None if np.isnan(peaks[k, 0]) else maps[k].astype(np.float16)
             track.results.append(SampleResult(float(probs[k]), float(reported[k]), heat, peaks[k], channels[k]))
@@ -220,20 +226,22 @@ class LiveDecider:
             encoded.maps.trim(sample)
         track.crops.trim(keep)
 
-    def warm_up(self, faces: int = 2, seconds: float = 2.0) -> None:
-        """Decide ``seconds`` of blank crops for 1 and for ``faces`` faces at once, as a stream would, so the first
-        real frames do not wait for the kernels of each new shape to be prepared."""
+    def warm_up(self, faces: int = 2) -> None:
+        """Decide blank crops for 1 and for ``faces`` faces at once, as a stream would, until the windows are as
+        long as they get (context + hop + lookahead), so the first real frames do not wait for the kernels of
+        each new shape to be prepared (at lookahead 2 s a stream's first second was decided 0.8 s late)."""
         blank = np.zeros((CROP_SIZE, CROP_SIZE), np.uint8)
+        samples = self.context + self.lookahead + 2 * self.hop + 1
         for count in sorted({1, faces}):
             tracks = [LiveTrack(-1 - k, 0) for k in range(count)]
-            for sample in range(int(seconds * MODEL_FPS)):
+            for sample in range(samples):
                 for track in tracks:
                     track.crops.append(blank)
                     track.boxes.append(np.zeros(4))
                 self.step(tracks, sample + 1)
             for track in tracks:
                 track.open = False
-            self.step(tracks, int(seconds * MODEL_FPS))
+            self.step(tracks, samples)
             for track in tracks:
                 self.drop(track)
 

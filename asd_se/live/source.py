@@ -240,6 +240,11 @@ class LiveSource:
                                   f"closed with what had arrived") from None
         return None
 
+    @property
+    def waiting(self) -> bool:
+        """Whether something has arrived that ``next`` would hand over at once."""
+        return not self._queue.empty()
+
     def take_waiting(self) -> list[Arrival | Ended]:
         """Everything waiting now, without blocking (what the pipeline drops from when it falls behind)."""
         items = []
