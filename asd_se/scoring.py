@@ -183,21 +183,22 @@ def _over_durations(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, d
 
 
 def _explain(explainer: Explainer, model: AsdModel, maps: torch.Tensor, audio: torch.Tensor, clip: ASDOutput,
-             span: slice) -> torch.Tensor:
-    """``explainer``'s maps ``(K, h, w)`` of frames ``span`` of one clip (maps ``(1, C, T, h, w)``, audio ``(1, N)``).
-    A map of one frame reads only that frame's activations and SE vector, so only those are explained; a
-    gradient method differentiates the whole clip's decision, then keeps the frames asked for."""
+             span: slice, cut: bool = False) -> torch.Tensor:
+    """``explainer``'s maps ``(K, h, w)`` of frames ``span`` of one clip (maps ``(1, C, T, h, w)``, or of those
+    frames only where ``cut``; audio ``(1, N)``). A map of one frame reads only that frame's activations and SE
+    vector, so only those are explained; a gradient method differentiates the whole clip's decision, then keeps
+    the frames asked for."""
     if explainer.needs_gradients or span == slice(None):
         return explainer(model, maps, audio, clip)[span]
-    first, last, _ = span.indices(maps.shape[2])
+    first, last, _ = span.indices(clip.logits.shape[1])
     heard = audio[:, first * SAMPLES_PER_FRAME:last * SAMPLES_PER_FRAME + sum(model.audio_context)]
-    return explainer(model, maps[:, :, span], heard, clip.frames(span))
+    return explainer(model, maps if cut else maps[:, :, span], heard, clip.frames(span))
 
 
 def score_clips(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explainers: Sequence[Explainer] = (),
                 timer: StageTimer | None = None, durations: Sequence[float] = (),
-                visual: torch.Tensor | None = None,
-                explained: slice | Sequence[slice] = slice(None)) -> list[ClipScores]:
+                visual: torch.Tensor | None = None, explained: slice | Sequence[slice] = slice(None),
+                pooled: torch.Tensor | None = None) -> list[ClipScores]:
     """Faces ``(B, T, S, S)`` + audio ``(B, 640·T)``, or with ``model.audio_context`` ``(B, before + 640·T + after)``
     -> ClipScores per clip: one forward pass for the batch (clips of one length; each decided as if alone), then
     each explainer per clip from its activations and output. With ``durations`` (seconds), the scores are the
@@ -205,16 +206,24 @@ def score_clips(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, expla
     ``visual`` ``(B, C, T, h, w)``: the explained layer of these faces, already computed (``asd-se live`` encodes
     each frame once); the pass then starts from it (``model.decide``). ``explained``: the frames whose maps and
     channels are made, for every clip or per clip (``asd-se live`` keeps a few of each window); the scores are
-    every frame's. Time goes to
-    ``timer``'s stages ``model`` and ``<name>_maps``."""
+    every frame's. ``pooled`` ``(B, C, T, 2)``: what a TwoStreamModel's decision reads of the explained layer,
+    already pooled (``model.pool``; live keeps it per sample); ``visual`` then holds the maps of the ``explained``
+    frames only (one span for every clip; no durations, no gradient explainers). Time goes to ``timer``'s stages
+    ``model`` and ``<name>_maps``."""
     timer = timer or StageTimer()
     model.eval()
+    if pooled is not None and (durations or not isinstance(explained, slice) or
+                               any(explainer.needs_gradients for explainer in explainers)):
+        raise ValueError("pooled maps take one explained span, no durations and no gradient explainer")
     if audio.shape[1] == faces.shape[1] * SAMPLES_PER_FRAME:  # no context given: zeros, as the model trained
         audio = torch.nn.functional.pad(audio, model.audio_context)
     with timer.stage("model", faces.device), torch.no_grad():
-        output = (model(faces, audio, explain=True) if visual is None  # decide(visual_maps(faces)); or onnxruntime's
-                  else model.decide(visual, audio, explain=True))
-        maps = output.feature_maps.transpose(1, 2)  # (B, C, T, h, w), the explained layer
+        if pooled is not None:
+            output, maps = model.decide_pooled(pooled, model.sound(audio, pooled.shape[2]), explain=True), visual
+        else:
+            output = (model(faces, audio, explain=True) if visual is None  # decide(visual_maps(faces)); or ONNX's
+                      else model.decide(visual, audio, explain=True))
+            maps = output.feature_maps.transpose(1, 2)  # (B, C, T, h, w), the explained layer
         heads = _over_durations(model, faces, audio, durations, maps) if durations else _heads(output)
     if not torch.isfinite(heads).all():
         frames = int((~torch.isfinite(heads)).any(dim=1).sum())
@@ -229,7 +238,7 @@ def score_clips(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, expla
         for explainer in explainers:
             with timer.stage(f"{explainer.name}_maps", faces.device):
                 scores.maps[explainer.name] = _explain(explainer, model, maps[index:index + 1], audio[index:index + 1],
-                                                       clip, span)
+                                                       clip, span, cut=pooled is not None)
                 scores.channels = scores.channels or explainer.channels(clip.frames(span))
         results.append(scores)
     return results

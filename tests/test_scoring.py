@@ -75,6 +75,16 @@ def test_maps_of_some_frames_are_those_frames_of_the_whole_clip(explainer):
         assert some[clip].maps[explainer].shape[0] == span.stop - span.start
         assert torch.allclose(some[clip].maps[explainer], whole[clip].maps[explainer][span], atol=1e-5)
         assert some[clip].channels == (whole[clip].channels[span] if whole[clip].channels is not None else None)
+    if explainers[0].needs_gradients:
+        return
+    with torch.no_grad():  # as live decides: from the pooled maps, with the maps of the frames explained only
+        maps = model.visual_maps(faces)
+    span = slice(30, 34)
+    pooled = score_clips(model, faces, audio, explainers, visual=maps[:, :, span], explained=span,
+                         pooled=model.pool(maps))
+    for clip in range(2):
+        assert torch.allclose(pooled[clip].probs, whole[clip].probs, atol=1e-6)
+        assert torch.allclose(pooled[clip].maps[explainer], whole[clip].maps[explainer][span], atol=1e-5)
 
 
 def test_faces_that_hear_the_same_sound_have_it_encoded_once_with_the_same_scores():

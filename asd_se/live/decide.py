@@ -46,14 +46,16 @@ class SampleResult:
 @dataclass(eq=False)
 class _Window:
     """One decision's model inputs: samples ``[lo, hi)`` of ``track`` to decide up to ``limit`` — the explained
-    layer ``(1, C, T, h, w)`` (None: the model encodes the faces itself), faces ``(1, T, S, S)``, audio with the
-    front end's context ``(1, N)``."""
+    layer ``(1, C, T, h, w)`` (None: the model encodes the faces itself), or with ``pooled`` ``(1, C, T, 2)`` (what
+    the decision reads of it) the maps of the ``kept`` samples only ``(1, C, K, h, w)``; faces ``(1, T, S, S)``,
+    audio with the front end's context ``(1, N)``."""
 
     track: LiveTrack
     limit: int
     lo: int
     hi: int
     visual: torch.Tensor | None
+    pooled: torch.Tensor | None
     faces: torch.Tensor
     sound: torch.Tensor
 
@@ -65,8 +67,8 @@ class _Window:
 
 @dataclass(eq=False)
 class _Encoded:
-    """A track's visual maps so far: the final ones ``(C, h, w)`` per sample, its encoder stream (chain encoders)
-    and how many of its samples went in."""
+    """A track's visual maps so far: per sample the final ones ``(C, h, w)`` and their pooling ``(C, 2)``
+    (``model.pool``), its encoder stream (chain encoders) and how many of its samples went in."""
 
     maps: Ring
     stream: EncoderStream | None
@@ -107,16 +109,19 @@ class LiveDecider:
             self._feed(tracks)  # every new crop as it comes, not only those of the faces due now (a burst)
             tails = self._open_tails(due, final)
         count = sum(limit - track.decided for track, limit in due)
-        groups: dict[int, list[_Window]] = {}
+        groups: dict[tuple, list[_Window]] = {}
         for track, limit in due:
             window = self._window(track, limit, final or not track.open, tails.get(track))
-            key = window.hi - window.lo if window.visual is not None else -len(groups) - 1  # whole-model: alone
+            kept = (window.kept.start, window.kept.stop) if window.pooled is not None else None  # one span a batch
+            key = (window.hi - window.lo, kept) if window.visual is not None else (-len(groups) - 1,)  # whole: alone
             groups.setdefault(key, []).append(window)
         for group in groups.values():
             visual = torch.cat([w.visual for w in group]) if group[0].visual is not None else None
+            pooled = torch.cat([w.pooled for w in group]) if group[0].pooled is not None else None
             results = score_clips(self.model, torch.cat([w.faces for w in group]),
                                   torch.cat([w.sound for w in group]), [self.explainer], self.timer, visual=visual,
-                                  explained=[w.kept for w in group])
+                                  explained=group[0].kept if pooled is not None else [w.kept for w in group],
+                                  pooled=pooled)
             for window, scores in zip(group, results):
                 self._keep(window, scores)
         return count
@@ -143,7 +148,12 @@ class LiveDecider:
             for e, track, final in zip(encoded, group, maps):
                 e.fed = track.end
                 if final is not None:
-                    e.maps.extend(final[0].transpose(0, 1))
+                    e.maps.extend(self._entries(final))
+
+    def _entries(self, maps: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Maps ``(1, C, m, h, w)`` -> per sample ``(maps (C, h, w), pooled (C, 2))``."""
+        with torch.no_grad():
+            return list(zip(maps[0].transpose(0, 1), self.model.pool(maps)[0].transpose(0, 1)))
 
     def _open_tails(self, due: list[tuple[LiveTrack, int]], final: bool) -> dict[LiveTrack, torch.Tensor | None]:
         """Per open track whose window reads maps not final yet (a lookahead shorter than the encoder's reach):
@@ -156,10 +166,10 @@ class LiveDecider:
         return dict(zip(wanting, tails))
 
     def _window_maps(self, track: LiveTrack, lo: int, hi: int, limit: int, complete: bool,
-                     tail: torch.Tensor | None) -> tuple[torch.Tensor | None, int]:
-        """The explained layer ``(1, C, T, h, w)`` of the window from ``lo`` (None: the model encodes it whole)
-        and where the window ends (``hi``, or earlier for a streamed encoder: at its last final map); ``tail``:
-        the track's open maps (``_open_tails``) where its window reads them."""
+                     tail: torch.Tensor | None) -> tuple[list | None, int]:
+        """The window's samples from ``lo`` as ``_entries`` (None: the model encodes it whole) and where the window
+        ends (``hi``, or earlier for a streamed encoder: at its last final map); ``tail``: the track's open maps
+        (``_open_tails``) where its window reads them."""
         if self.radius is None:
             return None, hi
         if self.layers is None:
@@ -169,39 +179,45 @@ class LiveDecider:
             if complete and not encoded.ended:
                 rest = encoded.stream.tail()
                 if rest is not None:
-                    encoded.maps.extend(rest[0].transpose(0, 1))
+                    encoded.maps.extend(self._entries(rest))
                 encoded.ended = True
-            fresh: list[torch.Tensor] = []
+            fresh: list = []
             if encoded.maps.end >= limit:
                 hi = min(hi, encoded.maps.end)
             elif tail is not None:  # a lookahead shorter than the encoder's reach: the newest maps, open
-                fresh = list(tail[0].transpose(0, 1))[:hi - encoded.maps.end]
-        return torch.stack(encoded.maps.slice(lo, hi) + fresh, dim=1)[None], hi
+                fresh = self._entries(tail)[:hi - encoded.maps.end]
+        return encoded.maps.slice(lo, hi) + fresh, hi
 
-    def _halo_maps(self, track: LiveTrack, lo: int, hi: int, complete: bool) -> torch.Tensor:
+    def _halo_maps(self, track: LiveTrack, lo: int, hi: int, complete: bool) -> list:
         """Maps of ``[lo, hi)`` for an encoder that cannot be streamed: the newest frames encoded again with the
         frames its reach needs, those now final cached."""
         cache = self._encoded_of(track).maps
         final_to = track.end if complete else max(cache.end, track.end - self.radius)
-        fresh: list[torch.Tensor] = []
+        fresh: list = []
         if hi > cache.end:
             start = max(track.crops.start, cache.end - self.radius)
             crops = torch.from_numpy(np.stack(track.crops.slice(start, track.end)))[None].to(self.device)
             with self.timer.stage("visual", self.device), torch.no_grad():
-                encoded = self.model.visual_maps(crops)[0].transpose(0, 1)  # (T, C, h, w)
+                encoded = self._entries(self.model.visual_maps(crops))
             cache.extend(encoded[cache.end - start:final_to - start])
-            fresh = list(encoded[final_to - start:hi - start])
-        return torch.stack(cache.slice(lo, min(hi, cache.end)) + fresh, dim=1)[None]
+            fresh = encoded[final_to - start:hi - start]
+        return cache.slice(lo, min(hi, cache.end)) + fresh
 
     def _window(self, track: LiveTrack, limit: int, complete: bool, tail: torch.Tensor | None) -> _Window:
         """The model's inputs to decide ``track`` up to ``limit``: ``context`` samples before, the lookahead after."""
         lo = max(track.crops.start, track.decided - self.context)
         hi = track.end if complete else min(track.end, limit + self.lookahead)
-        visual, hi = self._window_maps(track, lo, hi, limit, complete, tail)
+        entries, hi = self._window_maps(track, lo, hi, limit, complete, tail)
+        visual = pooled = None
+        if entries is not None and self.explainer.needs_gradients:  # gradients flow through the whole window
+            visual = torch.stack([maps for maps, _ in entries], dim=1)[None]
+        elif entries is not None:  # the decision reads the pooled window; only the kept samples are explained
+            visual = torch.stack([maps for maps, _ in entries[track.decided - lo:limit - lo]], dim=1)[None]
+            pooled = torch.stack([pool for _, pool in entries], dim=1)[None]
         faces = torch.from_numpy(np.stack(track.crops.slice(lo, hi)))[None].to(self.device)
         before, after = self.model.audio_context
         sound = self.audio.span(lo * SAMPLES_PER_FRAME - before, hi * SAMPLES_PER_FRAME + after)
-        return _Window(track, limit, lo, hi, visual, faces, torch.from_numpy(sound)[None].to(self.device))
+        return _Window(track, limit, lo, hi, visual, pooled, faces, torch.from_numpy(sound)[None].to(self.device))
 
     def _keep(self, window: _Window, scores: ClipScores) -> None:
         """Store the decided samples' results on the track; forget what no later window needs."""
