@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,7 +32,7 @@ from asd_se.faces.detect import FaceDetector
 from asd_se.live.buffers import AudioRing
 from asd_se.live.decide import LiveDecider
 from asd_se.live.faces import LiveTrack
-from asd_se.live.pipeline import Pace
+from asd_se.live.pipeline import Pace, _Run
 from asd_se.models.streaming import EncoderStream, chain_layers
 from asd_se.render.tracks import FaceFinder
 from asd_se.scoring import score_track
@@ -230,6 +231,20 @@ def test_a_streamed_encoder_takes_each_crop_as_it_arrives_not_when_it_is_due(lra
         decider.step([track], k + 1)
         assert sum(encoded) == k + 1 and track.decided == 0
     hook.remove()
+
+
+def test_a_frame_waits_for_earlier_detections_but_not_its_own_except_where_only_its_own_gives_boxes():
+    finder = FaceFinder(FaceDetector(), detect_every=5)
+    run = SimpleNamespace(detecting=deque([10, 15]), faces=SimpleNamespace(finder=finder))
+    croppable = lambda index: _Run._croppable(run, index)  # noqa: E731
+    assert not croppable(10)  # the stream's first detection: no boxes to hold yet
+    finder.track(5, [], 25.0)
+    assert croppable(9) and croppable(10)  # frame 10 cut with the boxes held from frame 5's detection
+    assert not croppable(11) and not croppable(15)  # after frame 10: its detection is needed
+    finder.cut_frames.add(10)
+    assert not croppable(10)  # a shot's first frame: the held boxes belong to the shot before
+    run.detecting.clear()
+    assert croppable(11)
 
 
 def test_falling_behind_degrades_in_the_stated_order():

@@ -421,9 +421,19 @@ class _Run:
                            message=f"the picture changed from {self.size[0]}x{self.size[1]} to {size[0]}x{size[1]}: "
                                    f"tracks restart; the MP4 keeps its first size")
 
+    def _croppable(self, index: int) -> bool:
+        """Whether frame ``index`` can be cut now: the detections of every frame before it are in. Its own may
+        still be out — it is cut with the boxes held from the last detection, as the frames after a detection
+        are cut with its boxes, so no frame waits for its own detection (40-80 ms on 2 busy cores) — except the
+        stream's first frame and a shot's, whose boxes only their own detection gives."""
+        if not self.detecting or index < self.detecting[0]:
+            return True
+        finder = self.faces.finder
+        return index == self.detecting[0] and finder.tracker is not None and index not in finder.cut_frames
+
     def _track(self, wait: bool = False) -> None:
-        """Hand finished detections to the tracker in order, and move every frame whose detections are in
-        through the faces (crops) to the emitter."""
+        """Hand finished detections to the tracker in order, and move every frame that can be cut
+        (``_croppable``) through the faces (crops) to the emitter."""
         finder = self.faces.finder
         if self.pool is not None:
             results = self.pool.drain() if wait else self.pool.ready()
@@ -431,7 +441,7 @@ class _Run:
                 for key, detections in results:
                     finder.track(key, detections, self.reader.info.fps)
                     self.detecting.popleft()
-        while self.waiting and (not self.detecting or self.waiting[0][0] < self.detecting[0]):
+        while self.waiting and self._croppable(self.waiting[0][0]):
             index, stamp, arrived, gray, image = self.waiting.popleft()
             with self.timer.stage("crop"):
                 shown = self.faces.frame(index, stamp, arrived, gray)
