@@ -222,7 +222,7 @@ def test_a_streamed_encoder_takes_each_crop_as_it_arrives_not_when_it_is_due(lra
     ring.extend(np.zeros(60 * SAMPLES_PER_FRAME, np.float32))
     decider = LiveDecider(lrasd, CPU, build_explainer("se", ChannelSelection()), ring, lookahead=30, context=10)
     encoded = []
-    first = lrasd.visual.layers[0][0].conv
+    first = lrasd.visual.layers[0][0]  # the first convolution step
     hook = first.register_forward_hook(lambda module, args, output: encoded.append(args[0].shape[2]))
     track = LiveTrack(0, 0)
     for k in range(20):

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from asd_se.config import ModelConfig
+from asd_se.models.framewise import FrameMaxPool, batch_norm, conv_bn_relu, same_padding
 from asd_se.models.frontend import MfccFrontEnd
 from asd_se.models.output import ASDOutput
 from asd_se.models.se import SEBlock
@@ -22,15 +23,6 @@ FACE_MEAN, FACE_STD = 0.4161, 0.1688
 CHANNELS = 128
 
 
-def _batch_norm(kind: type[nn.Module], channels: int) -> nn.Module:
-    return kind(channels, eps=0.001, momentum=0.01)
-
-
-def _same(kernel: tuple[int, ...]) -> tuple[int, ...]:
-    """Padding that keeps the size under an odd ``kernel``."""
-    return tuple(k // 2 for k in kernel)
-
-
 class Branch(nn.Module):
     """One scale of a multi-scale block: a convolution along the first axis pair, one along the other, each
     followed by BatchNorm and ReLU (visual: spatial k×k then temporal k; audio: coefficients k then time k)."""
@@ -38,14 +30,13 @@ class Branch(nn.Module):
     def __init__(self, conv: type[nn.Module], norm: type[nn.Module], in_channels: int, out_channels: int,
                  first: tuple, second: tuple, stride: tuple):
         super().__init__()
-        self.first = conv(in_channels, out_channels, first, stride, _same(first), bias=False)
-        self.first_bn = _batch_norm(norm, out_channels)
-        self.second = conv(out_channels, out_channels, second, 1, _same(second), bias=False)
-        self.second_bn = _batch_norm(norm, out_channels)
-        self.relu = nn.ReLU()
+        self.first = conv(in_channels, out_channels, first, stride, same_padding(first), bias=False)
+        self.first_bn = batch_norm(norm, out_channels)
+        self.second = conv(out_channels, out_channels, second, 1, same_padding(second), bias=False)
+        self.second_bn = batch_norm(norm, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.second_bn(self.second(self.relu(self.first_bn(self.first(x))))))
+        return conv_bn_relu(conv_bn_relu(x, self.first, self.first_bn), self.second, self.second_bn)
 
 
 class MultiScaleBlock(nn.Module):
@@ -63,11 +54,10 @@ class MultiScaleBlock(nn.Module):
         self.branches = nn.ModuleList(Branch(conv, norm, in_channels, out_channels, first, second, stride)
                                       for first, second in shapes)
         self.merge = conv(out_channels, out_channels, 1, bias=False)
-        self.merge_bn = _batch_norm(norm, out_channels)
-        self.relu = nn.ReLU()
+        self.merge_bn = batch_norm(norm, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.merge_bn(self.merge(sum(branch(x) for branch in self.branches))))
+        return conv_bn_relu(sum(branch(x) for branch in self.branches), self.merge, self.merge_bn)
 
 
 class LightAsdVisualEncoder(nn.Module):
@@ -79,9 +69,8 @@ class LightAsdVisualEncoder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        pool = (1, 3, 3), (1, 2, 2), (0, 1, 1)  # kernel, stride, padding: spatial only
-        self.layers = nn.Sequential(MultiScaleBlock(True, 1, 32, down=True), nn.MaxPool3d(*pool),
-                                    MultiScaleBlock(True, 32, 64), nn.MaxPool3d(*pool),
+        self.layers = nn.Sequential(MultiScaleBlock(True, 1, 32, down=True), FrameMaxPool(3, 2, 1),
+                                    MultiScaleBlock(True, 32, 64), FrameMaxPool(3, 2, 1),
                                     MultiScaleBlock(True, 64, CHANNELS))
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:

@@ -17,24 +17,11 @@ from torch import nn
 
 from asd_se.config import ModelConfig
 from asd_se.models.frontend import MfccFrontEnd
-from asd_se.models.lightasd import CHANNELS, TwoClassModel, _batch_norm, _same
+from asd_se.models.framewise import ConvStep, FrameMaxPool, batch_norm
+from asd_se.models.lightasd import CHANNELS, TwoClassModel
 from asd_se.models.se import SEBlock
 
 KERNELS = (5, 3)  # the first and second convolution of each axis pair
-
-
-class ConvStep(nn.Module):
-    """A convolution without bias, BatchNorm (eps 0.001, momentum 0.01), ReLU."""
-
-    def __init__(self, conv: type[nn.Module], norm: type[nn.Module], in_channels: int, out_channels: int,
-                 kernel: tuple, stride: tuple | int = 1):
-        super().__init__()
-        self.conv = conv(in_channels, out_channels, kernel, stride, _same(kernel), bias=False)
-        self.bn = _batch_norm(norm, out_channels)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
 
 
 def chain_block(visual: bool, in_channels: int, out_channels: int, down: bool = False) -> nn.Sequential:
@@ -64,9 +51,8 @@ class LrAsdVisualEncoder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        pool = (1, 3, 3), (1, 2, 2), (0, 1, 1)
-        self.layers = nn.Sequential(chain_block(True, 1, 32, down=True), nn.MaxPool3d(*pool),
-                                    chain_block(True, 32, 64), nn.MaxPool3d(*pool), chain_block(True, 64, CHANNELS))
+        self.layers = nn.Sequential(chain_block(True, 1, 32, down=True), FrameMaxPool(3, 2, 1),
+                                    chain_block(True, 32, 64), FrameMaxPool(3, 2, 1), chain_block(True, 64, CHANNELS))
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return self.layers(faces)
@@ -93,7 +79,7 @@ class ChannelGate(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.mix = nn.Conv1d(channels, channels, 1, bias=False)
-        self.bn = _batch_norm(nn.BatchNorm1d, channels)
+        self.bn = batch_norm(nn.BatchNorm1d, channels)
 
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         joined = torch.cat([first, second], dim=2).transpose(1, 2)  # (B, C, T)

@@ -3,24 +3,26 @@ last input frames its kernel still needs, so frames pushed a few at a time give 
 the whole track gives — each ``temporal_radius`` frames later (the future the encoder's own kernels reach).
 
 Works for an encoder that is one chain (``chain_layers``: no branch, no residual) of per-frame layers
-(convolutions with a temporal kernel of 1, BatchNorm, ReLU, pooling over space) and temporal convolutions
-(odd kernel, stride 1, "same" padding); LR-ASD's is. ``stream_encoder`` says None for any other.
+(convolution steps with a temporal kernel of 1, BatchNorm, ReLU, pooling over space) and temporal convolution steps
+(``ConvStep``: odd kernel, stride 1, "same" padding); LR-ASD's is. ``stream_encoder`` says None for any other.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from asd_se.models.framewise import ConvStep
 
 PER_FRAME = (nn.BatchNorm3d, nn.ReLU)
 
 
 def _temporal(layer: nn.Module) -> bool | None:
-    """True for a temporal convolution the stream can carry, False for a per-frame layer, None otherwise."""
-    if isinstance(layer, nn.Conv3d):
-        kernel, stride, padding, dilation = layer.kernel_size[0], layer.stride[0], layer.padding, layer.dilation[0]
-        if kernel == 1 and padding[0] == 0:
+    """True for a temporal convolution step the stream can carry, False for a per-frame layer, None otherwise."""
+    if isinstance(layer, ConvStep) and isinstance(layer.conv, nn.Conv3d):
+        conv = layer.conv
+        kernel, stride, padding, dilation = conv.kernel_size[0], conv.stride[0], conv.padding, conv.dilation[0]
+        if kernel == 1 and stride == 1 and padding[0] == 0:
             return False
         if isinstance(padding, tuple) and kernel % 2 and stride == 1 and dilation == 1 and \
                 padding[0] == kernel // 2:
@@ -50,7 +52,7 @@ class EncoderStream:
                 x = layer(x) if x is not None else None
                 states.append(state)
                 continue
-            kernel, pad = layer.kernel_size[0], layer.kernel_size[0] // 2
+            kernel, pad = layer.conv.kernel_size[0], layer.conv.kernel_size[0] // 2
             if state is None and x is not None:  # the clip's start: the zeros "same" padding puts before it
                 state = x.new_zeros((*x.shape[:2], pad, *x.shape[3:]))
             if state is None:
@@ -61,8 +63,7 @@ class EncoderStream:
                 parts.append(state.new_zeros((*state.shape[:2], pad, *state.shape[3:])))
             joined = torch.cat(parts, dim=2)
             states.append(joined[:, :, -(kernel - 1):])
-            x = None if joined.shape[2] < kernel else F.conv3d(
-                joined, layer.weight, layer.bias, layer.stride, (0, *layer.padding[1:]), layer.dilation, layer.groups)
+            x = None if joined.shape[2] < kernel else layer(joined, time_padding=0)
         if not ending:
             self.state = states
         return x
@@ -104,8 +105,17 @@ class EncoderStream:
 
 def chain_layers(encoder: nn.Module) -> list[nn.Module] | None:
     """The layers of a chain encoder in the order they run (it declares ``chain`` = its modules run one after
-    another, in order), each one the stream can carry; None for any other encoder."""
+    another, in order; a ``ConvStep`` is one layer), each one the stream can carry; None for any other encoder."""
     if not getattr(encoder, "chain", False):
         return None
-    layers = [module for module in encoder.modules() if not list(module.children())]
+    layers = list(_layers(encoder))
     return layers if all(_temporal(layer) is not None for layer in layers) else None
+
+
+def _layers(module: nn.Module):
+    """``module``'s convolution steps and other leaf modules, in the order they are defined."""
+    if isinstance(module, ConvStep) or not list(module.children()):
+        yield module
+        return
+    for child in module.children():
+        yield from _layers(child)
