@@ -6,6 +6,9 @@ the memory bound). Per case: real-time factor (video seconds per wall second, mo
 seconds per stage (decode, detect, track, crop, model, se_maps, draw, encode), SE maps as a share of model
 time, and the peak RSS of the process that rendered it (each case runs in a fresh process).
 Speed does not depend on the weights, so an untrained light model is used unless ``--checkpoint`` is given.
+Imports beyond the standard library stay inside the functions: every process render spawns (the case's, and its
+detector workers, recycled ones included) imports this script again, as spawned processes do, and 1.5 s of torch
+per worker is not what ``asd-se render`` pays.
 """
 
 from __future__ import annotations
@@ -20,20 +23,14 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-import torch
-
-from asd_se.checkpoint import save_checkpoint
-from asd_se.config import load_config
-from asd_se.models import ActiveSpeakerModel
-from asd_se.render.pipeline import RenderSettings, render_video
-from data_prep.synth.dataset import write_video
-from data_prep.synth.plan import VideoSpec
-
 CASES = {"1 face, 60 s 640x360": (1, 60.0, 640, 360), "3 faces, 60 s 640x360": (3, 60.0, 640, 360)}
 LONG = {"1 face, 10 min 1280x720": (1, 600.0, 1280, 720)}
 
 
 def make_video(folder: Path, faces: int, seconds: float, width: int, height: int) -> Path:
+    from data_prep.synth.dataset import write_video
+    from data_prep.synth.plan import VideoSpec
+
     path = folder / f"bench_{faces}f_{int(seconds)}s_{width}x{height}.mp4"
     if not path.exists():
         write_video(VideoSpec(path.stem, width, height, Fraction(25), seconds, 16000, 1, seed=7 + faces,
@@ -43,13 +40,22 @@ def make_video(folder: Path, faces: int, seconds: float, width: int, height: int
 
 def untrained_checkpoint(folder: Path) -> Path:
     """An untrained light model (with its SE block): render's speed does not depend on the weights."""
+    from asd_se.checkpoint import save_checkpoint
+    from asd_se.config import load_config
+    from asd_se.models import ActiveSpeakerModel
+
     config = load_config(None)
     checkpoint = folder / "untrained_light.pt"
     save_checkpoint(checkpoint, {"model": ActiveSpeakerModel(config.model).state_dict(), "config": config.to_dict()})
     return checkpoint
 
 
-def render_case(video: Path, checkpoint: Path, out: Path, settings: RenderSettings, queue) -> None:
+def render_case(video: Path, checkpoint: Path, out: Path, detect_every: int, queue) -> None:
+    import torch
+
+    from asd_se.render.pipeline import RenderSettings, render_video
+
+    settings = RenderSettings(detect_every=detect_every)
     torch.set_num_threads(os.cpu_count() or 1)
     result = render_video(video, checkpoint, out, settings=settings, progress=False)
     queue.put({"tracks": result.tracks, "frames": result.frames, "video_s": round(result.duration, 2),
@@ -60,6 +66,10 @@ def render_case(video: Path, checkpoint: Path, out: Path, settings: RenderSettin
 
 
 def main() -> None:
+    import torch
+
+    from asd_se.render.pipeline import RenderSettings
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", type=Path, help="a trained checkpoint (default: untrained light model)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "asd_se_bench_render")
@@ -85,7 +95,8 @@ def main() -> None:
     for name, (faces, seconds, width, height) in cases.items():
         video = make_video(args.cache, faces, seconds, width, height)
         queue = context.Queue()
-        worker = context.Process(target=render_case, args=(video, checkpoint, args.cache / "out.mp4", settings, queue))
+        worker = context.Process(target=render_case, args=(video, checkpoint, args.cache / "out.mp4", settings.detect_every,
+                                                                 queue))
         worker.start()
         results["cases"][name] = queue.get()
         worker.join()
