@@ -35,6 +35,50 @@ def test_writer_leaves_nothing_when_interrupted(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_colours_survive_the_writer_on_both_pixel_paths(tmp_path):
+    """Even sizes are converted to 4:2:0 by OpenCV, odd ones by the encoder: both keep the colours (BGR order)."""
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (40, 200, 230), (128, 128, 128)]  # BGR
+    for width, height in ((64, 48), (65, 49)):
+        path = tmp_path / f"colours_{width}.mp4"
+        with VideoWriter(path, width, height, 25) as writer:
+            for colour in colours:
+                writer.write_frame(np.full((height, width, 3), colour, np.uint8))
+        decoded = [images[0] for _, images in decode(path, ("bgr24",))]
+        assert len(decoded) == len(colours)
+        for image, colour in zip(decoded, colours):
+            assert np.abs(image.reshape(-1, 3).mean(axis=0) - colour).max() < 6, (width, colour)
+
+
+def test_an_error_on_the_encoder_thread_reaches_the_caller_and_leaves_no_file(tmp_path, monkeypatch):
+    import errno
+    import threading
+
+    from asd_se.core.fsio import OutputError
+
+    path, where = tmp_path / "out.mp4", []
+    with pytest.raises(OutputError, match="cannot be written \\(No space left on device\\)"):
+        with VideoWriter(path, 32, 32, 25) as writer:
+            def full(*args):
+                where.append(threading.current_thread())
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            monkeypatch.setattr(writer, "_container", _FailingMux(writer._container, full))
+            for _ in range(50):  # raised at a later write or at the close, whichever comes first
+                writer.write_frame(np.zeros((32, 32, 3), np.uint8))
+    assert where and where[0] is not threading.main_thread()
+    assert list(tmp_path.iterdir()) == []
+
+
+class _FailingMux:
+    """A container whose ``mux`` calls ``failure``; everything else is the real container's."""
+
+    def __init__(self, container, failure):
+        self._container, self.mux = container, failure
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+
 @pytest.mark.parametrize("content, message", [(None, "no such file"), (b"", "empty (0 bytes)"),
                                               (b"hello, not a video", "not a readable media file")])
 def test_unusable_files_raise_media_error_naming_the_file(tmp_path, content, message):

@@ -5,11 +5,15 @@ tested on the formats real datasets come in (AVA's movies are mkv/mp4/webm).
 
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import av
+import cv2
 import numpy as np
 
 from asd_se.core.fsio import atomic_path
@@ -57,6 +61,41 @@ def _video_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     return {"flags": "+qscale", "global_quality": str(3 * 118)}  # MPEG-4 part 2 at q 3 (118 = FF_QP2LAMBDA)
 
 
+class _EncoderThread:
+    """Runs the calls it is given in order on one thread (PyAV releases the GIL while it encodes, so the caller
+    draws the next frame meanwhile). At most ``depth`` calls wait; the first error is raised again in the caller,
+    at its next call or at ``finish``, and the calls after it are dropped."""
+
+    def __init__(self, depth: int = 8):
+        self._calls: queue.Queue[Callable[[], None] | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="asd-se-encoder", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            if self._error is None:
+                try:
+                    call()
+                except BaseException as err:  # handed to the caller
+                    self._error = err
+
+    def submit(self, call: Callable[[], None]) -> None:
+        self._raise()
+        self._calls.put(call)
+
+    def finish(self) -> None:
+        """Wait for every call given; raise the first error."""
+        if self._thread.is_alive():
+            self._calls.put(None)
+            self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
 class VideoWriter:
     """Write a video file atomically: nothing appears at ``path`` until ``close()`` succeeds.
 
@@ -67,6 +106,9 @@ class VideoWriter:
     Audio keeps ``audio_channels`` (layouts up to 7.1; others become stereo; Vorbis is always stereo) and
     ``audio_rate`` where the codec allows it (Opus takes 8-48 kHz rates only; others become 48 kHz).
 
+    Frames and audio are encoded on a background thread, in the order written (``threaded``; an encoding error
+    is raised at a later write or at ``close``).
+
     ``fragmented`` (MP4 only; ``asd-se live``): the one exception to atomic writing, by design — the file grows
     in place as fragmented MP4, a fragment per keyframe (one a second), each flushed as it is written, so the
     file is playable up to its last whole fragment however the process ends; ``abort`` keeps what was written.
@@ -75,7 +117,7 @@ class VideoWriter:
     def __init__(self, path: Path, width: int, height: int, fps: Fraction | float, audio_rate: int | None = None,
                  audio_channels: int = 1, crf: int = 20, preset: str = "veryfast",
                  time_base: Fraction | None = None, encoding: Encoding = Encoding(), start: float = 0.0,
-                 fragmented: bool = False):
+                 fragmented: bool = False, threaded: bool = True):
         encoding.check()
         if fragmented and encoding.container != "mp4":
             raise ValueError("only MP4 is written fragmented")
@@ -90,6 +132,7 @@ class VideoWriter:
         self._video.width, self._video.height = width, height
         even = width % 2 == 0 and height % 2 == 0
         self._video.pix_fmt = "yuv420p" if even or encoding.video_codec == "mpeg4" else "yuv444p"
+        self._i420 = even and self._video.pix_fmt == "yuv420p"  # frames converted by OpenCV (10x swscale's speed)
         self._video.options = _video_options(encoding.video_codec, crf, preset) | (
             {"g": str(max(1, round(float(rate))))} if fragmented else {})
         self._video.codec_context.time_base = time_base or 1 / rate
@@ -109,6 +152,14 @@ class VideoWriter:
             self._resampler = av.AudioResampler(format=self._audio.codec_context.format.name,
                                                 layout=self._audio.layout.name, rate=out_rate)
             self._audio_samples = int(round(start * out_rate))
+        self._encoder = _EncoderThread() if threaded else None
+
+    def _encode(self, call: Callable[[], None]) -> None:
+        """``call`` now, or in order on the encoder thread."""
+        if self._encoder is None:
+            call()
+        else:
+            self._encoder.submit(call)
 
     @property
     def has_audio(self) -> bool:
@@ -121,10 +172,13 @@ class VideoWriter:
     def write_frame(self, image: np.ndarray, pts: int | None = None) -> None:
         """Append one ``(H, W, 3)`` uint8 BGR frame at ``pts`` (in ``time_base`` units from ``start``; default:
         the next frame time). A timestamp that does not increase is moved one unit past the previous frame."""
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        if self._i420:
+            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         wanted = self._first_pts + pts if pts is not None else self._last_pts + 1
         frame.pts = self._last_pts = max(self._last_pts + 1, wanted)
-        self._container.mux(self._video.encode(frame))
+        self._encode(lambda: self._container.mux(self._video.encode(frame)))
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Append ``(channels, N)`` float32 samples in [-1, 1] at ``audio_rate`` (any channel count)."""
@@ -132,18 +186,20 @@ class VideoWriter:
         layout = LAYOUTS.get(samples.shape[0], "stereo")
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
         frame.sample_rate = self._input_rate
-        self._encode_audio(frame)
+        self._encode(lambda: self._encode_audio(frame))
 
     def write_audio_frame(self, frame: av.AudioFrame, start: float = 0.0) -> None:
         """Append a decoded audio frame of any format, rate and layout. The first frame's ``start`` (s) sets
         where the audio begins, so a stream that starts after the video keeps its offset."""
-        if self._audio is not None and self._audio_samples == 0 and start > 0:
-            self._audio_samples = int(round(start * self._audio.rate))
-        self._encode_audio(frame)
-
-    def _encode_audio(self, frame: av.AudioFrame | None) -> None:
         if self._audio is None:
             raise ValueError("this writer was opened without audio")
+        self._encode(lambda: self._encode_audio(frame, start))
+
+    def _encode_audio(self, frame: av.AudioFrame | None, start: float = 0.0) -> None:
+        if self._audio is None:
+            raise ValueError("this writer was opened without audio")
+        if self._audio_samples == 0 and start > 0:
+            self._audio_samples = int(round(start * self._audio.rate))
         if frame is not None:
             frame.pts = None
         for converted in self._resampler.resample(frame):
@@ -154,6 +210,8 @@ class VideoWriter:
     def close(self) -> None:
         """Flush the encoders and move the finished file into place."""
         try:
+            if self._encoder is not None:
+                self._encoder.finish()
             self._container.mux(self._video.encode(None))
             if self._audio is not None:
                 self._encode_audio(None)
@@ -169,6 +227,11 @@ class VideoWriter:
         """Drop everything written so far; no file appears at ``path`` (fragmented: the file keeps its whole
         fragments). With the ``error`` that stopped the
         writing, an operating-system write error becomes the OutputError naming ``path`` (see ``atomic_path``)."""
+        if self._encoder is not None:
+            try:
+                self._encoder.finish()
+            except BaseException as err:  # an encoding error is the reason, where none was given
+                error = error if error is not None else err
         try:
             self._container.close()
         except av.error.FFmpegError:
