@@ -54,7 +54,9 @@ def conv3d_framewise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     kernel = weight.shape[2:]
     if kernel[0] == 1 and stride[0] == 1 and padding[0] == 0:
         flat = weight[:, :, 0].contiguous(memory_format=torch.channels_last)
-        return _from_frames(F.conv2d(_as_frames(x), flat, bias, stride[1:], padding[1:]), x)
+        frames = F.conv2d(_as_frames(x), flat, bias, stride[1:], padding[1:])
+        # one channel in (the faces): the output came laid out channel-first, and every layer after it copied
+        return _from_frames(frames.contiguous(memory_format=torch.channels_last), x)
     if kernel[1:] == (1, 1) and stride == (1, 1, 1) and padding[1:] == (0, 0):
         flat = weight[..., 0].contiguous(memory_format=torch.channels_last)  # (O, I, k, 1)
         y = F.conv2d(x.flatten(3), flat, bias, 1, (padding[0], 0))

@@ -43,25 +43,26 @@ class EncoderStream:
 
     def __init__(self, layers: list[nn.Module]):
         self.layers = layers
+        self.kernels = [layer.conv.kernel_size[0] if _temporal(layer) else None for layer in layers]
         self.state: list[torch.Tensor | None] = [None] * len(layers)  # per temporal layer: its last inputs
 
     def _run(self, x: torch.Tensor | None, ending: bool) -> torch.Tensor | None:
         states = []
-        for layer, state in zip(self.layers, self.state):
-            if not _temporal(layer):
+        for layer, kernel, state in zip(self.layers, self.kernels, self.state):
+            if kernel is None:
                 x = layer(x) if x is not None else None
                 states.append(state)
                 continue
-            kernel, pad = layer.conv.kernel_size[0], layer.conv.kernel_size[0] // 2
+            pad = kernel // 2
             if state is None and x is not None:  # the clip's start: the zeros "same" padding puts before it
-                state = x.new_zeros((*x.shape[:2], pad, *x.shape[3:]))
+                state = _frames_like(x, pad).zero_()
             if state is None:
                 states.append(None)
                 continue
             parts = [state] + ([x] if x is not None else [])
             if ending:
-                parts.append(state.new_zeros((*state.shape[:2], pad, *state.shape[3:])))
-            joined = torch.cat(parts, dim=2)
+                parts.append(_frames_like(state, pad).zero_())
+            joined = torch.cat(parts, dim=2, out=_frames_like(state, sum(part.shape[2] for part in parts)))
             states.append(joined[:, :, -(kernel - 1):])
             x = None if joined.shape[2] < kernel else layer(joined, time_padding=0)
         if not ending:
@@ -101,6 +102,14 @@ class EncoderStream:
 
     def tail(self) -> torch.Tensor | None:
         return self._run(None, ending=True)
+
+
+def _frames_like(like: torch.Tensor, frames: int) -> torch.Tensor:
+    """An empty ``(B, C, frames, H, W)`` laid out channels-last, as the encoder's maps are. Joined into a tensor
+    laid out otherwise (zeros made plainly; a one-frame map whose strides read either way), the maps were copied
+    by the join and by every layer after it: a quarter of a tail's time."""
+    return torch.empty((*like.shape[:2], frames, *like.shape[3:]), dtype=like.dtype, device=like.device,
+                       memory_format=torch.channels_last_3d)
 
 
 def chain_layers(encoder: nn.Module) -> list[nn.Module] | None:
