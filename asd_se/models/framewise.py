@@ -64,16 +64,17 @@ def conv3d_framewise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     return F.conv3d(x, weight, bias, stride, padding)
 
 
-def conv_bn_relu(x: torch.Tensor, conv: nn.Module, norm: nn.Module, time_padding: int | None = None
-                 ) -> torch.Tensor:
+def conv_bn_relu(x: torch.Tensor, conv: nn.Module, norm: nn.Module, time_padding: int | None = None,
+                 folded: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """``relu(norm(conv(x)))``; ``time_padding`` replaces the convolution's padding along time (axis 2 of a
-    ``(B, C, T, H, W)`` input; the stream of ``models/streaming.py`` passes 0). Eval mode: folded, framewise."""
+    ``(B, C, T, H, W)`` input; the stream of ``models/streaming.py`` passes 0). Eval mode: folded (``folded``:
+    ``fold_batch_norm``'s result, where the caller keeps it), framewise."""
     padding = conv.padding if time_padding is None else (time_padding, *conv.padding[1:])
     if norm.training:
         if time_padding is None:
             return F.relu(norm(conv(x)))
         return F.relu(norm(F.conv3d(x, conv.weight, conv.bias, conv.stride, padding)))
-    weight, bias = fold_batch_norm(conv, norm)
+    weight, bias = folded if folded is not None else fold_batch_norm(conv, norm)
     if isinstance(conv, nn.Conv3d):
         return conv3d_framewise(x, weight, bias, conv.stride, padding).relu_()
     return F.conv2d(x, weight, bias, conv.stride, padding).relu_()
@@ -88,9 +89,22 @@ class ConvStep(nn.Module):
         super().__init__()
         self.conv = conv(in_channels, out_channels, kernel, stride, same_padding(kernel), bias=False)
         self.bn = batch_norm(norm, out_channels)
+        self._folded: tuple | None = None  # (the weights' identity and versions, folded weight, folded bias)
 
     def forward(self, x: torch.Tensor, time_padding: int | None = None) -> torch.Tensor:
-        return conv_bn_relu(x, self.conv, self.bn, time_padding)
+        return conv_bn_relu(x, self.conv, self.bn, time_padding, self._fold())
+
+    def _fold(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The folded weights, kept while no weight changes (its storage and version counter say so): a live step
+        runs 28 steps, and folding each again cost 2 ms of it. Not kept where gradients are recorded (the fold
+        is then part of the graph) or in a trace (the ONNX export)."""
+        if torch.is_grad_enabled() or torch.jit.is_tracing() or self.bn.training:
+            return None
+        tensors = (self.conv.weight, self.bn.weight, self.bn.bias, self.bn.running_mean, self.bn.running_var)
+        key = tuple((tensor.data_ptr(), tensor._version) for tensor in tensors)
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, *fold_batch_norm(self.conv, self.bn))
+        return self._folded[1:]
 
 
 class FrameMaxPool(nn.MaxPool3d):
