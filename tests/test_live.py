@@ -165,6 +165,11 @@ def test_streams_pushed_and_tailed_together_give_each_stream_its_own_maps(lrasd)
                     assert torch.allclose(got, want, atol=1e-5)
             for got, want in zip(pushed, expected):
                 assert (got is None) == (want is None) and (got is None or torch.allclose(got, want, atol=1e-5))
+        more = lrasd.normalise(torch.randint(0, 256, (2, 3, 112, 112), dtype=torch.uint8)).unsqueeze(1)
+        for got, want in ((together[0].push(more[:1, :, :1]), alone[0].push(more[:1, :, :1])),  # one stream alone,
+                          *zip(EncoderStream.push_together(together, more[:, :, 1:]),  # then both together again
+                               [stream.push(more[i:i + 1, :, 1:]) for i, stream in enumerate(alone)])):
+            assert torch.allclose(got, want, atol=1e-5)
 
 
 def test_encoders_with_branches_are_not_streamed(checkpoint):

@@ -45,6 +45,8 @@ class EncoderStream:
         self.layers = layers
         self.kernels = [layer.conv.kernel_size[0] if _temporal(layer) else None for layer in layers]
         self.state: list[torch.Tensor | None] = [None] * len(layers)  # per temporal layer: its last inputs
+        self.batch: tuple[EncoderStream, int] | None = None  # (merged stream, row): its state is that row's
+        self.rows = 1  # streams merged into this one
 
     def _run(self, x: torch.Tensor | None, ending: bool) -> torch.Tensor | None:
         states = []
@@ -66,7 +68,7 @@ class EncoderStream:
             states.append(joined[:, :, -(kernel - 1):])
             x = None if joined.shape[2] < kernel else layer(joined, time_padding=0)
         if not ending:
-            self.state = states
+            self.state, self.batch = states, None
         return x
 
     def push(self, faces: torch.Tensor) -> torch.Tensor | None:
@@ -86,18 +88,26 @@ class EncoderStream:
     @staticmethod
     def _together(streams: list["EncoderStream"], run) -> list[torch.Tensor | None]:
         """``run(stream, rows)`` (``rows``: that stream's rows of the batch) once, on the streams merged into one
-        batch, where they stand at the same point (their states alike), else stream by stream."""
+        batch, where they stand at the same point (their states alike), else stream by stream. The merged stream
+        is kept for the next call on the same streams, unless one of them was run alone meanwhile (joining the
+        states anew copied them all, twice a live step)."""
         shapes = {tuple(None if state is None else tuple(state.shape[1:]) for state in stream.state)
                   for stream in streams}
         if len(streams) == 1 or len(shapes) > 1:
             return [run(stream, slice(i, i + 1)) for i, stream in enumerate(streams)]
-        merged = EncoderStream(streams[0].layers)
-        merged.state = before = [None if states[0] is None else torch.cat(states) for states in
-                                 zip(*(stream.state for stream in streams))]
+        merged = streams[0].batch[0] if streams[0].batch is not None else None
+        if merged is None or merged.rows != len(streams) or \
+                any(stream.batch != (merged, i) for i, stream in enumerate(streams)):
+            merged = EncoderStream(streams[0].layers)
+            merged.state = [None if states[0] is None else torch.cat(states) for states in
+                            zip(*(stream.state for stream in streams))]
+            merged.rows = len(streams)
+        before = merged.state
         maps = run(merged, slice(None))
-        if merged.state is not before:  # a push moved the states on (a tail leaves them as they were)
-            for i, stream in enumerate(streams):
+        for i, stream in enumerate(streams):
+            if merged.state is not before:  # a push moved the states on (a tail leaves them as they were)
                 stream.state = [None if state is None else state[i:i + 1] for state in merged.state]
+            stream.batch = (merged, i)
         return [None if maps is None else maps[i:i + 1] for i in range(len(streams))]
 
     def tail(self) -> torch.Tensor | None:
