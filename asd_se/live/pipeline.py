@@ -218,7 +218,8 @@ def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSetting
     """Run ``asd-se live`` on ``source`` (a path, a URL, ``/dev/videoN`` or ``-``); JSON lines go to ``jsonl``
     (else ``stream``, else stdout). Raises MediaError for a source that cannot be opened or that stalls (the
     outputs closed first) and returns how the run ended otherwise (``reason``: end of stream, SIGINT, SIGTERM,
-    error)."""
+    error). Detection runs in spawned processes, as in ``render_video``: a calling script guards its entry point
+    (without, it hangs) and keeps heavy imports out of its top level (each process imports it again)."""
     started = time.perf_counter()
     check_live_paths(source, checkpoint, jsonl, out)
     device = resolve_device("cpu" if settings.runtime == "onnx" and settings.device == "auto" else settings.device)

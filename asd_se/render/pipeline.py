@@ -199,7 +199,8 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     """Render ``video`` with every face's speaking probability and SE heatmap into ``out`` (default:
     ``VIDEO_STEM.asd.mp4`` beside the input) plus ``.json``, ``.csv`` and ``.timeline.png`` companions.
     Detection runs in spawned processes: a script calling this must guard its entry point
-    (``if __name__ == "__main__":``), as with any multiprocessing pool."""
+    (``if __name__ == "__main__":``), as with any multiprocessing pool, and is imported again by each of them
+    (recycled ones included) — import torch and the like inside its functions, not at its top (1.5 s of CPU each)."""
     started = time.perf_counter()
     video = Path(video)
     out = Path(out) if out is not None else video.with_name(video.stem + ".asd.mp4")
