@@ -106,8 +106,8 @@ class VideoWriter:
     Audio keeps ``audio_channels`` (layouts up to 7.1; others become stereo; Vorbis is always stereo) and
     ``audio_rate`` where the codec allows it (Opus takes 8-48 kHz rates only; others become 48 kHz).
 
-    Frames and audio are encoded on a background thread, in the order written (``threaded``; an encoding error
-    is raised at a later write or at ``close``).
+    Frames and audio are encoded on a background thread, in the order written (an encoding error is raised at a
+    later write or at ``close``).
 
     ``fragmented`` (MP4 only; ``asd-se live``): the one exception to atomic writing, by design — the file grows
     in place as fragmented MP4, a fragment per keyframe (one a second), each flushed as it is written, so the
@@ -117,7 +117,7 @@ class VideoWriter:
     def __init__(self, path: Path, width: int, height: int, fps: Fraction | float, audio_rate: int | None = None,
                  audio_channels: int = 1, crf: int = 20, preset: str = "veryfast",
                  time_base: Fraction | None = None, encoding: Encoding = Encoding(), start: float = 0.0,
-                 fragmented: bool = False, threaded: bool = True):
+                 fragmented: bool = False):
         encoding.check()
         if fragmented and encoding.container != "mp4":
             raise ValueError("only MP4 is written fragmented")
@@ -152,14 +152,7 @@ class VideoWriter:
             self._resampler = av.AudioResampler(format=self._audio.codec_context.format.name,
                                                 layout=self._audio.layout.name, rate=out_rate)
             self._audio_samples = int(round(start * out_rate))
-        self._encoder = _EncoderThread() if threaded else None
-
-    def _encode(self, call: Callable[[], None]) -> None:
-        """``call`` now, or in order on the encoder thread."""
-        if self._encoder is None:
-            call()
-        else:
-            self._encoder.submit(call)
+        self._encoder = _EncoderThread()
 
     @property
     def has_audio(self) -> bool:
@@ -178,26 +171,28 @@ class VideoWriter:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         wanted = self._first_pts + pts if pts is not None else self._last_pts + 1
         frame.pts = self._last_pts = max(self._last_pts + 1, wanted)
-        self._encode(lambda: self._container.mux(self._video.encode(frame)))
+        self._encoder.submit(lambda: self._container.mux(self._video.encode(frame)))
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Append ``(channels, N)`` float32 samples in [-1, 1] at ``audio_rate`` (any channel count)."""
+        self._check_audio()
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         layout = LAYOUTS.get(samples.shape[0], "stereo")
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
         frame.sample_rate = self._input_rate
-        self._encode(lambda: self._encode_audio(frame))
+        self._encoder.submit(lambda: self._encode_audio(frame))
 
     def write_audio_frame(self, frame: av.AudioFrame, start: float = 0.0) -> None:
         """Append a decoded audio frame of any format, rate and layout. The first frame's ``start`` (s) sets
         where the audio begins, so a stream that starts after the video keeps its offset."""
+        self._check_audio()
+        self._encoder.submit(lambda: self._encode_audio(frame, start))
+
+    def _check_audio(self) -> None:
         if self._audio is None:
             raise ValueError("this writer was opened without audio")
-        self._encode(lambda: self._encode_audio(frame, start))
 
     def _encode_audio(self, frame: av.AudioFrame | None, start: float = 0.0) -> None:
-        if self._audio is None:
-            raise ValueError("this writer was opened without audio")
         if self._audio_samples == 0 and start > 0:
             self._audio_samples = int(round(start * self._audio.rate))
         if frame is not None:
@@ -210,8 +205,7 @@ class VideoWriter:
     def close(self) -> None:
         """Flush the encoders and move the finished file into place."""
         try:
-            if self._encoder is not None:
-                self._encoder.finish()
+            self._encoder.finish()
             self._container.mux(self._video.encode(None))
             if self._audio is not None:
                 self._encode_audio(None)
@@ -227,11 +221,10 @@ class VideoWriter:
         """Drop everything written so far; no file appears at ``path`` (fragmented: the file keeps its whole
         fragments). With the ``error`` that stopped the
         writing, an operating-system write error becomes the OutputError naming ``path`` (see ``atomic_path``)."""
-        if self._encoder is not None:
-            try:
-                self._encoder.finish()
-            except BaseException as err:  # an encoding error is the reason, where none was given
-                error = error if error is not None else err
+        try:
+            self._encoder.finish()
+        except BaseException as err:  # an encoding error is the reason, where none was given
+            error = error if error is not None else err
         try:
             self._container.close()
         except av.error.FFmpegError:
