@@ -89,6 +89,35 @@ def test_a_signal_ends_the_workers_at_once_and_leaves_nothing(tmp_path, recycle,
     assert "Process SpawnPoolWorker" not in stderr, "a worker printed a traceback"
 
 
+_TWICE = textwrap.dedent("""
+    import os, pathlib, signal, sys
+    from asd_se.core.fsio import atomic_path
+    from asd_se.core.parallel import _worker_start
+
+    removing = pathlib.Path.unlink
+
+    def unlink_under_a_second_signal(self, missing_ok=False):  # the pool's terminate, landing mid-cleanup
+        os.kill(os.getpid(), signal.SIGTERM)
+        removing(self, missing_ok=missing_ok)
+
+    _worker_start()
+    pathlib.Path.unlink = unlink_under_a_second_signal
+    with atomic_path(pathlib.Path(sys.argv[1]) / "result.json") as tmp:
+        tmp.write_text("half")
+        os.kill(os.getpid(), signal.SIGTERM)  # the group's signal
+""")
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX signals")
+def test_a_second_signal_does_not_cut_a_workers_cleanup_short(tmp_path):
+    script, out = tmp_path / "twice.py", tmp_path / "out"
+    script.write_text(_TWICE)
+    out.mkdir()
+    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143, done.stderr
+    assert list(out.iterdir()) == [], "a temporary file was left"
+
+
 def test_inline_and_pooled_runs_give_the_same_results_in_order():
     assert list(parallel_map(abs, range(-5, 5), 1)) == list(parallel_map(abs, range(-5, 5), 2)) \
         == list(parallel_map(abs, range(-5, 5), 2, recycle=1)) == [abs(i) for i in range(-5, 5)]

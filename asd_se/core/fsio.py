@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -129,6 +130,22 @@ def write_errors(target: Path, scratch: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the block runs; one that arrived meanwhile is handled as it ends. Python
+    runs a handler between any two steps, so without this one could land after a temporary file is made and
+    before its name is kept for removal."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` in one rename.
 
@@ -137,13 +154,14 @@ def atomic_path(target: Path) -> Iterator[Path]:
     The temporary name keeps ``target``'s suffix so writers that infer a format from it still work.
     """
     target = Path(target)
-    with write_errors(target, target.parent):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
-                                        dir=target.parent)
-        os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        with _signals_held(), write_errors(target, target.parent):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
+                                            dir=target.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
         with write_errors(target, tmp):
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared like any other file
             yield tmp
@@ -151,7 +169,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def refuse_overwrite(path: Path, force: bool) -> None:

@@ -28,6 +28,11 @@ Result = TypeVar("Result")
 
 
 def _leave_at_a_signal(signum: int, frame) -> None:
+    """Leave at the first signal; ignore those after it. A signal sent to the process group reaches the worker,
+    then the pool's ``terminate`` sends SIGTERM again: a second exit raised while the first unwinds would cut its
+    cleanup short (seen: an ``atomic_path`` temporary left when it landed inside the removal)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(128 + signum)
 
 
