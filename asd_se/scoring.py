@@ -198,7 +198,7 @@ def _explain(explainer: Explainer, model: AsdModel, maps: torch.Tensor, audio: t
 def score_clips(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, explainers: Sequence[Explainer] = (),
                 timer: StageTimer | None = None, durations: Sequence[float] = (),
                 visual: torch.Tensor | None = None, explained: slice | Sequence[slice] = slice(None),
-                pooled: torch.Tensor | None = None) -> list[ClipScores]:
+                pooled: torch.Tensor | None = None, sound: torch.Tensor | None = None) -> list[ClipScores]:
     """Faces ``(B, T, S, S)`` + audio ``(B, 640·T)``, or with ``model.audio_context`` ``(B, before + 640·T + after)``
     -> ClipScores per clip: one forward pass for the batch (clips of one length; each decided as if alone), then
     each explainer per clip from its activations and output. With ``durations`` (seconds), the scores are the
@@ -208,21 +208,25 @@ def score_clips(model: AsdModel, faces: torch.Tensor, audio: torch.Tensor, expla
     channels are made, for every clip or per clip (``asd-se live`` keeps a few of each window); the scores are
     every frame's. ``pooled`` ``(B, C, T, 2)``: what a TwoStreamModel's decision reads of the explained layer,
     already pooled (``model.pool``; live keeps it per sample); ``visual`` then holds the maps of the ``explained``
-    frames only (one span for every clip; no durations, no gradient explainers). Time goes to ``timer``'s stages
-    ``model`` and ``<name>_maps``."""
+    frames only (one span for every clip; no durations, no gradient explainers). ``sound`` ``(B, T, D)``: the audio
+    embedding of these frames, already computed (live encodes each sample's once); with ``visual`` only. Time goes
+    to ``timer``'s stages ``model`` and ``<name>_maps``."""
     timer = timer or StageTimer()
     model.eval()
     if pooled is not None and (durations or not isinstance(explained, slice) or
                                any(explainer.needs_gradients for explainer in explainers)):
         raise ValueError("pooled maps take one explained span, no durations and no gradient explainer")
+    if sound is not None and visual is None:
+        raise ValueError("an audio embedding given needs the visual maps given too")
     if audio.shape[1] == faces.shape[1] * SAMPLES_PER_FRAME:  # no context given: zeros, as the model trained
         audio = torch.nn.functional.pad(audio, model.audio_context)
     with timer.stage("model", faces.device), torch.no_grad():
         if pooled is not None:
-            output, maps = model.decide_pooled(pooled, model.sound(audio, pooled.shape[2]), explain=True), visual
+            heard = model.sound(audio, pooled.shape[2]) if sound is None else sound
+            output, maps = model.decide_pooled(pooled, heard, explain=True), visual
         else:
             output = (model(faces, audio, explain=True) if visual is None  # decide(visual_maps(faces)); or ONNX's
-                      else model.decide(visual, audio, explain=True))
+                      else model.decide(visual, audio, explain=True, sound=sound))
             maps = output.feature_maps.transpose(1, 2)  # (B, C, T, h, w), the explained layer
         heads = _over_durations(model, faces, audio, durations, maps) if durations else _heads(output)
     if not torch.isfinite(heads).all():

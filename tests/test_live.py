@@ -25,6 +25,7 @@ import torch
 
 from asd_se.checkpoint import load_runtime
 from asd_se.cli import main
+from asd_se.config import ModelConfig
 from asd_se.core.annotations import read_csv
 from asd_se.core.media import SAMPLES_PER_FRAME, probe
 from asd_se.explain import ChannelSelection, build_explainer
@@ -33,6 +34,8 @@ from asd_se.live.buffers import AudioRing
 from asd_se.live.decide import LiveDecider
 from asd_se.live.faces import LiveTrack
 from asd_se.live.pipeline import Pace, _Run
+from asd_se.live.sound import SoundStream
+from asd_se.models import build_model
 from asd_se.models.streaming import EncoderStream, chain_layers
 from asd_se.render.tracks import FaceFinder
 from asd_se.scoring import score_track
@@ -149,6 +152,38 @@ def test_a_streamed_encoder_gives_the_maps_of_one_pass_whatever_the_pieces(lrasd
             assert torch.allclose(ending, lrasd.visual_maps(faces[:, :start]), atol=1e-5)
         streamed = torch.cat(parts + [stream.tail()], dim=2)
     assert torch.allclose(streamed, whole, atol=1e-5), (streamed - whole).abs().max()
+
+
+@pytest.mark.parametrize("variant,frontend", [("light", "asd-se"), ("light", "lightasd"), ("lightasd", "lightasd"),
+                                              ("lrasd", "lightasd")])
+def test_the_streamed_audio_embedding_is_one_pass_over_the_whole_recording(variant, frontend):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(variant=variant, frontend=frontend, map_size=7 if variant == "light" else 14))
+    model.eval()
+    frames, (before, after) = 60, model.audio_context
+    audio = np.random.default_rng(0).normal(0, 0.1, frames * SAMPLES_PER_FRAME + after).astype(np.float32)
+
+    def clip_ending(last: int) -> torch.Tensor:  # the recording up to sample ``last``, scored as one clip
+        wave = np.concatenate([np.zeros(before, np.float32), audio[:last * SAMPLES_PER_FRAME + after]])
+        with torch.no_grad():
+            return model.sound(torch.from_numpy(wave)[None], last)[0]
+
+    def close(got: torch.Tensor, want: torch.Tensor) -> None:  # to float precision: random weights' scale varies
+        assert (got - want).abs().max() <= 1e-4 * want.abs().max(), (got - want).abs().max()
+
+    ring = AudioRing()
+    stream, newest = SoundStream(model, ring, CPU), 0
+    for count in (1, 2, 9, 3, 1, 17, 4, 15, 8):  # samples arriving per step
+        newest += count
+        ring.extend(audio[ring.end:newest * SAMPLES_PER_FRAME + after])
+        stream.advance(newest)
+        first = max(0, newest - 12)
+        close(stream.span(first, newest), clip_ending(newest)[first:])
+        stream.trim(first)  # the oldest window start still to come; the waveform the stream reads is kept
+        ring.trim(stream.needed_from() * SAMPLES_PER_FRAME - before)
+    assert newest == frames
+    close(torch.stack(stream.final.items), clip_ending(frames)[stream.final.start:stream.final.end])
+    assert stream.final.end == frames - stream.reach  # final once its reach has arrived, not later
 
 
 def test_streams_pushed_and_tailed_together_give_each_stream_its_own_maps(lrasd):

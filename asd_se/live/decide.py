@@ -9,6 +9,7 @@ its temporal convolutions reach (``temporal_radius``) have arrived, and they are
 window ends at the last final map, so the encoder's reach counts against the lookahead; only a lookahead shorter
 than that reach reads the newest maps as a clip ending now has them. Other encoders re-encode the newest frames
 with that reach around them each step; a model without separate stages (onnxruntime's) encodes each window whole.
+The audio embedding of a staged model is kept the same way (``live/sound.py``): each sample's encoded once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from asd_se.core.timing import StageTimer
 from asd_se.explain import Explainer
 from asd_se.live.buffers import AudioRing, Ring
 from asd_se.live.faces import LiveTrack
+from asd_se.live.sound import SoundStream
 from asd_se.models import AsdModel
 from asd_se.models.streaming import EncoderStream, chain_layers
 from asd_se.render.scores import map_peaks
@@ -48,7 +50,7 @@ class _Window:
     """One decision's model inputs: samples ``[lo, hi)`` of ``track`` to decide up to ``limit`` — the explained
     layer ``(1, C, T, h, w)`` (None: the model encodes the faces itself), or with ``pooled`` ``(1, C, T, 2)`` (what
     the decision reads of it) the maps of the ``kept`` samples only ``(1, C, K, h, w)``; faces ``(1, T, S, S)``,
-    audio with the front end's context ``(1, N)``."""
+    audio with the front end's context ``(1, N)`` and, for a staged model, its embedding ``(1, T, D)``."""
 
     track: LiveTrack
     limit: int
@@ -57,7 +59,8 @@ class _Window:
     visual: torch.Tensor | None
     pooled: torch.Tensor | None
     faces: torch.Tensor
-    sound: torch.Tensor
+    audio: torch.Tensor
+    sound: torch.Tensor | None
 
     @property
     def kept(self) -> slice:
@@ -90,6 +93,7 @@ class LiveDecider:
         self.radius: int | None = getattr(visual, "temporal_radius", None)
         self.layers = chain_layers(visual) if visual is not None else None
         self._encoded: dict[LiveTrack, _Encoded] = {}
+        self.sound = self._sound_stream()
 
     def ready(self, track: LiveTrack, newest: int, final: bool) -> int:
         """One past the last sample of ``track`` that can be decided now (``newest``: one past the last sample
@@ -104,6 +108,9 @@ class LiveDecider:
         through the model as one batch (each decided as if alone)."""
         due = [(track, self.ready(track, newest, final)) for track in tracks]
         due = [(track, limit) for track, limit in due if limit > track.decided]
+        if self.sound is not None:
+            with self.timer.stage("model", self.device):
+                self.sound.advance(newest)
         tails = {}
         if self.layers is not None:
             self._feed(tracks)  # every new crop as it comes, not only those of the faces due now (a burst)
@@ -118,10 +125,11 @@ class LiveDecider:
         for group in groups.values():
             visual = torch.cat([w.visual for w in group]) if group[0].visual is not None else None
             pooled = torch.cat([w.pooled for w in group]) if group[0].pooled is not None else None
+            sound = torch.cat([w.sound for w in group]) if group[0].sound is not None else None
             results = score_clips(self.model, torch.cat([w.faces for w in group]),
-                                  torch.cat([w.sound for w in group]), [self.explainer], self.timer, visual=visual,
+                                  torch.cat([w.audio for w in group]), [self.explainer], self.timer, visual=visual,
                                   explained=group[0].kept if pooled is not None else [w.kept for w in group],
-                                  pooled=pooled)
+                                  pooled=pooled, sound=sound)
             for window, scores in zip(group, results):
                 self._keep(window, scores)
         return count
@@ -216,8 +224,12 @@ class LiveDecider:
             pooled = torch.stack([pool for _, pool in entries], dim=1)[None]
         faces = torch.from_numpy(np.stack(track.crops.slice(lo, hi)))[None].to(self.device)
         before, after = self.model.audio_context
-        sound = self.audio.span(lo * SAMPLES_PER_FRAME - before, hi * SAMPLES_PER_FRAME + after)
-        return _Window(track, limit, lo, hi, visual, pooled, faces, torch.from_numpy(sound)[None].to(self.device))
+        audio = torch.from_numpy(self.audio.span(lo * SAMPLES_PER_FRAME - before, hi * SAMPLES_PER_FRAME + after))
+        sound = None
+        if self.sound is not None and visual is not None:
+            with self.timer.stage("model", self.device):
+                sound = self.sound.span(lo, hi)[None]
+        return _Window(track, limit, lo, hi, visual, pooled, faces, audio[None].to(self.device), sound)
 
     def _keep(self, window: _Window, scores: ClipScores) -> None:
         """Store the decided samples' results on the track; forget what no later window needs."""
@@ -260,6 +272,18 @@ class LiveDecider:
             self.step(tracks, samples)
             for track in tracks:
                 self.drop(track)
+        self.sound = self._sound_stream()  # what it heard was the warm-up's silence
+
+    def _sound_stream(self) -> SoundStream | None:
+        return SoundStream(self.model, self.audio, self.device) if hasattr(self.model, "decide") else None
+
+    def forget_sound_before(self, sample: int) -> int:
+        """No later window starts before ``sample``: forget the audio embeddings before it. Returns the first sample
+        whose waveform a later step reads."""
+        if self.sound is None:
+            return sample
+        self.sound.trim(sample)
+        return min(sample, self.sound.needed_from())
 
     def drop(self, track: LiveTrack) -> None:
         """A track fully emitted: forget its maps."""

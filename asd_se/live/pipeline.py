@@ -466,7 +466,8 @@ class _Run:
         for track in self.emitter.release(self.faces.tracks):
             self.decider.drop(track)
         oldest = min([t.crops.start for t in self.faces.tracks.values()] + [self._newest() - self.decider.context])
-        self.audio.trim(oldest * SAMPLES_PER_FRAME - self.decider.model.audio_context[0])
+        heard_from = self.decider.forget_sound_before(oldest)
+        self.audio.trim(heard_from * SAMPLES_PER_FRAME - self.decider.model.audio_context[0])
 
     def finish(self) -> None:
         """The stream ended (or was stopped): decide and emit everything that arrived."""

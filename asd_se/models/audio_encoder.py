@@ -16,6 +16,8 @@ def _conv(in_channels: int, out_channels: int, stride: int) -> list[nn.Module]:
 class AudioEncoder(nn.Module):
     """Normalises the coefficients, then three 1D convolutions; two stride-2 steps map 100 fps onto 25 fps."""
 
+    temporal_radius = 3  # video frames an output reads either side: 12 coefficient frames (kernels 5, 5/2, 5/2, 3)
+
     def __init__(self, embed_dim: int = 128):
         super().__init__()
         self.norm = nn.BatchNorm1d(N_MFCC)

@@ -91,6 +91,10 @@ class MfccFrontEnd(nn.Module):
         window = torch.hann_window(WINDOW, dtype=torch_dtype) if params.hann else torch.ones(WINDOW, dtype=torch_dtype)
         self.register_buffer("window", window, persistent=False)
         self.context = params.context
+        # the waveform a clip's windows read past its frames (the sample before, for pre-emphasis), in samples
+        overhang = (-params.window_start + (1 if params.preemphasis else 0), params.window_start + WINDOW - HOP)
+        # video frames of it not given as context (so zeros in a clip): under one frame, either side
+        self.reach = int(any(over > given for over, given in zip(overhang, self.context)))
 
     def forward(self, waveform: torch.Tensor, frames: int) -> torch.Tensor:
         params = self.params

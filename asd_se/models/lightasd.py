@@ -81,6 +81,8 @@ class LightAsdAudioEncoder(nn.Module):
     """MFCC ``(B, 13, 4·T)`` -> ``(B, T, 128)``: the coefficients as a (13, 4·T) image, three blocks with a max-pool
     over time (kernel 3, stride 2) after the first two, then the mean over the coefficients."""
 
+    temporal_radius = 5  # video frames an output reads either side: 17 coefficient frames (kernels 5, pools 3/2)
+
     def __init__(self) -> None:
         super().__init__()
         self.layers = nn.Sequential(MultiScaleBlock(False, 1, 32), nn.MaxPool2d((1, 3), (1, 2), (0, 1)),

@@ -62,6 +62,8 @@ class LrAsdAudioEncoder(nn.Module):
     """MFCC ``(B, 13, 4·T)`` -> ``(B, T, 128)``: three blocks, a max-pool over time (kernel 3, stride 2) after the
     first two, then the mean over the coefficients."""
 
+    temporal_radius = 6  # video frames an output reads either side: 24 coefficient frames (kernels 5+3, pools 3/2)
+
     def __init__(self) -> None:
         super().__init__()
         pool = (1, 3), (1, 2), (0, 1)

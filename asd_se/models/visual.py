@@ -162,10 +162,13 @@ class TwoStreamModel(nn.Module):
         """``pool``'s ``(B, C, T, 2)`` + ``sound``'s ``(B, T, D)`` -> ASDOutput (without feature maps)."""
         raise NotImplementedError
 
-    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False) -> ASDOutput:
-        """Everything after the visual encoder: maps ``(B, C, T, h, w)`` + audio -> ASDOutput. Gradient explainers
-        differentiate the logits with respect to ``maps`` through this."""
-        output = self.decide_pooled(self.pool(maps), self.sound(audio, maps.shape[2]), explain)
+    def decide(self, maps: torch.Tensor, audio: torch.Tensor, explain: bool = False,
+               sound: torch.Tensor | None = None) -> ASDOutput:
+        """Everything after the visual encoder: maps ``(B, C, T, h, w)`` + audio (or its embedding ``sound``
+        ``(B, T, D)``, already computed) -> ASDOutput. Gradient explainers differentiate the logits with respect to
+        ``maps`` through this."""
+        sound = self.sound(audio, maps.shape[2]) if sound is None else sound
+        output = self.decide_pooled(self.pool(maps), sound, explain)
         output.feature_maps = maps.transpose(1, 2) if explain else None
         return output
 
