@@ -446,8 +446,10 @@ def test_a_stream_cut_mid_frame_ends_cleanly(clip, checkpoint, tmp_path):
         done = subprocess.run([sys.executable, "-m", "asd_se", "live", "-", "--checkpoint", str(checkpoint)],
                               stdin=stdin, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    decided = check_stream([json.loads(line) for line in done.stdout.splitlines()])
-    assert 0.3 * decoded_frames(stream) < len(decided) < 0.7 * decoded_frames(stream)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    decided = check_stream(lines)
+    read = len(decided) + sum(line["frames"] for line in lines if line.get("event") == "dropped")  # a busy machine drops
+    assert 0.3 * decoded_frames(stream) < read < 0.7 * decoded_frames(stream) and decided
 
 
 def test_a_picture_that_changes_size_restarts_the_tracks_and_keeps_deciding(clip, checkpoint, tmp_path):
