@@ -275,11 +275,14 @@ def test_a_streamed_encoder_takes_each_crop_as_it_arrives_not_when_it_is_due(lra
 
 def test_a_frame_waits_for_earlier_detections_but_not_its_own_except_where_only_its_own_gives_boxes():
     finder = FaceFinder(FaceDetector(), detect_every=5)
-    run = SimpleNamespace(detecting=deque([10, 15]), faces=SimpleNamespace(finder=finder))
+    finder.detected_frames += [5, 10, 15]  # as needs_detection records them
+    run = SimpleNamespace(detecting=deque([5, 10, 15]), faces=SimpleNamespace(finder=finder))
+    run._own_boxes = lambda index: _Run._own_boxes(run, index)
     croppable = lambda index: _Run._croppable(run, index)  # noqa: E731
-    assert not croppable(10)  # the stream's first detection: no boxes to hold yet
+    assert croppable(4) and not croppable(5)  # the stream's first detection: no boxes to hold yet
+    run.detecting.popleft()
     finder.track(5, [], 25.0)
-    assert croppable(9) and croppable(10)  # frame 10 cut with the boxes held from frame 5's detection
+    assert croppable(9) and croppable(10)  # frame 10 placed by frame 5's detection
     assert not croppable(11) and not croppable(15)  # after frame 10: its detection is needed
     finder.cut_frames.add(10)
     assert not croppable(10)  # a shot's first frame: the held boxes belong to the shot before

@@ -42,23 +42,39 @@ class CropRegion:
         return self.x0 + u * scale, self.y0 + v * scale
 
 
-def smooth_crop_boxes(boxes: np.ndarray, style: str = "asd-se") -> np.ndarray:
+def crop_future(style: str) -> int:
+    """How many samples after a sample the box its crop is cut around depends on (lightasd: half the median
+    filter; a live run cuts a crop once these have arrived, or as many as its lookahead allows)."""
+    return LIGHTASD_SMOOTHING // 2 if style == "lightasd" else 0
+
+
+def smooth_crop_boxes(boxes: np.ndarray, style: str = "asd-se", open_end: bool = False) -> np.ndarray:
     """A track's boxes ``(T, 4)`` (pixels, one per 25 fps sample) as the crop style uses them: unchanged for
-    asd-se; for lightasd the squares (x ± s, y ± s) of the median-filtered centre and half-size."""
+    asd-se; for lightasd the squares (x ± s, y ± s) of the median-filtered centre and half-size. ``open_end``:
+    the track goes on past its last box (live): the filter there reads as far back as it can read ahead."""
     if style != "lightasd" or not len(boxes):
         return boxes
     boxes = np.asarray(boxes, np.float64)
-    half = median_filter(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2, LIGHTASD_SMOOTHING)
-    x = median_filter((boxes[:, 0] + boxes[:, 2]) / 2, LIGHTASD_SMOOTHING)
-    y = median_filter((boxes[:, 1] + boxes[:, 3]) / 2, LIGHTASD_SMOOTHING)
+    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    half = median_filter(sides / 2, LIGHTASD_SMOOTHING, open_end)
+    x = median_filter((boxes[:, 0] + boxes[:, 2]) / 2, LIGHTASD_SMOOTHING, open_end)
+    y = median_filter((boxes[:, 1] + boxes[:, 3]) / 2, LIGHTASD_SMOOTHING, open_end)
     return np.stack([x - half, y - half, x + half, y + half], axis=1)
 
 
-def median_filter(values: np.ndarray, size: int) -> np.ndarray:
+def median_filter(values: np.ndarray, size: int, open_end: bool = False) -> np.ndarray:
     """``(N,)`` -> ``(N,)``: the median of each ``size`` (odd) neighbourhood, zeros beyond the ends (as
-    ``scipy.signal.medfilt``, without importing scipy.signal: 0.6 s of every command's start)."""
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(np.asarray(values, np.float64), size // 2), size)
-    return np.median(windows, axis=1)
+    ``scipy.signal.medfilt``, without importing scipy.signal: 0.6 s of every command's start); with
+    ``open_end``, the values go on past the last one, unknown yet: the neighbourhoods there narrow to the values
+    on their right (the last value's to itself), so no end is pulled towards the past."""
+    half = size // 2
+    padded = np.pad(np.asarray(values, np.float64), half)
+    out = np.median(np.lib.stride_tricks.sliding_window_view(padded, size), axis=1)
+    if open_end:
+        for index in range(max(0, len(out) - half), len(out)):
+            reach = len(out) - 1 - index
+            out[index] = np.median(padded[index + half - reach:index + half + reach + 1])
+    return out
 
 
 def crop_region(box: tuple[float, float, float, float], style: str = "asd-se",

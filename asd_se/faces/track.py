@@ -58,10 +58,17 @@ class IouTracker:
             self._open.append(_Open([frame], [boxes[det]], self._opened))
             self._opened += 1
 
-    def open_tracks(self) -> list[tuple[int, int, np.ndarray]]:
-        """The tracks still open, as ``(serial, last frame detected, last box (4,))``: what a live caller shows
-        between detections (the box held, as a finished track holds its last one)."""
-        return [(t.serial, t.frames[-1], t.boxes[-1]) for t in self._open]
+    def open_tracks(self) -> list[tuple[int, list[int], list[np.ndarray]]]:
+        """The tracks still open, as ``(serial, frames detected, their boxes (4,))`` — what a live caller places
+        its faces by (``forget_before`` bounds how far back they go)."""
+        return [(t.serial, t.frames, t.boxes) for t in self._open]
+
+    def forget_before(self, frame: int) -> None:
+        """A live caller has taken the open tracks' detections before ``frame``: drop them but the last of each
+        track (its place until the next; a later frame's detection, already in, may follow it)."""
+        for track in self._open:
+            keep = max(0, int(np.searchsorted(track.frames, frame)) - 1)
+            del track.frames[:keep], track.boxes[:keep]
 
     def forget_closed(self) -> None:
         """Drop the closed tracks (a live caller has already used them; ``finish`` will not return them), so a

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from asd_se.checkpoint import RUNTIMES, load_runtime
+from asd_se.core.crop import crop_future
 from asd_se.core.devices import resolve_device
 from asd_se.core.fsio import check_outputs
 from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME, FrameConverter, MonoAudio
@@ -237,9 +238,9 @@ def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSetting
     outputs = _Outputs(out, server, reader, settings)
     emitter = Emitter(lines, config.model.crop, se_informative, [outputs], settings.alpha)
     finder = FaceFinder(FaceDetector(), settings.detect_every, settings.min_face)
-    faces = LiveFaces(finder, config.model.crop)
-    audio_ring = AudioRing()
     seconds = lambda value: int(round(value * MODEL_FPS))  # noqa: E731
+    faces = LiveFaces(finder, config.model.crop, min(seconds(settings.lookahead), crop_future(config.model.crop)))
+    audio_ring = AudioRing()
     decider = LiveDecider(model, device, explainer, audio_ring, seconds(settings.lookahead),
                           seconds(settings.context), seconds(settings.hop), timer)
     pace = Pace(finder, decider, reader.paced)
@@ -422,15 +423,19 @@ class _Run:
                            message=f"the picture changed from {self.size[0]}x{self.size[1]} to {size[0]}x{size[1]}: "
                                    f"tracks restart; the MP4 keeps its first size")
 
+    def _own_boxes(self, index: int) -> bool:
+        """Whether frame ``index`` is placed by its own detection: the stream's first frame and a shot's, which no
+        earlier detection holds boxes for. Every other frame is placed by the detections before it, so no frame
+        waits for its own (40-80 ms on 2 busy cores), and a stream gets the same boxes however that timing falls."""
+        finder = self.faces.finder
+        return bool(finder.detected_frames) and (index == finder.detected_frames[0] or index in finder.cut_frames)
+
     def _croppable(self, index: int) -> bool:
-        """Whether frame ``index`` can be cut now: the detections of every frame before it are in. Its own may
-        still be out — it is cut with the boxes held from the last detection, as the frames after a detection
-        are cut with its boxes, so no frame waits for its own detection (40-80 ms on 2 busy cores) — except the
-        stream's first frame and a shot's, whose boxes only their own detection gives."""
+        """Whether frame ``index`` can be placed now: the detections of every frame before it are in, and its own
+        where it is placed by it (``_own_boxes``)."""
         if not self.detecting or index < self.detecting[0]:
             return True
-        finder = self.faces.finder
-        return index == self.detecting[0] and finder.tracker is not None and index not in finder.cut_frames
+        return index == self.detecting[0] and not self._own_boxes(index)
 
     def _track(self, wait: bool = False) -> None:
         """Hand finished detections to the tracker in order, and move every frame that can be cut
@@ -445,7 +450,7 @@ class _Run:
         while self.waiting and self._croppable(self.waiting[0][0]):
             index, stamp, arrived, gray, image = self.waiting.popleft()
             with self.timer.stage("crop"):
-                shown = self.faces.frame(index, stamp, arrived, gray)
+                shown = self.faces.frame(index, stamp, arrived, gray, index + 1 if self._own_boxes(index) else index)
             shown.image = image
             self.emitter.push(shown)
 
