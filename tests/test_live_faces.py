@@ -91,3 +91,12 @@ def test_a_closed_track_is_cut_to_its_end_and_nothing_is_kept_for_it():
     [track] = faces.tracks.values()
     assert not track.open and track.end == track.shown == FRAMES
     assert faces.pictures.start == faces.pictures.end  # no frame held for a face still to be cut
+
+
+@pytest.mark.parametrize("crop", ["asd-se", "lightasd"])
+def test_what_a_stream_keeps_of_its_boxes_does_not_grow_with_its_length(crop):
+    faces = _run(crop, crop_future(crop), 0)
+    [track] = faces.tracks.values()
+    assert len(track.detected) <= 2  # of 12 detections: the one before the oldest box still read, and after
+    assert len(faces.sample_frames.items) <= crop_future(crop) + 1
+    assert all(len(frames) == 1 for _, frames, _ in faces.finder.tracker.open_tracks())

@@ -4,9 +4,8 @@ is settled — nothing waits for the end of the stream.
 
 A sample's box follows render's rule as far as what has arrived allows: linear between the detections around it
 (held after the last), and for the lightasd crop style the median filter over the boxes of the samples around it
-(``smooth_crop_boxes``). That filter reads ``crop_future`` samples ahead, so a crop is cut that many samples late —
-as many as the lookahead allows, the rest of the lookahead left to the model — with the filter cut short at the
-newest box. Boxes come from the detections of the frames before the one being placed (all in by then), and from its
+(``smooth_crop_boxes``). That filter reads ``crop_future`` samples ahead, so a crop is cut that many samples late,
+or as many as the lookahead allows (the rest of it left to the model), the filter narrowed to the boxes there are. Boxes come from the detections of the frames before the one being placed (all in by then), and from its
 own only where it waited for it (the stream's first frame, a shot's): the same stream gets the same crops however
 the detector processes' timing falls.
 
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asd_se.core.boxes import interpolate_boxes
-from asd_se.core.crop import CROP_SIZE, LIGHTASD_SMOOTHING, face_crop, smooth_crop_boxes
+from asd_se.core.crop import CROP_SIZE, crop_future, face_crop, smooth_crop_boxes
 from asd_se.core.media import MODEL_FPS
 from asd_se.live.buffers import Ring
 from asd_se.render.tracks import FaceFinder
@@ -83,6 +82,7 @@ class LiveFaces:
 
     def __init__(self, finder: FaceFinder, crop: str, future: int = 0):
         self.finder, self.crop, self.future = finder, crop, future
+        self.reach = crop_future(crop)  # the filter is centred: it reads as far back as ahead
         self.tracks: dict[int, LiveTrack] = {}
         self.next_sample: int | None = None  # the grid starts at the first frame
         self.sample_frames = Ring()  # per sample: the index of the frame it falls on
@@ -142,7 +142,7 @@ class LiveFaces:
         stop = track.shown - (self.future if track.open else 0)
         if stop <= track.end:
             return
-        lo = max(track.first, track.end - LIGHTASD_SMOOTHING // 2)  # the boxes the filter reads before the first cut
+        lo = max(track.first, track.end - self.reach)  # the boxes the filter reads before the first cut
         frames = np.array(self.sample_frames.slice(lo, track.shown))
         boxes = interpolate_boxes(frames, np.array(track.detected), np.array(track.detections))
         boxes = smooth_crop_boxes(boxes, self.crop, open_end=track.open)
@@ -155,7 +155,7 @@ class LiveFaces:
         """Drop the pictures every face has been cut from, the frame indices and detections no box needs again."""
         pending = [track.end for track in self.tracks.values() if track.open] + [self.next_sample]
         self.pictures.trim(min(pending))
-        needed = min(pending) - LIGHTASD_SMOOTHING // 2
+        needed = min(min(pending) - self.reach, self.next_sample - 1)  # the newest sample's frame: always kept
         self.sample_frames.trim(needed)
         if needed < self.sample_frames.start:
             return
