@@ -5,9 +5,10 @@ is settled — nothing waits for the end of the stream.
 A sample's box follows render's rule as far as what has arrived allows: linear between the detections around it
 (held after the last), and for the lightasd crop style the median filter over the boxes of the samples around it
 (``smooth_crop_boxes``). That filter reads ``crop_future`` samples ahead, so a crop is cut that many samples late,
-or as many as the lookahead allows (the rest of it left to the model), the filter narrowed to the boxes there are. Boxes come from the detections of the frames before the one being placed (all in by then), and from its
-own only where it waited for it (the stream's first frame, a shot's): the same stream gets the same crops however
-the detector processes' timing falls.
+or as many as the lookahead allows (the rest of it left to the model), the filter narrowed to the boxes there are.
+Boxes come from the detections of the frames before the one being placed (all in by then), and from its own only
+where it waited for it (the stream's first frame, a shot's): the same stream gets the same crops however the
+detector processes' timing falls.
 
 Samples are on one grid for the whole stream (sample k at k/25 s from its start); a frame takes the samples
 up to half a sample after its time that no earlier frame took, so a 30 fps source skips a sample's frame now
