@@ -6,6 +6,7 @@ known), per architecture — ResNet50 and InceptionV3 trained from scratch, torc
 fine-tuned — each seed trains the model with an SE block (``asd_se.explain.anymodel.insert_se``, before the global
 pooling) and without. Reported: test accuracy with and without SE per seed; then, on the first seed's SE model,
 every map of the same test images: the SE map (the paper's rule alone, and asd-se's default floor), asd-se's
+``se_contrast`` (the selected channels' principal component beyond the mean of all channels), asd-se's
 Grad-CAM / Grad-CAM++ / Eigen-CAM and pytorch-grad-cam's GradCAM / GradCAM++ / EigenGradCAM / FullGrad (the peer's
 own code, ``pip install --no-deps -r requirements-bench.lock``; left out, and said, where it is not installed) on
 the layer the SE block reads: pointing (strict, and within 15 px of a 224 px image, scaled to the canvas),
@@ -188,7 +189,8 @@ def explain_chunk(model: nn.Module, layer_name: str, x: torch.Tensor, labels: to
     se = se_block_of(model)
     size = x.shape[-2:]
     maps = {"se": SqueezeExplainer(model, se, ChannelSelection(floor=0))(x).maps,
-            "se_floor": SqueezeExplainer(model, se)(x).maps}
+            "se_floor": SqueezeExplainer(model, se)(x).maps,
+            "se_contrast": SqueezeExplainer(model, se, contrast=True)(x).maps}
     layer = model.get_submodule(layer_name)
     activations, gradients = own_gradient_maps(model, layer, x, labels)
     for name, method in (("asd-se gradcam", GradCam()), ("asd-se gradcampp", GradCamPlusPlus()),
@@ -261,9 +263,10 @@ def summary(values: list[float]) -> dict:
 
 def timings(model: nn.Module, layer: str, x: torch.Tensor, peer: bool) -> dict:
     """Median CPU seconds per image (one image a call; gradients of class 0) of the model's forward alone, the SE
-    map (its forward included), asd-se's Grad-CAM and, with the peer, pytorch-grad-cam's GradCAM and FullGrad."""
+    and se_contrast maps (forward included), asd-se's Grad-CAM and, with the peer, pytorch-grad-cam's GradCAM and
+    FullGrad."""
     se, module = se_block_of(model), model.get_submodule(layer)
-    explainer = SqueezeExplainer(model, se)
+    explainer, contrast = SqueezeExplainer(model, se), SqueezeExplainer(model, se, contrast=True)
     first_class = torch.zeros(1, dtype=torch.long)
 
     def forward(image: torch.Tensor) -> torch.Tensor:
@@ -275,6 +278,7 @@ def timings(model: nn.Module, layer: str, x: torch.Tensor, peer: bool) -> dict:
         return normalise(GradCam().cam(activations, gradients, None))
 
     times = {"forward": seconds_per_image(forward, x), "se": seconds_per_image(explainer, x),
+             "se_contrast": seconds_per_image(contrast, x),
              "asd-se gradcam": seconds_per_image(own, x)}
     if peer:
         from pytorch_grad_cam import FullGrad, GradCAM

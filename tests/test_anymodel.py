@@ -109,6 +109,44 @@ def test_the_map_is_the_mean_of_the_channels_the_se_vector_selects():
     assert threshold.channels == [[3], [3]]
 
 
+def test_the_contrast_map_is_the_selected_channels_component_beyond_what_every_channel_shows():
+    from asd_se.explain.eigencam import principal_map
+
+    torch.manual_seed(0)
+    model, x = Passthrough().eval(), torch.rand(2, 6, 9, 9)
+    se = insert_se(model, x[:1], after="features")
+    with torch.no_grad():
+        se.excite[2].bias.copy_(torch.tensor([-4.0, -4, -4, 4, -4, 1]))
+    explainer = SqueezeExplainer(model, se, ChannelSelection(mode="rank", top=2 / 6), contrast=True)
+    explained = explainer(x)
+    remainder = x - x.mean(dim=1, keepdim=True)
+    assert explained.channels == [[3, 5], [3, 5]]
+    assert torch.allclose(explained.maps, normalise(principal_map(remainder[:, [3, 5]])), atol=1e-5)
+    assert not torch.allclose(explained.maps, SqueezeExplainer(model, se, explainer.selection)(x).maps, atol=1e-2)
+    shared = torch.rand(2, 1, 9, 9) * 5  # a pattern every channel shows: no part of the map (the SE vector moves)
+    moved = explainer(x + shared)
+    assert moved.channels == explained.channels
+    assert torch.allclose(moved.maps, explained.maps, atol=1e-4)
+    clips = Clips().eval()
+    clip_se = insert_se(clips, torch.randn(1, 3, 8, 32, 32), before="pool")
+    assert SqueezeExplainer(clips, clip_se, contrast=True)(torch.randn(2, 3, 8, 32, 32)).maps.shape == (2, 8, 32, 32)
+
+
+@pytest.mark.parametrize("positions,channels", [(25, 40), (25, 6), (1, 3)])
+def test_the_principal_map_is_the_first_singular_component_whichever_side_is_smaller(positions, channels):
+    from asd_se.explain.eigencam import principal_map
+
+    torch.manual_seed(0)
+    maps = torch.rand(3, channels, positions)
+    pixels = maps.transpose(1, 2) - maps.transpose(1, 2).mean(dim=1, keepdim=True)  # (N, P, C)
+    u, sigma, _ = torch.linalg.svd(pixels.double(), full_matrices=False)
+    expected = (u[..., 0] * sigma[..., :1]).float()
+    expected *= torch.sign((expected * maps.mean(dim=1)).sum(dim=1, keepdim=True))
+    assert torch.allclose(principal_map(maps), expected, atol=1e-4)
+    kept = torch.arange(channels) % 3 == 0  # channels that are exactly zero (unselected, dead) change nothing
+    assert torch.allclose(principal_map(maps * kept[:, None]), principal_map(maps[:, kept]), atol=1e-4)
+
+
 def test_one_forward_pass_per_batch_and_items_independent():
     torch.manual_seed(0)
     model, images = TwoInputs().eval(), (torch.randn(4, 3, 16, 16), torch.randn(4, 4))

@@ -23,14 +23,14 @@ def test_tiny_benchmark_reports_accuracy_maps_and_timings(tmp_path):
     assert [(run["seed"], run["se"]) for run in tiny["runs"]] == [(0, True), (0, False)]
     assert 0 <= tiny["runs"][0]["test_accuracy"] <= 1
     table = tiny["maps"]["table"]
-    assert {"se", "se_floor", "asd-se gradcam", "asd-se gradcampp", "asd-se eigencam"} <= set(table)
+    assert {"se", "se_floor", "se_contrast", "asd-se gradcam", "asd-se gradcampp", "asd-se eigencam"} <= set(table)
     for row in table.values():
         assert 0 <= row["pointing_strict"] <= row["pointing_tolerant"] <= 1
         assert len(row["randomisation_rho"]) == 2 and 0 <= row["deletion_auc"] <= 1
     if report["peer"]:  # pytorch-grad-cam installed (requirements-bench.lock): the same Grad-CAM++ formula
         assert table["asd-se gradcampp"]["pearson_with_pgc"]["mean"] > 0.99
     timings = tiny["maps"]["seconds_per_image"]
-    assert timings["se"] > 0 and timings["asd-se gradcam"] > 0
+    assert timings["se"] > 0 and timings["se_contrast"] > 0 and timings["asd-se gradcam"] > 0
 
 
 def test_readme_example_runs_as_written():

@@ -6,7 +6,9 @@ with the identity start (every channel scaled by exactly 1), so a trained model 
 it trains again. ``SqueezeExplainer`` then runs the model once on a batch and returns its output with each item's
 SE map: the SE vector selects channels (the paper's mean + 1.282·std, the floor and the rank option:
 ``ChannelSelection``), their maps are averaged, ReLU'd, scaled to [0, 1] and upsampled to the input: one forward
-pass, no gradients. The ASD models' SE map (``se_map.SeExplainer``) is made by the same functions.
+pass, no gradients. ``contrast=True`` gives asd-se's ``se_contrast`` map instead (the selected channels' principal
+component once the mean over all channels is taken out: it follows the weights where the plain mean follows the
+image). The ASD models' SE maps (``se_map.SeExplainer``, ``SeContrastExplainer``) are made by the same functions.
 
     se = insert_se(model, before="avgpool", example=images[:1])   # then train, or fine-tune, the model
     model.eval()
@@ -24,7 +26,7 @@ from torch import nn
 
 from asd_se.core.errors import ModelError
 from asd_se.explain.maps import channel_sum, normalise, upsample
-from asd_se.explain.se_map import ChannelSelection, ranked_channels, selection_weights
+from asd_se.explain.se_map import ChannelSelection, contrast_map, ranked_channels, selection_weights
 from asd_se.models.se import SEBlock
 
 POSITIONS = ("before", "after")
@@ -122,12 +124,15 @@ def insert_se(model: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...]
 
 
 class SqueezeExplainer:
-    """The SE map of every item of a batch, from the one forward pass that gives the model's output."""
+    """The SE map of every item of a batch, from the one forward pass that gives the model's output: the mean of
+    the selected channels (the paper's map) or, with ``contrast``, their principal component beyond the mean of all
+    channels (``se_contrast``)."""
 
-    def __init__(self, model: nn.Module, se: SEBlock, selection: ChannelSelection = ChannelSelection()):
+    def __init__(self, model: nn.Module, se: SEBlock, selection: ChannelSelection = ChannelSelection(),
+                 contrast: bool = False):
         if not any(module is se for module in model.modules()):
             raise ModelError("this SE block is not part of the model: insert it with insert_se(model, ...)")
-        self.model, self.se, self.selection = model, se, selection
+        self.model, self.se, self.selection, self.contrast = model, se, selection, contrast
 
     def __call__(self, *inputs: torch.Tensor, size: tuple[int, ...] | None = None) -> Explanation:
         """``inputs``: the model's inputs (a batch). ``size``: the maps' output size; by default the trailing
@@ -147,5 +152,6 @@ class SqueezeExplainer:
         maps, weights = seen[0]
         spatial = maps.dim() - 2
         size = tuple(inputs[0].shape[-spatial:]) if size is None else tuple(size)
-        heat = normalise(channel_sum(maps.float(), selection_weights(weights, self.selection)))
+        chosen = selection_weights(weights, self.selection)
+        heat = normalise(contrast_map(maps.float(), chosen) if self.contrast else channel_sum(maps.float(), chosen))
         return Explanation(output, upsample(heat, size), weights, ranked_channels(weights, self.selection))

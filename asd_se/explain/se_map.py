@@ -88,6 +88,14 @@ def ranked_channels(se_weights: torch.Tensor, selection: ChannelSelection = Chan
     return [row_order[row_mask[row_order]].tolist() for row_order, row_mask in zip(order, chosen)]
 
 
+def contrast_map(activations: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``activations (N, C, *S)``, selection ``weights (N, C)`` (non-zero where selected) -> ``(N, *S)``: the
+    first principal component of the selected channels after the mean over all C channels is taken from every
+    position (``SeContrastExplainer``)."""
+    chosen = (weights > 0).to(activations.dtype).reshape(*weights.shape, *([1] * (activations.dim() - 2)))
+    return principal_map((activations - activations.mean(dim=1, keepdim=True)) * chosen)
+
+
 class SeExplainer(Explainer):
     """The SE map: the decision's own SE vector picks the channels, from the same forward pass; no gradients."""
 
@@ -120,6 +128,4 @@ class SeContrastExplainer(SeExplainer):
     name = "se_contrast"
 
     def cam(self, activations: torch.Tensor, gradients: torch.Tensor | None, output: ASDOutput) -> torch.Tensor:
-        chosen = (self.channel_weights(activations, gradients, output) > 0).float()  # (T, C)
-        remainder = activations - activations.mean(dim=1, keepdim=True)  # (T, C, h, w)
-        return principal_map(remainder * chosen[:, :, None, None])
+        return contrast_map(activations, self.channel_weights(activations, gradients, output))
