@@ -466,8 +466,8 @@ def _evaluate_parser(commands) -> None:
                                "by category, and each category's negatives against every positive")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--durations", type=ranged(float, DURATION), nargs="+", default=[], metavar="SECONDS",
-                          help="score each window as the mean over pieces of these lengths (Light-ASD's inference: "
-                               "1 1 1 2 2 2 3 3 4 5 6); default: whole windows")
+                          help="score each window as the mean over pieces of these lengths (Light-ASD's inference "
+                               "averages 1 2 3 4 5 6); default: whole windows")
     evaluate.add_argument("--bootstrap", type=ranged(int, NOT_NEGATIVE), default=1000, metavar="N",
                           help="draws (of whole videos) for each mAP's 95%% interval; 0: no intervals (default 1000)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")

