@@ -26,6 +26,7 @@ from asd_se.explain import ChannelSelection
 from asd_se.render import pipeline
 from asd_se.render.draw import blend_heatmap
 from asd_se.render.pipeline import RenderSettings, output_paths, render_video
+from asd_se.render.scores import TrackResult, same_channels_everywhere
 from data_prep.store import TrackStore
 
 FAST = RenderSettings(preset="ultrafast")
@@ -348,6 +349,26 @@ def test_render_with_a_gradient_baseline(val_video, checkpoint, tmp_path):
     report = json.loads((tmp_path / "out.json").read_text())
     assert report["explainer"] == "gradcam" and "gradcam_maps" in report["timings_s"]
     assert all("heatmap_peak" in r and "se_channels" not in r for t in report["tracks"] for r in t["frames"])
+
+
+def test_an_se_selection_that_never_changes_is_said():
+    def result(probs, channels):
+        return TrackResult(np.array(probs), np.array(probs), None, np.zeros((len(probs), 2)), channels)
+
+    same = [[4, 9, 2]] * 3
+    assert same_channels_everywhere([result([0.9, 0.2, 0.1], same), result([0.3], [[4, 9, 2]])]) == [4, 9, 2]
+    assert same_channels_everywhere([result([0.9, 0.2, 0.1], same[:2] + [[4, 9]])]) is None  # one frame differs
+    assert same_channels_everywhere([result([0.9, 0.8, 0.7], same)]) is None  # every decision alike: no evidence
+    assert same_channels_everywhere([result([0.9, 0.2, 0.1], [[], [], []])]) is None  # no SE channels reported
+    assert same_channels_everywhere([]) is None
+
+
+def test_render_notes_a_fixed_se_selection(val_video, checkpoint, tmp_path, monkeypatch):
+    clip = _transcode(val_video[0], tmp_path / "clip.mp4", frames=30)
+    monkeypatch.setattr(pipeline, "same_channels_everywhere", lambda results: [7, 3])
+    render_video(clip, checkpoint, tmp_path / "out.mp4", settings=RenderSettings(preset="ultrafast"), progress=False)
+    notes = json.loads((tmp_path / "out.json").read_text())["notes"]
+    assert any("selected the same 2 channels for every face and frame" in note for note in notes)
 
 
 @pytest.mark.parametrize("suffix", [".avi", ".mkv"])

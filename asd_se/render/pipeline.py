@@ -37,7 +37,7 @@ from asd_se.faces.detect import FaceDetector
 from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
 from asd_se.render.report import plot_timeline, predictions, write_report
 from asd_se.render.scan import SourceScan, scan
-from asd_se.render.scores import CropSpool, TrackResult, cut_crops, score_tracks
+from asd_se.render.scores import CropSpool, TrackResult, cut_crops, same_channels_everywhere, score_tracks
 from asd_se.render.tracks import FaceFinder, RenderTrack, annotated_tracks
 from asd_se.review.document import RenderDocument, read_render
 from asd_se.review.page import write_review
@@ -239,6 +239,12 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
             cut_crops(source, tracks, spool, timer, config.model.crop, progress)
             results = score_tracks(model, tracks, spool, source.audio, device, timer, explainer, settings.durations,
                                    progress)
+        fixed = same_channels_everywhere(results)
+        if fixed is not None:
+            notes.append(f"{checkpoint}: its SE block selected the same {len(fixed)} channels for every face and "
+                         f"frame, speaking or not: the SE map shows what this model always up-weights, not what "
+                         f"moved in this face (README, 'The real SE model'); --explainer gradcam maps this decision's gradient")
+            log.warning(notes[-1])
     paths = output_paths(out)
     if not settings.review:
         del paths["review"]

@@ -108,6 +108,18 @@ class TrackResult:
     channels: list[list[int]]
 
 
+def same_channels_everywhere(results: list[TrackResult]) -> list[int] | None:
+    """The SE-selected channels when every sample of every track selected the same ones although the decisions
+    differ (some samples speaking, p ≥ 0.5, some not): then the SE vector does not rank channels by what the face
+    shows, and its map shows the channels the model always up-weights. None otherwise (no channels reported,
+    the selections differ, or every decision is the same)."""
+    selections = {frozenset(chosen) for result in results for chosen in result.channels}
+    probs = np.concatenate([result.probs for result in results]) if results else np.zeros(0)
+    if len(selections) != 1 or not next(iter(selections)) or probs.min() >= 0.5 or probs.max() < 0.5:
+        return None
+    return results[0].channels[0]
+
+
 PEAK_CHUNK = 1000  # samples whose maps are upsampled at once to find their peaks
 
 
