@@ -65,8 +65,10 @@ def test_a_signal_ends_the_workers_at_once_and_leaves_nothing(tmp_path, recycle,
     script, out = tmp_path / "run.py", tmp_path / "out"
     script.write_text(_SCRIPT)
     out.mkdir()
+    # SIGINT at its default even where the suite itself runs with it ignored (a background job of a script)
     process = subprocess.Popen([sys.executable, str(script), str(out), str(recycle or "none")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not (out / "1.done").exists():  # both workers have run a job: the pool is in full flow
