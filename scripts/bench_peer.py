@@ -133,26 +133,34 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
+def pair_track(frames: np.ndarray, boxes: np.ndarray, document: dict) -> tuple[float, dict, list] | None:
+    """The asd-se track (of a render document) of the same face as a peer track (its 25 fps frame numbers and
+    boxes): the one whose box at the nearest time overlaps the peer's most (mean IoU ≥ 0.5 over the frames both
+    cover). Returns (mean IoU, the track, ``[(peer index, track frame index), ...]``), or None."""
+    best = None
+    for track in document["tracks"]:
+        times = np.array([f["time"] for f in track["frames"]])
+        matched = [(k, int(np.argmin(np.abs(times - frame / 25.0)))) for k, frame in enumerate(frames)
+                   if times[0] - 0.05 <= frame / 25.0 <= times[-1] + 0.05]
+        if not matched:
+            continue
+        overlap = float(np.mean([_iou(boxes[k], np.array(track["frames"][j]["box"])) for k, j in matched]))
+        if overlap >= 0.5 and (best is None or overlap > best[0]):
+            best = (overlap, track, matched)
+    return best
+
+
 def agreement(peer_tracks: list, document: dict) -> dict:
-    """Per-frame scores of the same faces on both sides: each peer track (25 fps frames of its re-encoded copy) is
-    paired with the asd-se track whose box at the nearest time overlaps it most (mean IoU ≥ 0.5 over the shared
-    frames); Pearson r and mean difference of the reported scores (the peer rounds its to 0.1)."""
+    """Per-frame scores of the same faces on both sides (``pair_track``): Pearson r and mean difference of the
+    reported scores (the peer rounds its to 0.1)."""
     pairs, ours_all, theirs_all = [], [], []
     for frames, boxes, scores in peer_tracks:
-        best = None
-        for track in document["tracks"]:
-            times = np.array([f["time"] for f in track["frames"]])
-            matched = [(k, int(np.argmin(np.abs(times - frame / 25.0)))) for k, frame in enumerate(frames[:len(scores)])
-                       if times[0] - 0.05 <= frame / 25.0 <= times[-1] + 0.05]
-            if not matched:
-                continue
-            overlap = float(np.mean([_iou(boxes[k], np.array(track["frames"][j]["box"])) for k, j in matched]))
-            if overlap >= 0.5 and (best is None or overlap > best[0]):
-                best = (overlap, [scores[k] for k, _ in matched], [track["frames"][j]["score"] for _, j in matched])
+        best = pair_track(frames[:len(scores)], boxes, document)
         if best is not None:
-            pairs.append(round(best[0], 2))
-            theirs_all += best[1]
-            ours_all += best[2]
+            overlap, track, matched = best
+            pairs.append(round(overlap, 2))
+            theirs_all += [scores[k] for k, _ in matched]
+            ours_all += [track["frames"][j]["score"] for _, j in matched]
     ours, theirs = np.array(ours_all), np.array(theirs_all)
     return {"peer_tracks_paired": f"{len(pairs)} of {len(peer_tracks)}", "frames": len(ours),
             "pearson_r": round(float(np.corrcoef(ours, theirs)[0, 1]), 3) if len(ours) > 2 else None,

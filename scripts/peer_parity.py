@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_peer import PEER_DURATIONS, _iou, add_peer_arguments, check_peer_arguments, run_peer
+from bench_peer import PEER_DURATIONS, add_peer_arguments, check_peer_arguments, pair_track, run_peer
 
 SAMPLE_RATE, PEER_FPS = 16000, 25  # the peer resamples the video to 25 fps and the audio to 16 kHz
 SAMPLES_PER_FRAME = SAMPLE_RATE // PEER_FPS
@@ -107,32 +107,27 @@ def main() -> None:
             count = min(len(faces), len(theirs))
             theirs, seconds = np.asarray(theirs[:count], np.float64), frames[:count] / PEER_FPS
             own = scores(faces[:count], audio)
-            best = None  # render's track over the same face: highest mean box IoU at the same times
-            for candidate in document["tracks"]:
-                at = np.array([f["time"] for f in candidate["frames"]])
-                nearest = np.abs(at[None] - seconds[:, None]).argmin(axis=1)
-                inside = (seconds >= at[0] - 0.05) & (seconds <= at[-1] + 0.05)
-                if inside.mean() < 0.9:
-                    continue
-                iou = np.mean([_iou(boxes[k], np.array(candidate["frames"][j]["box"])) for k, j in enumerate(nearest)])
-                if iou >= 0.5 and (best is None or iou > best[0]):
-                    best = (iou, candidate, nearest)
             entry = {"peer_track": index, "frames": int(count),
                      "model": {"max_abs_difference": round(float(np.abs(np.round(own, 1) - theirs).max()), 3),
                                **compare(own, theirs)}}
             start = int(round(seconds[0] * SAMPLE_RATE))
             mine = ours_audio[start:start + count * SAMPLES_PER_FRAME]
             entry["audio_lag_ms"] = round(1000 * audio_lag(mine, audio) / SAMPLE_RATE, 1)
-            if best is not None:
-                iou, candidate, nearest = best
-                rendered = np.array([candidate["frames"][j]["score"] for j in nearest])
-                render_boxes = smooth_crop_boxes(np.array([candidate["frames"][j]["box"] for j in nearest]), "lightasd")
-                source = np.abs(times[None] - seconds[:, None]).argmin(axis=1)
+            paired = pair_track(frames[:count], boxes, document)
+            if paired is not None:  # the same face in render's output: the frames both cover
+                iou, candidate, matched = paired
+                first, last = matched[0][0], matched[-1][0] + 1  # a run of the peer's frames
+                rendered = np.array([candidate["frames"][j]["score"] for _, j in matched])
+                render_boxes = smooth_crop_boxes(np.array([candidate["frames"][j]["box"] for _, j in matched]),
+                                                 "lightasd")
+                source = np.abs(times[None] - seconds[first:last, None]).argmin(axis=1)
                 our_faces = np.stack([face_crop(grays[f], tuple(box), style="lightasd")[0]
                                       for f, box in zip(source, render_boxes)])
-                recut = scores(our_faces, mine)
-                our_crops_their_audio, their_crops_our_audio = scores(our_faces, audio), scores(faces[:count], mine)
-                entry.update(box_iou=round(float(iou), 3), pipelines=compare(theirs, rendered),
+                our_sound = mine[first * SAMPLES_PER_FRAME:last * SAMPLES_PER_FRAME]
+                their_sound = audio[first * SAMPLES_PER_FRAME:last * SAMPLES_PER_FRAME]
+                recut, our_crops_their_audio = scores(our_faces, our_sound), scores(our_faces, their_sound)
+                their_crops_our_audio, theirs = scores(faces[first:last], our_sound), theirs[first:last]
+                entry.update(box_iou=round(iou, 3), pipelines=compare(theirs, rendered),
                              recut_vs_render=compare(recut, rendered),
                              swaps={"asd_se_crops_peer_audio": {"vs_render": compare(our_crops_their_audio, rendered),
                                                                 "vs_peer": compare(our_crops_their_audio, theirs)},

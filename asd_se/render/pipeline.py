@@ -243,7 +243,8 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
         if fixed is not None:
             notes.append(f"{checkpoint}: its SE block selected the same {len(fixed)} channels for every face and "
                          f"frame, speaking or not: the SE map shows what this model always up-weights, not what "
-                         f"moved in this face (README, 'The real SE model'); --explainer gradcam maps this decision's gradient")
+                         f"moved in this face (README, 'The real SE model'); --explainer gradcam maps this "
+                         f"decision's gradient")
             log.warning(notes[-1])
     paths = output_paths(out)
     if not settings.review:

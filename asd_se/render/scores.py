@@ -117,7 +117,7 @@ def same_channels_everywhere(results: list[TrackResult]) -> list[int] | None:
     probs = np.concatenate([result.probs for result in results]) if results else np.zeros(0)
     if len(selections) != 1 or not next(iter(selections)) or probs.min() >= 0.5 or probs.max() < 0.5:
         return None
-    return results[0].channels[0]
+    return next(chosen for result in results for chosen in result.channels)
 
 
 PEAK_CHUNK = 1000  # samples whose maps are upsampled at once to find their peaks
