@@ -76,6 +76,9 @@ class TrainConfig:
     freeze: str = "none"  # none | encoders: train the SE block and all after it on the frozen encoders' features
     voice_swap: float = bounded(0.0, Range(0.0, 1.0))  # freeze=encoders: share of windows heard with another
     # video's voice, every frame then labelled not speaking
+    live_windows: float = bounded(0.0, Range(0.0, 1.0))  # share of windows trained as `asd-se live` decides: the
+    # loss only on their frames with at most live_future frames after them (the frames before: context)
+    live_future: int = bounded(50, NOT_NEGATIVE)  # live windows: the most future frames a trained frame has (2 s)
 
 
     def __post_init__(self) -> None:

@@ -61,6 +61,23 @@ def window_labels(meta: TrackMeta, window: Window) -> np.ndarray:
     return np.array(meta.labels[window.start:window.start + window.length]) == POSITIVE_CODE
 
 
+@dataclass(frozen=True)
+class LiveWindows:
+    """Windows trained as ``asd-se live`` decides: each frame with at most ``lookahead`` frames after it, the
+    window before it as context. With probability ``share`` a window's loss counts only on its frames with at most
+    ``future`` frames after them; the others stay in it unlabelled (NaN), as context. ``share`` 0 draws nothing."""
+
+    share: float = 0.0
+    future: int = 50
+
+    def targets(self, speaking: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``speaking`` ``(L,)`` bool -> the window's targets ``(L,)`` float32 (1, 0, or NaN: no loss)."""
+        targets = speaking.astype(np.float32)
+        if self.share and rng.random() < self.share:
+            targets[:max(0, len(targets) - 1 - self.future)] = np.nan
+        return targets
+
+
 def augment_faces(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The same flip, crop-and-scale and small rotation applied to every frame ``(T, S, S)`` of a window."""
     size = faces.shape[-1]
@@ -89,12 +106,13 @@ def augment_audio(audio: np.ndarray, other: np.ndarray | None, rng: np.random.Ge
 
 
 class BatchDataset(Dataset):
-    """Item ``i`` is batch ``i``: faces ``(B, T, S, S)`` uint8, audio ``(B, 640·T)`` float32, labels ``(B, T)``."""
+    """Item ``i`` is batch ``i``: faces ``(B, T, S, S)`` uint8, audio ``(B, 640·T)`` float32, labels ``(B, T)``
+    (``LiveWindows.targets``)."""
 
     def __init__(self, store: TrackStore, metas: list[TrackMeta], batches: list[list[Window]], augment: bool,
-                 seed: int, epoch: int, rank: int = 0):
+                 seed: int, epoch: int, rank: int = 0, live: LiveWindows = LiveWindows()):
         self.store, self.metas, self.batches = store, metas, batches
-        self.augment, self.seed, self.epoch, self.rank = augment, seed, epoch, rank
+        self.augment, self.seed, self.epoch, self.rank, self.live = augment, seed, epoch, rank, live
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -110,22 +128,21 @@ class BatchDataset(Dataset):
                 clip_audio = augment_audio(clip_audio, other, rng)
             faces.append(clip_faces)
             audio.append(clip_audio)
-            labels.append(window_labels(self.metas[window.track], window))
-        return (torch.from_numpy(np.stack(faces)), torch.from_numpy(np.stack(audio)),
-                torch.from_numpy(np.stack(labels).astype(np.float32)))
+            labels.append(self.live.targets(window_labels(self.metas[window.track], window), rng))
+        return torch.from_numpy(np.stack(faces)), torch.from_numpy(np.stack(audio)), torch.from_numpy(np.stack(labels))
 
 
 class FeatureBatchDataset(Dataset):
     """``train.freeze: encoders``: item ``i`` is batch ``i`` from the frozen encoders' features (``features.py``):
-    pooled maps ``(B, C, T, 2)``, audio embeddings ``(B, T, D)`` float32 and labels ``(B, T)``. With
+    pooled maps ``(B, C, T, 2)``, audio embeddings ``(B, T, D)`` float32 and labels ``(B, T)`` (as BatchDataset's). With
     ``voice_swap`` a window is heard, at that rate, with another video's audio embedding, every frame of it then
     not speaking: a voice from another recording is never the face's own (the frames cannot be augmented here;
     the encoders saw each frame once, as they see it when scoring)."""
 
     def __init__(self, features: SplitFeatures, batches: list[list[Window]], voice_swap: float, seed: int,
-                 epoch: int, rank: int = 0):
+                 epoch: int, rank: int = 0, live: LiveWindows = LiveWindows()):
         self.features, self.batches, self.voice_swap = features, batches, voice_swap
-        self.seed, self.epoch, self.rank = seed, epoch, rank
+        self.seed, self.epoch, self.rank, self.live = seed, epoch, rank, live
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -151,6 +168,5 @@ class FeatureBatchDataset(Dataset):
                 heard, speaking = other, np.zeros_like(speaking)
             pooled.append(seen)
             sound.append(heard)
-            labels.append(speaking)
-        return (torch.from_numpy(np.stack(pooled)), torch.from_numpy(np.stack(sound)),
-                torch.from_numpy(np.stack(labels).astype(np.float32)))
+            labels.append(self.live.targets(speaking, rng))
+        return torch.from_numpy(np.stack(pooled)), torch.from_numpy(np.stack(sound)), torch.from_numpy(np.stack(labels))

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -115,25 +116,33 @@ def load_features(model: torch.nn.Module, store: TrackStore, metas: list[TrackMe
     return features
 
 
-def decide_track(model: torch.nn.Module, features: SplitFeatures, track: int) -> np.ndarray:
-    """The heads of track ``track`` from its features, window by window as ``scoring.score_track`` decides them:
-    ``(3, T)`` probabilities of the audio-visual, audio-only and visual-only heads."""
+def decide_track(model: torch.nn.Module, features: SplitFeatures, track: int,
+                 spans: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
+    """The heads of track ``track`` from its features, window by window as ``scoring.score_track`` decides them
+    (or in ``spans``, ``scoring.windows``' format: e.g. ``scoring.live_windows``): ``(3, T)`` probabilities of the
+    audio-visual, audio-only and visual-only heads. Windows alike (length, kept frames) go as one batch."""
     frames = features.metas[track].frames
     probs = np.zeros((3, frames), np.float32)
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for start, end, keep_start, keep_end in spans or windows(frames, WINDOW_FRAMES):
+        groups.setdefault((end - start, keep_start - start, keep_end - start), []).append(start)
     model.eval()
     device = next(model.parameters()).device
     with torch.no_grad():
-        for start, end, keep_start, keep_end in windows(frames, WINDOW_FRAMES):
-            pooled, sound = features.window(track, start, end - start)
-            output = model.decide_pooled(torch.from_numpy(pooled)[None].to(device),
-                                         torch.from_numpy(sound)[None].to(device))
-            heads = torch.stack([output.logits[0], output.audio_logits[0], output.visual_logits[0]]).float()
-            probs[:, keep_start:keep_end] = torch.sigmoid(heads).cpu().numpy()[:, keep_start - start:keep_end - start]
+        for (length, keep_from, keep_to), starts in groups.items():
+            parts = [features.window(track, start, length) for start in starts]
+            output = model.decide_pooled(torch.from_numpy(np.stack([seen for seen, _ in parts])).to(device),
+                                         torch.from_numpy(np.stack([heard for _, heard in parts])).to(device))
+            heads = torch.stack([output.logits, output.audio_logits, output.visual_logits], 1).float()
+            decided = torch.sigmoid(heads[:, :, keep_from:keep_to]).cpu().numpy()  # (B, 3, kept)
+            for start, values in zip(starts, decided):
+                probs[:, start + keep_from:start + keep_to] = values
     return probs
 
 
-def predict_features(model: torch.nn.Module, features: SplitFeatures) -> list[Prediction]:
+def predict_features(model: torch.nn.Module, features: SplitFeatures,
+                     spans: Callable[[int], list[tuple[int, int, int, int]]] | None = None) -> list[Prediction]:
     """Every annotation row of ``features``' tracks with its frame's probabilities (``evaluate.predict_split``'s
-    rows, from the features)."""
+    rows, from the features); ``spans(frames)``: the windows a track is decided in (``decide_track``)."""
     return [row for i, meta in enumerate(features.metas)
-            for row in track_predictions(meta, *decide_track(model, features, i))]
+            for row in track_predictions(meta, *decide_track(model, features, i, spans and spans(meta.frames)))]

@@ -45,6 +45,13 @@ def windows(frames: int, window: int = WINDOW_FRAMES) -> list[tuple[int, int, in
     return spans
 
 
+def live_windows(frames: int, context: int, lookahead: int, hop: int = 1) -> list[tuple[int, int, int, int]]:
+    """``windows``' spans as ``asd-se live`` decides a track of ``frames`` (``live/decide.py``): ``hop`` frames at a
+    time, each window holding up to ``context`` frames before them and ``lookahead`` after."""
+    return [(max(0, start - context), min(frames, start + hop + lookahead), start, min(frames, start + hop))
+            for start in range(0, frames, hop)]
+
+
 def audio_span(audio: np.ndarray, start: int, end: int, context: tuple[int, int] = (0, 0)) -> np.ndarray:
     """The samples of frames ``[start, end)`` of 16 kHz ``audio (N,)`` (frame 0 at sample 0) with ``context``
     ``(before, after)`` samples around them, zeros where the audio does not reach:

@@ -33,7 +33,7 @@ from asd_se.core.errors import AsdSeError, InputError
 from asd_se.core.figures import new_figure, save_figure
 from asd_se.core.fsio import check_outputs, write_text_atomic
 from asd_se.core.progress import Progress
-from asd_se.data import BatchDataset, FeatureBatchDataset, epoch_rng, make_batches
+from asd_se.data import BatchDataset, FeatureBatchDataset, LiveWindows, epoch_rng, make_batches
 from asd_se.evaluate import predict_split, summarise
 from asd_se.features import frozen_parameters, load_features, predict_features
 from asd_se.models import build_model, count_parameters
@@ -76,10 +76,15 @@ def _init_distributed(device: torch.device) -> Ranks:
 
 
 def training_loss(output, labels: torch.Tensor, aux_weight: float) -> torch.Tensor:
-    """BCE of the AV head plus ``aux_weight`` × (BCE of the audio-only head + BCE of the visual-only head)."""
-    bce = nn.functional.binary_cross_entropy_with_logits
-    aux = bce(output.audio_logits.float(), labels) + bce(output.visual_logits.float(), labels)
-    return bce(output.logits.float(), labels) + aux_weight * aux
+    """BCE of the AV head plus ``aux_weight`` × (BCE of the audio-only head + BCE of the visual-only head), over
+    the frames with a label (NaN: context only, ``data.LiveWindows``)."""
+    known = ~torch.isnan(labels)
+    target = labels[known]
+
+    def bce(logits: torch.Tensor) -> torch.Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(logits.float()[known], target)
+
+    return bce(output.logits) + aux_weight * (bce(output.audio_logits) + bce(output.visual_logits))
 
 
 def val_map_cell(record: dict) -> str | None:
@@ -226,12 +231,13 @@ class Trainer:
                                epoch_rng(train.seed, epoch))
         per_rank = len(batches) // self.ranks.world  # equal step counts, so no rank waits forever
         mine = batches[self.ranks.rank::self.ranks.world][:per_rank]
+        live = LiveWindows(train.live_windows, train.live_future)
         if self.features:
             dataset = FeatureBatchDataset(self.features["train"], mine, train.voice_swap, train.seed, epoch,
-                                          self.ranks.rank)
+                                          self.ranks.rank, live)
         else:
             dataset = BatchDataset(self.store, self.train_tracks, mine, train.augment, train.seed, epoch,
-                                   self.ranks.rank)
+                                   self.ranks.rank, live)
         return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.loader_workers(),
                           pin_memory=self.device.type == "cuda")
 
@@ -252,7 +258,7 @@ class Trainer:
         torch.manual_seed(train.seed * 1000 + epoch)  # dropout etc.: a function of the epoch, resume-exact
         self.network.train()
         loader = self.loader(epoch)
-        total_loss = frames = 0.0
+        total_loss = frames = labelled = 0.0
         started = time.perf_counter()
         bar = Progress(f"epoch {epoch + 1}/{train.epochs}", "batch", len(loader), self.ranks.main)
         for *inputs, labels in loader:  # faces and audio, or (frozen encoders) their features
@@ -268,14 +274,16 @@ class Trainer:
             loss.backward()
             nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
             self.optimizer.step()
-            total_loss += loss.item() * labels.numel()
+            known = int((~torch.isnan(labels)).sum())  # live windows' context frames carry no loss
+            total_loss += loss.item() * known
+            labelled += known
             frames += labels.numel()
-            bar.set_postfix(loss=f"{total_loss / frames:.3f}",
+            bar.set_postfix(loss=f"{total_loss / labelled:.3f}",
                             fps=f"{frames * self.ranks.world / (time.perf_counter() - started):.0f}")
         bar.close()
         self.scheduler.step()
         seconds = time.perf_counter() - started
-        return {"epoch": epoch, "train_loss": total_loss / max(frames, 1), "train_frames": int(frames),
+        return {"epoch": epoch, "train_loss": total_loss / max(labelled, 1), "train_frames": int(frames),
                 "train_seconds": round(seconds, 2), "train_fps": round(frames * self.ranks.world / seconds, 1),
                 "lr": self.optimizer.param_groups[0]["lr"]}
 

@@ -13,9 +13,9 @@ from asd_se.checkpoint import load_model
 from asd_se.cli import main
 from asd_se.config import load_config
 from asd_se.core.errors import ConfigError
-from asd_se.data import FeatureBatchDataset, Window
-from asd_se.features import FROZEN, SplitFeatures, decide_track, load_features
-from asd_se.scoring import score_track
+from asd_se.data import FeatureBatchDataset, LiveWindows, Window
+from asd_se.features import FROZEN, SplitFeatures, decide_track, load_features, predict_features
+from asd_se.scoring import live_windows, score_track
 from data_prep.store import TrackMeta, TrackRows, TrackStore
 
 BASE = "lrasd-talkset-se"  # a shipped model: LR-ASD's published TalkSet weights, SE block at its identity start
@@ -57,7 +57,8 @@ def test_a_frozen_run_trains_only_the_se_block_and_after_and_evaluate_agrees(lig
     run = tmp_path / "run"
     args = ["train", "--data", str(lightasd_store), "--out", str(run), "--init", BASE, "--features",
             str(tmp_path / "features")]
-    for setting in ("train.freeze=encoders", "train.voice_swap=0.5", "train.epochs=2", "train.frame_budget=200",
+    for setting in ("train.freeze=encoders", "train.voice_swap=0.5", "train.live_windows=0.5", "train.epochs=2",
+                    "train.frame_budget=200",
                     "train.max_frames=50", "train.min_frames=10", "train.lr=3e-3", "train.device=cpu"):
         args += ["--set", setting]
     assert main(args) == 0
@@ -110,3 +111,47 @@ def test_voice_swap_without_frozen_encoders_is_refused():
         load_config(None, ["train.voice_swap=0.3"])
     with pytest.raises(ConfigError, match="train.freeze"):
         load_config(None, ["train.freeze=everything"])
+
+
+def test_live_spans_decide_each_frame_once_and_whole_views_match_the_engine(lightasd_store, tmp_path):
+    assert live_windows(7, context=2, lookahead=1, hop=3) == [(0, 4, 0, 3), (1, 7, 3, 6), (4, 7, 6, 7)]
+    store = TrackStore.open(lightasd_store)
+    model, _ = load_model(BASE, torch.device("cpu"))
+    features = load_features(model, store, store.tracks("val")[:2], tmp_path, torch.device("cpu"), progress=False)
+    whole = predict_features(model, features)
+    in_view = predict_features(model, features, lambda frames: live_windows(frames, frames, frames))
+    assert [p.key for p in in_view] == [p.key for p in whole]
+    np.testing.assert_allclose([p.score for p in in_view], [p.score for p in whole], atol=1e-5)
+    blind = predict_features(model, features, lambda frames: live_windows(frames, 10, 0))  # no future: differs
+    assert max(abs(a.score - b.score) for a, b in zip(blind, whole)) > 1e-3
+
+
+def test_live_windows_leave_only_the_frames_with_a_short_future_labelled():
+    features = _features(["a", "b"])
+    batches = [[Window(0, 0, 30), Window(1, 0, 30)]] * 40
+    live = LiveWindows(share=0.5, future=4)
+    masked = 0
+    for index in range(len(batches)):
+        labels = FeatureBatchDataset(features, batches, 0.0, seed=1, epoch=0, live=live)[index][2]
+        for row in labels:
+            if torch.isnan(row).any():
+                masked += 1
+                assert torch.isnan(row[:25]).all() and row[25:].eq(1).all()
+            else:
+                assert row.eq(1).all()
+    assert 20 < masked < 60
+    plain = FeatureBatchDataset(features, batches, 0.0, seed=1, epoch=0)[0][2]
+    assert not torch.isnan(plain).any()
+
+
+def test_the_loss_ignores_unlabelled_frames():
+    from asd_se.models.output import ASDOutput
+    from asd_se.train import training_loss
+
+    logits = torch.tensor([[5.0, -3.0, 0.5, 2.0]], requires_grad=True)
+    labels = torch.tensor([[float("nan"), float("nan"), 1.0, 0.0]])
+    loss = training_loss(ASDOutput(logits, logits, logits), labels, aux_weight=0.4)
+    expected = 1.8 * torch.nn.functional.binary_cross_entropy_with_logits(logits[0, 2:], labels[0, 2:])
+    assert torch.isclose(loss, expected)
+    loss.backward()
+    assert logits.grad[0, :2].eq(0).all() and logits.grad[0, 2:].ne(0).all()
