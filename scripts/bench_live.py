@@ -102,10 +102,10 @@ def _summary(result: dict) -> dict:
     return {key: value for key, value in result.items() if key not in ("lines", "rss_mb")}
 
 
-def part_latency(cache: Path, checkpoint: str, seconds: float, options: list[str]) -> dict:
+def part_latency(cache: Path, checkpoint: str, seconds: float, options: list[str], lookaheads: list[float]) -> dict:
     video = make_video(cache, 2, seconds, 640, 360)
     return {f"lookahead {lookahead:g} s": _summary(run_live(video, checkpoint, "--realtime", "--lookahead",
-                                                             str(lookahead), *options)) for lookahead in LOOKAHEADS}
+                                                             str(lookahead), *options)) for lookahead in lookaheads}
 
 
 def part_throughput(cache: Path, checkpoint: str, seconds: float, options: list[str]) -> dict:
@@ -171,7 +171,8 @@ def _map(predictions: list[Prediction]) -> dict:
     return {"map": round(100 * average_precision(scores, positive), 2), "ci95": [low, high]}
 
 
-def part_accuracy(data: Path, checkpoint: str, videos: int) -> dict:
+def part_accuracy(data: Path, checkpoint: str, videos: int, lookaheads: list[float], options: list[str]
+                  ) -> dict:
     rows, _ = read_csv(data / "annotations" / "val.csv")
     ids = sorted({row.video_id for row in rows})[:videos]
     rows = [row for row in rows if row.video_id in ids]
@@ -190,10 +191,10 @@ def part_accuracy(data: Path, checkpoint: str, videos: int) -> dict:
     reference = _predictions(rows, offline, sizes)
     out["offline render"] = _map(reference)
     print(json.dumps({"offline render": out["offline render"]}), flush=True)
-    for lookahead in LOOKAHEADS:
+    for lookahead in lookaheads:
         live = {}
         for video_id, path in paths.items():
-            result = run_live(path, checkpoint, "--lookahead", str(lookahead))
+            result = run_live(path, checkpoint, "--lookahead", str(lookahead), *options)
             live[video_id] = _frame_faces([(line["time"], face["box"], face["prob"]) for line in result["lines"]
                                            for face in line["faces"]])
         predictions = _predictions(rows, live, sizes)
@@ -228,16 +229,20 @@ def main() -> None:
     parser.add_argument("--accuracy-checkpoint", help="a model trained on --data (accuracy)")
     parser.add_argument("--videos", type=int, default=100, help="val videos used for accuracy (default all)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "asd_se_bench_live")
-    parser.add_argument("--hop", type=float, help="live's --hop for the latency and throughput parts (default: live's)")
+    parser.add_argument("--open-maps", action="store_true", help="live's --open-maps (latency, throughput, accuracy)")
+    parser.add_argument("--lookaheads", type=float, nargs="+", default=list(LOOKAHEADS), metavar="S",
+                        help="live's --lookahead values for the latency and accuracy parts (default: 0 0.2 0.5 1 2)")
+    parser.add_argument("--hop", type=float, help="live's --hop for the latency, throughput and accuracy parts "
+                                                 "(default: live's)")
     args = parser.parse_args()
-    options = [] if args.hop is None else ["--hop", str(args.hop)]
+    options = ([] if args.hop is None else ["--hop", str(args.hop)]) + (["--open-maps"] if args.open_maps else [])
     args.cache.mkdir(parents=True, exist_ok=True)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
                "checkpoint": args.checkpoint, "live_options": options}
     for part in args.parts.split(","):
         if part == "latency":
-            results[part] = part_latency(args.cache, args.checkpoint, args.seconds, options)
+            results[part] = part_latency(args.cache, args.checkpoint, args.seconds, options, args.lookaheads)
         elif part == "throughput":
             results[part] = part_throughput(args.cache, args.checkpoint, args.seconds, options)
         elif part == "memory":
@@ -245,7 +250,7 @@ def main() -> None:
         elif part == "accuracy":
             if args.data is None or args.accuracy_checkpoint is None:
                 parser.error("accuracy needs --data and --accuracy-checkpoint")
-            results[part] = part_accuracy(args.data, args.accuracy_checkpoint, args.videos)
+            results[part] = part_accuracy(args.data, args.accuracy_checkpoint, args.videos, args.lookaheads, options)
         elif part == "onnx":
             results[part] = part_onnx(args.cache, args.checkpoint, args.seconds)
         else:

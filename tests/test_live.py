@@ -238,6 +238,30 @@ def test_live_decisions_with_the_whole_track_in_view_are_the_offline_scores(whic
     assert np.allclose(maps, offline.maps["se"], atol=2e-3)
 
 
+def test_open_maps_give_a_decision_its_whole_lookahead_as_a_clip_ending_now(lrasd):
+    rng = np.random.default_rng(1)
+    frames, lookahead = 36, 12  # more than LR-ASD's reach (9): without open maps a decision sees 3 samples ahead
+    crops = rng.integers(0, 256, (frames, 112, 112), dtype=np.uint8)
+    audio = rng.normal(0, 0.1, frames * SAMPLES_PER_FRAME).astype(np.float32)
+    ring = AudioRing()
+    ring.extend(audio)
+    decider = LiveDecider(lrasd, CPU, build_explainer("se", ChannelSelection()), ring, lookahead=lookahead,
+                          context=frames, hop=1, open_maps=True)
+    track = LiveTrack(0, 0)
+    checked = 0
+    for k in range(frames):
+        track.crops.append(crops[k])
+        track.boxes.append(np.zeros(4))
+        before = track.decided
+        decider.step([track], k + 1)
+        for sample in range(before, track.decided):  # the clip as it stood when the sample was decided
+            offline = score_track(lrasd, crops[:k + 1], audio, CPU)
+            assert abs(track.results.items[sample].prob - offline.probs[sample]) < 1e-5
+            assert k + 1 - sample == lookahead + 1
+            checked += 1
+    assert checked == frames - lookahead
+
+
 def test_decisions_wait_for_the_lookahead_and_no_longer(lrasd):
     explainer = build_explainer("se", ChannelSelection())
     ring = AudioRing()

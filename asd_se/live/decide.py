@@ -84,9 +84,10 @@ class LiveDecider:
     is decided once ``hop`` samples are ready: fewer forward passes, ``hop`` more latency)."""
 
     def __init__(self, model: AsdModel, device: torch.device, explainer: Explainer, audio: AudioRing,
-                 lookahead: int, context: int, hop: int = 1, timer: StageTimer | None = None):
+                 lookahead: int, context: int, hop: int = 1, timer: StageTimer | None = None,
+                 open_maps: bool = False):
         self.model, self.device, self.explainer, self.audio = model, device, explainer, audio
-        self.lookahead, self.context, self.hop = lookahead, context, max(1, hop)
+        self.lookahead, self.context, self.hop, self.open_maps = lookahead, context, max(1, hop), open_maps
         self.timer = timer or StageTimer()
         staged = hasattr(model, "decide")
         visual = getattr(model, "visual", None) if staged else None
@@ -166,12 +167,18 @@ class LiveDecider:
     def _open_tails(self, due: list[tuple[LiveTrack, int]], final: bool) -> dict[LiveTrack, torch.Tensor | None]:
         """Per open track whose window reads maps not final yet (a lookahead shorter than the encoder's reach):
         those maps as a clip ending now has them ``(1, C, m, h, w)``; tracks at the same point as one batch."""
-        wanting = [track for track, limit in due if track.open and not final and self._encoded[track].maps.end < limit]
+        wanting = [track for track, limit in due
+                   if track.open and not final and self._encoded[track].maps.end < self._map_end(track, limit)]
         if not wanting:
             return {}
         with self.timer.stage("visual", self.device), torch.no_grad():
             tails = EncoderStream.tail_together([self._encoded[track].stream for track in wanting])
         return dict(zip(wanting, tails))
+
+    def _map_end(self, track: LiveTrack, limit: int) -> int:
+        """Where a streamed window's maps must reach before it may end at its last final map: its last decided
+        sample, or with ``open_maps`` its whole lookahead (the newest maps then read open, as a clip ending now)."""
+        return min(track.end, limit + self.lookahead) if self.open_maps else limit
 
     def _window_maps(self, track: LiveTrack, lo: int, hi: int, limit: int, complete: bool,
                      tail: torch.Tensor | None) -> tuple[list | None, int]:
@@ -190,7 +197,7 @@ class LiveDecider:
                     encoded.maps.extend(self._entries(rest))
                 encoded.ended = True
             fresh: list = []
-            if encoded.maps.end >= limit:
+            if encoded.maps.end >= self._map_end(track, limit):
                 hi = min(hi, encoded.maps.end)
             elif tail is not None:  # a lookahead shorter than the encoder's reach: the newest maps, open
                 fresh = self._entries(tail)[:hi - encoded.maps.end]

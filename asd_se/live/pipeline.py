@@ -66,6 +66,9 @@ class LiveSettings:
     context: float = setting(2.0, "seconds of past each decision window keeps", range=Range(0.0, 60.0))
     hop: float = setting(0.04, "decide every this many seconds (fewer forward passes, this much more latency)",
                          range=Range(1 / MODEL_FPS, 5.0))
+    open_maps: bool = setting(False, "a streamed encoder's newest maps read open (as a clip ending now) so that the "
+                                     "whole lookahead is future to the decision; default: its reach (LR-ASD: 0.36 "
+                                     "s) counts against the lookahead and every map read is final")
     realtime: bool = setting(False, "read a file at its own pace, as if it were arriving (default: as fast as it "
                                     "decodes); other sources always come at their own pace")
     stall: float = setting(10.0, "seconds without a frame before the source counts as stalled",
@@ -242,7 +245,7 @@ def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSetting
     faces = LiveFaces(finder, config.model.crop, min(seconds(settings.lookahead), crop_future(config.model.crop)))
     audio_ring = AudioRing()
     decider = LiveDecider(model, device, explainer, audio_ring, seconds(settings.lookahead),
-                          seconds(settings.context), seconds(settings.hop), timer)
+                          seconds(settings.context), seconds(settings.hop), timer, settings.open_maps)
     pace = Pace(finder, decider, reader.paced)
     info = reader.info
     start_line = {"source": source, "kind": reader.kind, "width": info.width, "height": info.height,
