@@ -4,6 +4,7 @@ intervals (videos resampled). Prints JSON. The baseline a model trained on real 
 
     asd-se talkset CLIPS --out SET && asd-se prep --dataset talkset --root SET --out STORE --crop lightasd
     python scripts/bench_talkset.py --data STORE --categories SET/categories/val.csv [--features DIR]
+    python scripts/bench_talkset.py ... --features DIR --lookahead 0 0.5 2   # decided as `asd-se live` does
 
 "whose voice": on composites (2-3 faces moving their lips, one voice), the share of the voice's speech frames
 where the voice's owner has the highest probability of the faces on screen (chance: 1/2 or 1/3).
@@ -55,11 +56,29 @@ def false_positives(predictions: list, categories: dict) -> dict:
     return {kind: round(called[kind] / total[kind], 4) for kind in sorted(total)}
 
 
+def report(predictions: list, categories: dict, widths: dict, bootstrap: int) -> dict:
+    """mAP overall, per category and per kind of negative (intervals), whose voice, false positives."""
+    from asd_se.evaluate import summarise
+
+    summary = summarise(predictions, categories, widths, bootstrap)
+    return {"rows": summary.rows, "positives": summary.positives, "whose_voice": whose_voice(predictions, categories),
+            "false_positive_rate_at_0.5": false_positives(predictions, categories),
+            "groups": {f"{g.group}: {g.name}" if g.group != "all" else "all": {
+                "map": None if g.map is None else round(g.map, 2),
+                "interval": None if g.low is None else [round(g.low, 2), round(g.high, 2)], "rows": g.rows,
+                "positives": g.positives}
+                for g in summary.groups if g.group in ("all", "category", "negatives vs all positives")}}
+
+
 def main() -> None:
+    from asd_se.breakdowns import map_difference
     from asd_se.checkpoint import load_model
     from asd_se.core.devices import resolve_device
-    from asd_se.evaluate import face_widths, predict_split, read_categories, summarise
+    from asd_se.core.media import MODEL_FPS
+    from asd_se.evaluate import face_widths, predict_split, read_categories
     from asd_se.features import load_features, predict_features
+    from asd_se.models.streaming import chain_layers
+    from asd_se.scoring import live_windows
     from data_prep.store import TrackStore
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,8 +91,17 @@ def main() -> None:
     parser.add_argument("--features", type=Path, metavar="DIR",
                         help="score through the frozen encoders' features kept here (computed where missing; the "
                              "same probabilities as the scoring engine's for tracks up to 1,000 frames)")
+    parser.add_argument("--lookahead", type=float, nargs="+", default=[], metavar="S",
+                        help="with --features: also decide each frame as `asd-se live` does, with S seconds of "
+                             "future (less a streamed encoder's reach) and --context before it, the encoders' "
+                             "maps final (the back end's share of live's loss), against the whole-track "
+                             "decisions with a paired interval")
+    parser.add_argument("--context", type=float, default=2.0, metavar="S", help="live's past context (default 2)")
     args = parser.parse_args()
+    if args.lookahead and not args.features:
+        parser.error("--lookahead decides from the frozen encoders' features: give --features DIR")
     store, categories = TrackStore.open(args.data), read_categories(args.categories)
+    widths = face_widths(store, args.split)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU", "split": args.split,
                "models": {}}
     device = resolve_device("cpu")
@@ -81,22 +109,24 @@ def main() -> None:
         started = time.perf_counter()
         model, config = load_model(name, device)
         store.require_crop(config.model.crop, name)
+        features = None
         if args.features:
-            predictions = predict_features(model, load_features(model, store, store.tracks(args.split),
-                                                                args.features, device))
+            features = load_features(model, store, store.tracks(args.split), args.features, device)
+            predictions = predict_features(model, features)
         else:
             predictions = predict_split(model, store, args.split, device)
-        summary = summarise(predictions, categories, face_widths(store, args.split), args.bootstrap)
-        results["models"][name] = {
-            "seconds": round(time.perf_counter() - started, 1), "rows": summary.rows,
-            "positives": summary.positives, "whose_voice": whose_voice(predictions, categories),
-            "false_positive_rate_at_0.5": false_positives(predictions, categories),
-            "groups": {f"{g.group}: {g.name}" if g.group != "all" else "all": {
-                "map": None if g.map is None else round(g.map, 2),
-                "interval": None if g.low is None else [round(g.low, 2), round(g.high, 2)], "rows": g.rows,
-                "positives": g.positives}
-                for g in summary.groups if g.group in ("all", "category", "negatives vs all positives")}}
-        print(json.dumps({name: results["models"][name]["groups"].get("all")}), flush=True)
+        result = results["models"][name] = report(predictions, categories, widths, args.bootstrap)
+        # live's window ends at the last final map of a streamed encoder: its reach counts against the lookahead
+        reach = model.visual.temporal_radius if chain_layers(model.visual) is not None else 0
+        for lookahead in args.lookahead:
+            context, future = round(args.context * MODEL_FPS), max(0, round(lookahead * MODEL_FPS) - reach)
+            live = predict_features(model, features, lambda frames: live_windows(frames, context, future))
+            difference = map_difference(live, predictions, args.bootstrap)
+            result[f"live, lookahead {lookahead:g} s"] = {
+                **report(live, categories, widths, args.bootstrap),
+                "minus whole tracks": {"map": difference.map, "interval": [difference.low, difference.high]}}
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        print(json.dumps({name: result["groups"].get("all")}), flush=True)
     print(json.dumps(results, indent=1))
 
 
