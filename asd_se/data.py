@@ -63,8 +63,8 @@ def window_labels(meta: TrackMeta, window: Window) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LiveWindows:
-    """Windows trained as ``asd-se live`` decides: each frame with at most ``lookahead`` frames after it, the
-    window before it as context. With probability ``share`` a window's loss counts only on its frames with at most
+    """Windows trained as ``asd-se live`` decides: a frame with at most its lookahead after it and the window
+    before it as context. With probability ``share`` a window's loss counts only on its frames with at most
     ``future`` frames after them; the others stay in it unlabelled (NaN), as context. ``share`` 0 draws nothing."""
 
     share: float = 0.0

@@ -7,8 +7,9 @@ The visual encoder's maps of a frame are final — identical to one pass over th
 its temporal convolutions reach (``temporal_radius``) have arrived, and they are cached. A chain encoder
 (LR-ASD's) is streamed (``models/streaming.py``): each frame is encoded once, all faces in one batch, and a
 window ends at the last final map, so the encoder's reach counts against the lookahead; only a lookahead shorter
-than that reach reads the newest maps as a clip ending now has them. Other encoders re-encode the newest frames
-with that reach around them each step; a model without separate stages (onnxruntime's) encodes each window whole.
+than that reach (or ``open_maps``) reads the newest maps as a clip ending now has them. Other encoders re-encode
+the newest frames with that reach around them each step; a model without separate stages (onnxruntime's) encodes
+each window whole.
 The audio embedding of a staged model is kept the same way (``live/sound.py``): each sample's encoded once.
 """
 
@@ -165,7 +166,8 @@ class LiveDecider:
             return list(zip(maps[0].transpose(0, 1), self.model.pool(maps)[0].transpose(0, 1)))
 
     def _open_tails(self, due: list[tuple[LiveTrack, int]], final: bool) -> dict[LiveTrack, torch.Tensor | None]:
-        """Per open track whose window reads maps not final yet (a lookahead shorter than the encoder's reach):
+        """Per open track whose window reads maps not final yet (a lookahead shorter than the encoder's reach, or
+        ``open_maps``):
         those maps as a clip ending now has them ``(1, C, m, h, w)``; tracks at the same point as one batch."""
         wanting = [track for track, limit in due
                    if track.open and not final and self._encoded[track].maps.end < self._map_end(track, limit)]
