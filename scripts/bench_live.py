@@ -234,8 +234,11 @@ def main() -> None:
                         help="live's --lookahead values for the latency and accuracy parts (default: 0 0.2 0.5 1 2)")
     parser.add_argument("--hop", type=float, help="live's --hop for the latency, throughput and accuracy parts "
                                                  "(default: live's)")
+    parser.add_argument("--context", type=float, help="live's --context (past kept) for the latency, throughput and "
+                                                     "accuracy parts (default: live's)")
     args = parser.parse_args()
-    options = ([] if args.hop is None else ["--hop", str(args.hop)]) + (["--open-maps"] if args.open_maps else [])
+    options = [flag for name, value in (("--hop", args.hop), ("--context", args.context)) if value is not None
+               for flag in (name, str(value))] + (["--open-maps"] if args.open_maps else [])
     args.cache.mkdir(parents=True, exist_ok=True)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",

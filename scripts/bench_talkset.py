@@ -6,6 +6,9 @@ intervals (videos resampled). Prints JSON. The baseline a model trained on real 
     python scripts/bench_talkset.py --data STORE --categories SET/categories/val.csv [--features DIR]
     python scripts/bench_talkset.py ... --features DIR --lookahead 0 0.5 2   # decided as `asd-se live` does
 
+Every model after the first is also compared with the first on the same rows (``minus FIRST``: the mAP
+difference with a paired interval, each draw of the videos scoring both), e.g. a fine-tune with and without SE.
+
 "whose voice": on composites (2-3 faces moving their lips, one voice), the share of the voice's speech frames
 where the voice's owner has the highest probability of the faces on screen (chance: 1/2 or 1/3).
 
@@ -105,6 +108,7 @@ def main() -> None:
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU", "split": args.split,
                "models": {}}
     device = resolve_device("cpu")
+    first: tuple[str, list] | None = None  # the first model's name and predictions: the others are paired with it
     for name in args.models:
         started = time.perf_counter()
         model, config = load_model(name, device)
@@ -116,6 +120,11 @@ def main() -> None:
         else:
             predictions = predict_split(model, store, args.split, device)
         result = results["models"][name] = report(predictions, categories, widths, args.bootstrap)
+        if first is None:
+            first = name, predictions
+        else:
+            difference = map_difference(predictions, first[1], args.bootstrap)
+            result[f"minus {first[0]}"] = {"map": difference.map, "interval": [difference.low, difference.high]}
         # live's window ends at the last final map of a streamed encoder: its reach counts against the lookahead
         reach = model.visual.temporal_radius if chain_layers(model.visual) is not None else 0
         for lookahead in args.lookahead:
