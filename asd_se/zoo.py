@@ -100,12 +100,12 @@ _PUBLISHED = tuple(model for pair in (
     _pair("lrasd-ava", LRASD, "lr-asd/pretrain_AVA.model", _LR_AVA, _LRASD, _LR_PARITY, _REAL_RA),
 ) for model in pair)
 _VASP = ("real talking faces: VASP train/ (16 people, 1,641 asd-se talkset videos), from lrasd-talkset-se with "
-         "frozen encoders (the SE block, fusion, back end and heads trained; 12 epochs)")
-_VASP_FIGURES = ("4 held-out people (VASP val, 49,287 face-frames, docs/benchmarks.md): mAP 72.8 [66.0, 78.8] "
-                 "(lrasd-talkset: 34.0 [30.0, 39.6]); a face under another's voice called speaking on 11.2% of its "
-                 "frames (99.0%); the voice's owner highest on 0.78 of composite speech frames (0.40; chance 0.41); "
-                 "SE map strict pointing on mouths 0.015 (crop centre 0.062, Grad-CAM 0.27): the trained SE block "
-                 "selects the same 9 channels for every input")
+         "frozen encoders (the SE block, fusion, back end and heads trained; 24 epochs)")
+_VASP_FIGURES = ("4 held-out people (VASP val, 49,287 face-frames, docs/benchmarks.md): mAP 77.5 [71.7, 82.7] "
+                 "(lrasd-talkset: 34.0 [30.2, 39.7]); a face under another's voice called speaking on 8.1% of its "
+                 "frames (98.7%); the voice's owner highest on 0.76 of composite speech frames (0.43; chance 0.41); "
+                 "SE map strict pointing on mouths 0.00 (crop centre 0.01, Grad-CAM 0.26): the trained SE block "
+                 "selects the same 17 channels for every input")
 _FINE_TUNED = (ShippedModel("lrasd-vasp-se", LRASD, "lr-asd/finetuning_TalkSet.model", True, _VASP,
                              "MIT (the weights); the VASP clips are not shipped (no licence stated)",
                              f"{_LRASD} + asd-se", _VASP_FIGURES, trained="asd-se/lrasd-vasp-se.pt"),)
