@@ -82,7 +82,7 @@ def test_the_served_page_shows_the_stream_and_its_decisions(browser, served):
 def test_a_client_that_goes_away_does_not_stop_the_run(served):
     url, process, jsonl = served
     for path in ("video.mjpg", "events"):
-        with urllib.request.urlopen(url + path, timeout=10) as stream:
+        with urllib.request.urlopen(url + path, timeout=30) as stream:  # as the page test: the model loads first
             assert stream.read(2000)  # some of the stream, then the client is gone
     time.sleep(1.0)
     _, stderr = process.communicate(timeout=120)
