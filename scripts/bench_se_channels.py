@@ -22,6 +22,7 @@ import torch
 from asd_se.breakdowns import map_difference
 from asd_se.checkpoint import load_model
 from asd_se.core.devices import resolve_device
+from asd_se.explain.sanity import spearman
 from asd_se.explain.se_map import ChannelSelection, select_channels
 from asd_se.features import SplitFeatures, load_features, predict_features
 from asd_se.scoring import WINDOW_FRAMES
@@ -41,8 +42,8 @@ def se_vectors(model: torch.nn.Module, features: SplitFeatures, window: int) -> 
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rho of two ``(C,)`` vectors (no ties expected)."""
-    return float(np.corrcoef(a.argsort().argsort(), b.argsort().argsort())[0, 1])
+    """Spearman's rho of two ``(C,)`` vectors (``explain.sanity.spearman``, as one 'map' each)."""
+    return float(spearman(torch.from_numpy(a)[None], torch.from_numpy(b)[None])[0])
 
 
 def without(features: SplitFeatures, channels: np.ndarray) -> SplitFeatures:
