@@ -155,27 +155,39 @@ def map_difference(first: list[Prediction], second: list[Prediction], bootstrap:
                    ) -> Breakdown:
     """mAP of ``first`` minus that of ``second`` (two models' predictions of the same rows), with a paired 95%
     interval: each draw of the videos scores both models on the same rows."""
-    by_key = {p.key: p for p in second}
-    if len(by_key) != len(first) or any(p.key not in by_key for p in first):
-        raise ValueError("the two prediction sets do not cover the same rows")
-    paired = [(p, by_key[p.key]) for p in first]
-    positive = np.array([a.label == POSITIVE for a, _ in paired])
-    scores = [np.array([pair[k].score for pair in paired], np.float64) for k in (0, 1)]
-    videos = np.unique([a.video_id for a, _ in paired], return_inverse=True)[1]
-    maps = [_ap(s, positive) for s in scores]
-    if None in maps:
-        return Breakdown("difference", "first - second", len(paired), int(positive.sum()), None)
+    return mean_map_difference([first], [second], bootstrap, seed)
+
+
+def mean_map_difference(firsts: list[list[Prediction]], seconds: list[list[Prediction]], bootstrap: int = 1000,
+                        seed: int = 0) -> Breakdown:
+    """The mean mAP of the runs ``firsts`` minus that of the runs ``seconds`` (each run: one model's predictions
+    of the same rows; e.g. three training seeds with and without a block), with a paired 95% interval: each draw
+    of the videos scores every run on the same rows."""
+    runs = firsts + seconds
+    keys = [p.key for p in runs[0]]
+    by_key = [{p.key: p for p in run} for run in runs]
+    if any(len(found) != len(keys) or any(k not in found for k in keys) for found in by_key):
+        raise ValueError("the prediction sets do not cover the same rows")
+    positive = np.array([by_key[0][k].label == POSITIVE for k in keys])
+    scores = [np.array([found[k].score for k in keys], np.float64) for found in by_key]
+    videos = np.unique([by_key[0][k].video_id for k in keys], return_inverse=True)[1]
+    weights = np.array([1 / len(firsts)] * len(firsts) + [-1 / len(seconds)] * len(seconds))
+
+    def difference(rows: np.ndarray | slice) -> float | None:
+        maps = [_ap(s[rows], positive[rows]) for s in scores]
+        return None if None in maps else float(weights @ np.array(maps))
+
+    value = difference(slice(None))
+    if value is None:
+        return Breakdown("difference", "first - second", len(keys), int(positive.sum()), None)
     low = high = None
     if bootstrap and videos.max() + 1 >= MIN_UNITS:
-        values = []
-        for counts in _draws(np.random.default_rng(seed), videos.max() + 1, bootstrap):
-            picked = np.repeat(np.arange(len(paired)), counts[videos])
-            pair = [_ap(s[picked], positive[picked]) for s in scores]
-            if None not in pair:
-                values.append(pair[0] - pair[1])
+        draws = _draws(np.random.default_rng(seed), videos.max() + 1, bootstrap)
+        values = [v for v in (difference(np.repeat(np.arange(len(keys)), counts[videos])) for counts in draws)
+                  if v is not None]
         if len(values) >= max(2, bootstrap // 2):
             low, high = (float(v) for v in np.percentile(values, [2.5, 97.5]))
-    return Breakdown("difference", "first - second", len(paired), int(positive.sum()), maps[0] - maps[1], low, high)
+    return Breakdown("difference", "first - second", len(keys), int(positive.sum()), value, low, high)
 
 
 def _label(b: Breakdown) -> str:

@@ -8,6 +8,8 @@ intervals (videos resampled). Prints JSON. The baseline a model trained on real 
 
 Every model after the first is also compared with the first on the same rows (``minus FIRST``: the mAP
 difference with a paired interval, each draw of the videos scoring both), e.g. a fine-tune with and without SE.
+With ``--versus K`` the first K models' mean mAP is also compared with the others' (e.g. 3 seeds with SE against
+3 without), every draw scoring all of them.
 
 "whose voice": on composites (2-3 faces moving their lips, one voice), the share of the voice's speech frames
 where the voice's owner has the highest probability of the faces on screen (chance: 1/2 or 1/3).
@@ -74,7 +76,7 @@ def report(predictions: list, categories: dict, widths: dict, bootstrap: int) ->
 
 
 def main() -> None:
-    from asd_se.breakdowns import map_difference
+    from asd_se.breakdowns import map_difference, mean_map_difference
     from asd_se.checkpoint import load_model
     from asd_se.core.devices import resolve_device
     from asd_se.core.media import MODEL_FPS
@@ -100,7 +102,11 @@ def main() -> None:
                              "maps final (the back end's share of live's loss), against the whole-track "
                              "decisions with a paired interval")
     parser.add_argument("--context", type=float, default=2.0, metavar="S", help="live's past context (default 2)")
+    parser.add_argument("--versus", type=int, metavar="K",
+                        help="also the first K models' mean mAP minus the other models' mean, paired")
     args = parser.parse_args()
+    if args.versus is not None and not 0 < args.versus < len(args.models):
+        parser.error(f"--versus K needs 0 < K < the number of models ({len(args.models)})")
     if args.lookahead and not args.features:
         parser.error("--lookahead decides from the frozen encoders' features: give --features DIR")
     store, categories = TrackStore.open(args.data), read_categories(args.categories)
@@ -109,6 +115,7 @@ def main() -> None:
                "models": {}}
     device = resolve_device("cpu")
     first: tuple[str, list] | None = None  # the first model's name and predictions: the others are paired with it
+    every: list[list] = []  # each model's predictions, for --versus
     for name in args.models:
         started = time.perf_counter()
         model, config = load_model(name, device)
@@ -120,6 +127,7 @@ def main() -> None:
         else:
             predictions = predict_split(model, store, args.split, device)
         result = results["models"][name] = report(predictions, categories, widths, args.bootstrap)
+        every.append(predictions)
         if first is None:
             first = name, predictions
         else:
@@ -136,6 +144,11 @@ def main() -> None:
                 "minus whole tracks": {"map": difference.map, "interval": [difference.low, difference.high]}}
         result["seconds"] = round(time.perf_counter() - started, 1)
         print(json.dumps({name: result["groups"].get("all")}), flush=True)
+    if args.versus is not None:
+        difference = mean_map_difference(every[:args.versus], every[args.versus:], args.bootstrap)
+        results["first models minus the others, mean mAP"] = {
+            "first": args.models[:args.versus], "others": args.models[args.versus:], "map": difference.map,
+            "interval": [difference.low, difference.high]}
     print(json.dumps(results, indent=1))
 
 

@@ -7,7 +7,14 @@ import json
 
 import pytest
 
-from asd_se.breakdowns import breakdowns, face_count, face_size, map_difference, overall_interval
+from asd_se.breakdowns import (
+    breakdowns,
+    face_count,
+    face_size,
+    map_difference,
+    mean_map_difference,
+    overall_interval,
+)
 from asd_se.cli import main
 from asd_se.core.ava import POSITIVE, Prediction
 from asd_se.evaluate import summarise
@@ -127,3 +134,16 @@ def test_a_paired_difference_is_zero_for_one_model_and_signed_for_two():
     assert better.map == pytest.approx(100 - breakdowns(many, bootstrap=0)[0].map) and better.low > 0
     with pytest.raises(ValueError, match="same rows"):
         map_difference(many[:-1], many)
+
+
+def test_a_difference_of_means_over_runs_weights_each_side_by_its_own_count():
+    many = [_row(f"v{v}", f"{t:.2f}", f"v{v}:1", POSITIVE if (t + v) % 3 == 0 else NEG,
+                 ((t * 7 + v * 3) % 10) / 10) for v in range(8) for t in range(20)]
+    perfect = [Prediction(p.video_id, p.timestamp, p.box, p.label, p.entity_id, float(p.label == POSITIVE), 0, 0)
+               for p in many]
+    alone = breakdowns(many, bootstrap=0)[0].map
+    mixed = mean_map_difference([perfect, list(reversed(many))], [many], bootstrap=100, seed=0)
+    assert mixed.map == pytest.approx((100 - alone) / 2) and 0 < mixed.low <= mixed.map <= mixed.high
+    assert mean_map_difference([many, many], [many, many, many], bootstrap=50).map == pytest.approx(0)
+    with pytest.raises(ValueError, match="same rows"):
+        mean_map_difference([many], [many, many[1:]])
