@@ -114,8 +114,7 @@ def main() -> None:
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU", "split": args.split,
                "models": {}}
     device = resolve_device("cpu")
-    first: tuple[str, list] | None = None  # the first model's name and predictions: the others are paired with it
-    every: list[list] = []  # each model's predictions, for --versus
+    every: list[list] = []  # each model's predictions: the first's are paired with each later one's, and --versus
     for name in args.models:
         started = time.perf_counter()
         model, config = load_model(name, device)
@@ -128,11 +127,9 @@ def main() -> None:
             predictions = predict_split(model, store, args.split, device)
         result = results["models"][name] = report(predictions, categories, widths, args.bootstrap)
         every.append(predictions)
-        if first is None:
-            first = name, predictions
-        else:
-            difference = map_difference(predictions, first[1], args.bootstrap)
-            result[f"minus {first[0]}"] = {"map": difference.map, "interval": [difference.low, difference.high]}
+        if len(every) > 1:
+            difference = map_difference(predictions, every[0], args.bootstrap)
+            result[f"minus {args.models[0]}"] = {"map": difference.map, "interval": [difference.low, difference.high]}
         # live's window ends at the last final map of a streamed encoder: its reach counts against the lookahead
         reach = model.visual.temporal_radius if chain_layers(model.visual) is not None else 0
         for lookahead in args.lookahead:
