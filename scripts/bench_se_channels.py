@@ -76,9 +76,9 @@ def main() -> None:
     top = np.flatnonzero(selected.mean(0) >= 0.5)
     k = len(top)
     rng = np.random.default_rng(0)
-    activity = features.pooled[..., 0].mean(0)  # (C,) each channel's mean spatial mean
+    activity = features.pooled.mean(0)  # (C, 2) each channel's spatial mean and max, averaged over the frames
     sets = {"the SE rule's": top, "lowest SE": np.argsort(weights.mean(0))[:k],
-            "most active": np.argsort(activity)[-k:],
+            "most active": np.argsort(activity[:, 0])[-k:],
             **{f"random {i}": rng.choice(weights.shape[1], k, replace=False) for i in range(args.draws)}}
     intact = predict_features(model, features)
     result = {"checkpoint": args.checkpoint, "split": args.split, "channels": int(weights.shape[1]),
@@ -86,7 +86,7 @@ def main() -> None:
               "se_spread_across_tracks": round(float(weights.std(0).mean()), 4),
               "se_spread_across_channels": round(float(weights.mean(0).std()), 4),
               "se_vs_activation_rank_correlation": {  # each channel's SE value against its mean spatial mean / max
-                  kind: round(rank_correlation(weights.mean(0), features.pooled[..., i].mean(0)), 3)
+                  kind: round(rank_correlation(weights.mean(0), activity[:, i]), 3)
                   for i, kind in enumerate(("mean", "max"))}, "zeroed": {}}
     for name, channels in sets.items():
         difference = map_difference(predict_features(model, without(features, channels)), intact, args.bootstrap)
