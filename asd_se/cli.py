@@ -163,10 +163,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from asd_se.core.ava import write_predictions
     from asd_se.core.devices import resolve_device
     from asd_se.core.fsio import write_json_atomic
+    from asd_se.core.heap import keep_freed_memory
     from asd_se.evaluate import face_widths, predict_split, read_categories, summarise
     from data_prep.store import TrackStore
 
     device = resolve_device(args.device)
+    keep_freed_memory()  # the encoders' large buffers, allocated again for every window
     groups = args.predictions.with_suffix(".breakdowns.json") if args.predictions else None
     check_outputs([args.checkpoint, args.data, args.categories], [args.predictions, groups])
     model, config = load_model(args.checkpoint, device)

