@@ -79,6 +79,8 @@ class TrainConfig:
     live_windows: float = bounded(0.0, Range(0.0, 1.0))  # share of windows trained as `asd-se live` decides: the
     # loss only on their frames with at most live_future frames after them (the frames before: context)
     live_future: int = bounded(50, NOT_NEGATIVE)  # live windows: the most future frames a trained frame has (2 s)
+    se_sparsity: float = bounded(0.0, NOT_NEGATIVE)  # weight of the mean SE value in the loss: the gates of channels
+    # the decision does not need sink toward 0, so the SE vector ranks channels by use (network slimming's L1)
 
 
     def __post_init__(self) -> None:
@@ -96,6 +98,10 @@ class TrainConfig:
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.train.se_sparsity and not self.model.se:
+            raise ConfigError("train.se_sparsity weighs the SE block's gates: the model has none (model.se=false)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

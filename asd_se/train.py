@@ -76,16 +76,18 @@ def _init_distributed(device: torch.device) -> Ranks:
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def training_loss(output, labels: torch.Tensor, aux_weight: float) -> torch.Tensor:
+def training_loss(output, labels: torch.Tensor, aux_weight: float, se_sparsity: float = 0.0) -> torch.Tensor:
     """BCE of the AV head plus ``aux_weight`` × (BCE of the audio-only head + BCE of the visual-only head), over
-    the frames with a label (NaN: context only, ``data.LiveWindows``)."""
+    the frames with a label (NaN: context only, ``data.LiveWindows``), plus ``se_sparsity`` × the mean of the SE
+    vectors ``output.se_weights`` (``(B, C)`` or ``(B, T, C)``, from a pass with ``explain=True``)."""
     known = ~torch.isnan(labels)
     target = labels[known]
 
     def bce(logits: torch.Tensor) -> torch.Tensor:
         return nn.functional.binary_cross_entropy_with_logits(logits.float()[known], target)
 
-    return bce(output.logits) + aux_weight * (bce(output.audio_logits) + bce(output.visual_logits))
+    loss = bce(output.logits) + aux_weight * (bce(output.audio_logits) + bce(output.visual_logits))
+    return loss + se_sparsity * output.se_weights.float().mean() if se_sparsity else loss
 
 
 def val_map_cell(record: dict) -> str | None:
@@ -267,8 +269,10 @@ class Trainer:
             bar.update()
             inputs, labels = [t.to(self.device, non_blocking=True) for t in inputs], labels.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-                output = self.model.decide_pooled(*inputs) if self.features else self.network(*inputs)
-            loss = training_loss(output, labels, train.aux_weight)
+                explain = train.se_sparsity > 0  # the pass returns its SE vectors
+                output = (self.model.decide_pooled(*inputs, explain=explain) if self.features else
+                          self.network(*inputs, explain=explain))
+            loss = training_loss(output, labels, train.aux_weight, train.se_sparsity)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch + 1}; stopped. The last good "
                                        f"checkpoint is {self.run_dir / 'last.pt'} — lower train.lr and --resume")

@@ -155,3 +155,46 @@ def test_the_loss_ignores_unlabelled_frames():
     assert torch.isclose(loss, expected)
     loss.backward()
     assert logits.grad[0, :2].eq(0).all() and logits.grad[0, 2:].ne(0).all()
+
+
+def test_se_sparsity_adds_the_mean_se_value_to_the_loss_and_reaches_the_gates():
+    from asd_se.models.output import ASDOutput
+    from asd_se.train import training_loss
+
+    logits = torch.tensor([[1.0, -2.0]])
+    labels = torch.tensor([[1.0, 0.0]])
+    gates = torch.tensor([[0.5, 1.5, 1.0]], requires_grad=True)
+    output = ASDOutput(logits, logits, logits, se_weights=gates)
+    plain = training_loss(output, labels, aux_weight=0.4)
+    sparse = training_loss(output, labels, aux_weight=0.4, se_sparsity=0.3)
+    assert torch.isclose(sparse - plain, torch.tensor(0.3 * 1.0))
+    sparse.backward()
+    assert torch.allclose(gates.grad, torch.full((1, 3), 0.1))
+
+
+def test_se_sparsity_needs_an_se_block():
+    with pytest.raises(ConfigError, match="train.se_sparsity"):
+        load_config(None, ["train.se_sparsity=0.1", "model.se=false"])
+    assert load_config(None, ["train.se_sparsity=0.1"]).train.se_sparsity == 0.1
+
+
+def test_a_run_with_se_sparsity_sinks_the_gates_the_decision_does_not_need(lightasd_store, tmp_path):
+    """Frozen encoders, the same seed and data with and without the term: the SE vectors over the val features
+    end lower with it (at the identity start every gate is 1)."""
+    store = TrackStore.open(lightasd_store)
+    means = {}
+    for sparsity in (0.0, 5.0):
+        run = tmp_path / f"run{sparsity}"
+        args = ["train", "--data", str(lightasd_store), "--out", str(run), "--init", BASE, "--features",
+                str(tmp_path / "features")]
+        for setting in ("train.freeze=encoders", "train.epochs=2", "train.frame_budget=200", "train.max_frames=50",
+                        "train.min_frames=10", "train.lr=3e-2", "train.device=cpu", f"train.se_sparsity={sparsity}"):
+            args += ["--set", setting]
+        assert main(args) == 0
+        model, config = load_model(run / "last.pt", torch.device("cpu"))
+        assert config.train.se_sparsity == sparsity
+        features = load_features(model, store, store.tracks("val"), tmp_path / "features", torch.device("cpu"),
+                                 progress=False)
+        with torch.no_grad():
+            means[sparsity] = float(model.se.weigh(torch.from_numpy(features.pooled[..., 0]).T[None]).mean())
+    assert means[5.0] < means[0.0] - 0.1, means
