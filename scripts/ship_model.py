@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Write the file a fine-tuned shipped model is made of (``asd_se/weights/asd-se/NAME.pt``): the parts a
-``train.freeze: encoders`` run trained on top of a shipped published model, with the run's config, the data it
-learned from (the talkset manifest's splits, counts and licence) and the measured figures. Refuses a run whose
-frozen parts differ from the base's (it was not trained from that base with frozen encoders).
+"""Write the file a fine-tuned shipped model is made of (``asd_se/weights/asd-se/NAME.pt``): the tensors a run
+changed from the shipped published model it started from (``--init``: with ``train.freeze: encoders`` the SE block
+and everything after the encoders; with nothing frozen every layer), with the run's config, the data it learned
+from (the talkset manifest's splits, counts and licence) and the measured figures. Refuses a run of another
+architecture, and a frozen-encoder run whose encoders differ from the base's (it was not trained from that base).
 
     python scripts/ship_model.py RUN/last.pt --base lrasd-talkset-se --manifest SET/manifest.json \\
         --figures figures.json -o asd_se/weights/asd-se/lrasd-vasp-se.pt
@@ -41,21 +42,24 @@ def main() -> int:
     parser.add_argument("--manifest", type=Path, required=True, help="SET/manifest.json of the talkset trained on")
     parser.add_argument("--figures", type=Path, required=True, help="JSON of what was measured on the model")
     parser.add_argument("--origin", default="VASP train/ (github.com/Lukeli0425/VASP), asd-se talkset")
-    parser.add_argument("--licence", default="MIT, as the base model's (its encoders are unchanged)")
+    parser.add_argument("--licence", default="MIT, as the base model's")
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
     run, base = load_checkpoint(args.run), load_checkpoint(args.base)
     mismatch = model_mismatch(base["config"]["model"], run["config"]["model"])
     if mismatch:
         sys.exit(f"{args.run}: not a model of {args.base}'s architecture: {mismatch}")
-    changed = [name for name, tensor in base["model"].items()
-               if name.startswith(FROZEN) and not torch.equal(tensor, run["model"][name])]
-    if changed:
-        sys.exit(f"{args.run}: its encoders differ from {args.base}'s ({len(changed)} tensors, e.g. {changed[0]}): "
+    trained = {name: tensor for name, tensor in run["model"].items()
+               if name not in base["model"] or not torch.equal(tensor, base["model"][name])}
+    frozen = run["config"]["train"]["freeze"] == "encoders"
+    moved = [name for name in trained if name.startswith(FROZEN)]
+    if frozen and moved:
+        sys.exit(f"{args.run}: its encoders differ from {args.base}'s ({len(moved)} tensors, e.g. {moved[0]}): "
                  f"not a train.freeze=encoders run from it")
-    trained = {name: tensor for name, tensor in run["model"].items() if not name.startswith(FROZEN)}
     data = data_summary(args.manifest)
-    source = {"trained_by": "asd-se train, train.freeze=encoders (the SE block and everything after the encoders)",
+    layers = ("train.freeze=encoders (the SE block and everything after the encoders)" if frozen else
+              "nothing frozen (the encoders, the SE block and everything after them)")
+    source = {"trained_by": f"asd-se train, {layers}",
               "init": args.base, "trained_on_data": args.origin, "data": data,
               "run_metrics": run.get("metrics", {}), "figures": json.loads(args.figures.read_text()),
               "licence": f"weights: {args.licence}; the clips trained on are not shipped "
