@@ -137,8 +137,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(store_root, tmp_path,
     out = tmp_path / "run"
     real = train_module.training_loss
 
-    def poisoned(output, labels, aux_weight):  # healthy in epoch 1, NaN once its checkpoint exists
-        loss = real(output, labels, aux_weight)
+    def poisoned(*args):  # healthy in epoch 1, NaN once its checkpoint exists
+        loss = real(*args)
         return loss * float("nan") if (out / "last.pt").exists() else loss
 
     monkeypatch.setattr(train_module, "training_loss", poisoned)
