@@ -242,9 +242,9 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
         fixed = same_channels_everywhere(results)
         if fixed is not None:
             notes.append(f"{checkpoint}: its SE block selected the same {len(fixed)} channels for every face and "
-                         f"frame, speaking or not: the SE map shows what this model always up-weights, not what "
-                         f"moved in this face (README, 'The real SE model'); --explainer gradcam maps this "
-                         f"decision's gradient")
+                         f"frame, speaking or not: the SE map shows where those channels fire in each face, not a "
+                         f"choice of channels made per decision (README, 'The real SE model'); --explainer "
+                         f"gradcam maps this decision's gradient")
             log.warning(notes[-1])
     paths = output_paths(out)
     if not settings.review:

@@ -111,7 +111,7 @@ class TrackResult:
 def same_channels_everywhere(results: list[TrackResult]) -> list[int] | None:
     """The SE-selected channels when every sample of every track selected the same ones although the decisions
     differ (some samples speaking, p ≥ 0.5, some not): then the SE vector does not rank channels by what the face
-    shows, and its map shows the channels the model always up-weights. None otherwise (no channels reported,
+    shows: its map shows where one fixed set of channels fires. None otherwise (no channels reported,
     the selections differ, or every decision is the same)."""
     selections = {frozenset(chosen) for result in results for chosen in result.channels}
     probs = np.concatenate([result.probs for result in results]) if results else np.zeros(0)
