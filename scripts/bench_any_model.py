@@ -14,6 +14,9 @@ relevance mass and rank, deletion / insertion AUC, randomisation (the whole mode
 mean Spearman ρ of each map with the trained model's must fall below 0.3 on every seed), CPU time per image, and
 asd-se's Grad-CAM against pytorch-grad-cam's (Pearson per map, both upsampled bilinearly).
 
+``--se-sparsity λ`` trains the SE models with λ × the mean SE value in the loss (``SeGates``; asd-se's
+``train.se_sparsity``, which made the ASD models' SE vector rank channels by use).
+
 Prints one JSON line per finished training run, then the whole report (also ``--out``). ``--tiny``: a seconds-long
 run on a small CNN (the test suite's end-to-end check).
 """
@@ -41,7 +44,7 @@ from clutter_task import ClutterConfig, ClutterSet, make_set  # noqa: E402
 
 from asd_se.core.fsio import write_text_atomic  # noqa: E402
 from asd_se.explain import ChannelSelection  # noqa: E402
-from asd_se.explain.anymodel import SqueezeExplainer, insert_se  # noqa: E402
+from asd_se.explain.anymodel import SeGates, SqueezeExplainer, insert_se  # noqa: E402
 from asd_se.explain.eigencam import EigenCam  # noqa: E402
 from asd_se.explain.faithfulness import curve_auc, perturbation_curves  # noqa: E402
 from asd_se.explain.gradcam import GradCam  # noqa: E402
@@ -129,8 +132,11 @@ def as_input(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255)[:, None].expand(-1, 3, -1, -1).contiguous()
 
 
-def train(model: nn.Module, data: ClutterSet, epochs: int, batch: int, lr: float, seed: int) -> float:
-    """Adam with a cosine schedule; returns the seconds it took."""
+def train(model: nn.Module, data: ClutterSet, epochs: int, batch: int, lr: float, seed: int,
+          se_sparsity: float = 0.0) -> float:
+    """Adam with a cosine schedule, plus ``se_sparsity`` × the mean SE value (``SeGates``) where the model has an
+    SE block; returns the seconds it took."""
+    gates = SeGates(se_block_of(model)) if se_sparsity else None
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * (len(data.labels) // batch)
@@ -141,7 +147,12 @@ def train(model: nn.Module, data: ClutterSet, epochs: int, batch: int, lr: float
         order = torch.randperm(len(data.labels), generator=generator)
         for first in range(0, len(order) - batch + 1, batch):
             chosen = order[first:first + batch]
-            loss = F.cross_entropy(model(as_input(data.images[chosen])), data.labels[chosen])
+            if gates is None:
+                loss = F.cross_entropy(model(as_input(data.images[chosen])), data.labels[chosen])
+            else:
+                with gates:
+                    loss = F.cross_entropy(model(as_input(data.images[chosen])), data.labels[chosen]) + \
+                        se_sparsity * gates.mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -335,9 +346,10 @@ def run_arch(name: str, train_set: ClutterSet, test: ClutterSet, args: argparse.
         for se in (True,) if args.se_only else (True, False):
             model = build(name, arch, train_set.classes, se, seed, example)
             LOG.info("%s seed %d %s SE: training", name, seed, "with" if se else "without")
-            seconds = train(model, train_set, args.epochs, args.batch, lr, seed)
+            seconds = train(model, train_set, args.epochs, args.batch, lr, seed, args.se_sparsity if se else 0.0)
             accuracy = float((probabilities(model, test.images).argmax(1) == test.labels).float().mean())
-            run = {"arch": name, "seed": seed, "se": se, "test_accuracy": accuracy, "train_seconds": seconds,
+            run = {"arch": name, "seed": seed, "se": se, "se_sparsity": args.se_sparsity if se else 0.0,
+                   "test_accuracy": accuracy, "train_seconds": seconds,
                    "train_images_per_s": args.epochs * len(train_set.labels) / seconds}
             print(json.dumps(run), flush=True)
             runs.append(run)
@@ -370,6 +382,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="from scratch")
     parser.add_argument("--lr-pretrained", type=float, default=3e-4)
+    parser.add_argument("--se-sparsity", type=float, default=0.0, help="train the SE models with this weight "
+                        "of the mean SE value in the loss (asd-se's train.se_sparsity; SeGates)")
     parser.add_argument("--randomisation-seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="seconds: a small CNN on a few images (the tests)")

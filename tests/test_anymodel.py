@@ -11,7 +11,7 @@ from torch import nn
 
 from asd_se.core.errors import ModelError
 from asd_se.explain import ChannelSelection
-from asd_se.explain.anymodel import SqueezeExplainer, insert_se
+from asd_se.explain.anymodel import SeGates, SqueezeExplainer, insert_se
 from asd_se.explain.maps import normalise
 
 
@@ -176,6 +176,41 @@ def test_the_block_trains_saves_and_loads_with_the_model():
     model.eval(), copy.eval()
     assert torch.equal(SqueezeExplainer(copy, copy.se_before_pool)(x).maps, SqueezeExplainer(model, se)(x).maps)
     assert torch.equal(pickle.loads(pickle.dumps(model))(x), model(x))
+
+
+def test_gates_record_the_se_vectors_inside_the_block_only_and_train_them_shut():
+    torch.manual_seed(0)
+    model, images = TwoInputs(), (torch.randn(6, 3, 16, 16), torch.randn(6, 4))
+    se = insert_se(model, images, before="pool")
+    with torch.no_grad():
+        se.excite[2].weight.normal_(std=0.3)
+    model(*images)  # outside the block: nothing kept
+    with SeGates(se) as gates:
+        assert float(gates.mean()) == 0.0
+        model(*images)
+    model(*images)
+    assert len(gates.gates) == 1 and gates.gates[0].shape == (6, 12) and gates.gates[0].requires_grad
+    assert torch.allclose(gates.mean(), SqueezeExplainer(model.eval(), se)(*images).se_weights.mean())
+    model.train()
+
+    def trained(weight: float) -> float:
+        copy = pickle.loads(pickle.dumps(model))
+        block = copy.se_before_pool
+        optimiser = torch.optim.Adam(copy.parameters(), lr=1e-2)
+        target = torch.zeros(6, dtype=torch.long)
+        for _ in range(40):
+            with SeGates(block) as gates:
+                loss = nn.functional.cross_entropy(copy(*images), target) + weight * gates.mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        with SeGates(block) as gates, torch.no_grad():
+            copy(*images)
+        return float(gates.mean())
+
+    assert trained(1.0) < trained(0.0) - 0.1  # the term closes gates the task does not need
+    with pytest.raises(ModelError, match="SE block insert_se returned, not a Linear"):
+        SeGates(model.head)
 
 
 def test_probing_for_the_channels_leaves_a_training_model_as_it_was():

@@ -16,11 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_tiny_benchmark_reports_accuracy_maps_and_timings(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, "-W", "ignore", str(ROOT / "scripts" / "bench_any_model.py"), "--tiny",
-                             "--out", str(out)], capture_output=True, text=True, timeout=300)
+                             "--se-sparsity", "0.1", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
     tiny = report["archs"]["tiny"]
-    assert [(run["seed"], run["se"]) for run in tiny["runs"]] == [(0, True), (0, False)]
+    assert [(run["seed"], run["se"], run["se_sparsity"]) for run in tiny["runs"]] == [(0, True, 0.1), (0, False, 0)]
     assert 0 <= tiny["runs"][0]["test_accuracy"] <= 1
     table = tiny["maps"]["table"]
     assert {"se", "se_floor", "se_contrast", "asd-se gradcam", "asd-se gradcampp", "asd-se eigencam"} <= set(table)

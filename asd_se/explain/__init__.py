@@ -1,10 +1,10 @@
 """Explanations: SE maps (one forward pass) and the gradient-family baselines they are measured against; SE maps of
-any PyTorch model (``insert_se``, ``SqueezeExplainer``)."""
+any PyTorch model (``insert_se``, ``SqueezeExplainer``, ``SeGates``)."""
 
 from __future__ import annotations
 
 from asd_se.core.errors import ConfigError
-from asd_se.explain.anymodel import Explanation, SqueezeExplainer, insert_se
+from asd_se.explain.anymodel import Explanation, SeGates, SqueezeExplainer, insert_se
 from asd_se.explain.base import Explainer
 from asd_se.explain.centre import CentreBaseline
 from asd_se.explain.eigencam import EigenCam
@@ -29,4 +29,4 @@ def build_explainer(name: str, selection: ChannelSelection = ChannelSelection())
 
 
 __all__ = ["BASELINES", "EXPLAINERS", "SE_EXPLAINERS", "ChannelSelection", "Explainer", "Explanation",
-           "SqueezeExplainer", "build_explainer", "insert_se"]
+           "SeGates", "SqueezeExplainer", "build_explainer", "insert_se"]

@@ -13,6 +13,13 @@ image). The ASD models' SE maps (``se_map.SeExplainer``, ``SeContrastExplainer``
     se = insert_se(model, before="avgpool", example=images[:1])   # then train, or fine-tune, the model
     model.eval()
     explained = SqueezeExplainer(model, se)(images)                # .output, .maps (B, H, W), .channels
+
+``SeGates`` gives training the sparsity term asd-se's ASD models train with (``train.se_sparsity``): λ × the mean
+SE value added to the loss, so a gate stays open only where its channel pays for itself and the SE vector ranks
+channels by use (network slimming's L1 on channel scales, applied to the SE gates):
+
+    with SeGates(se) as gates:
+        loss = criterion(model(images), labels) + 0.1 * gates.mean()
 """
 
 from __future__ import annotations
@@ -121,6 +128,30 @@ def insert_se(model: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...]
     parent.add_module(attribute, se)
     _attach(model, layer, position, _Squeeze(se, layer, position))
     return se
+
+
+class SeGates:
+    """The SE vectors ``(B, C)`` of every forward pass of ``se`` inside a ``with`` block, kept with their graph
+    so that a term made of them trains the block; ``mean()`` is the sparsity term (0 before any pass)."""
+
+    def __init__(self, se: SEBlock):
+        if not isinstance(se, SEBlock):
+            raise ModelError(f"SeGates needs the SE block insert_se returned, not a {type(se).__name__}")
+        self.se, self.gates, self._handle = se, [], None
+
+    def __enter__(self) -> SeGates:
+        self.gates.clear()
+        self._handle = self.se.register_forward_hook(lambda module, args, out: self.gates.append(out[1]))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+
+    def mean(self) -> torch.Tensor:
+        """The mean SE value over every item and channel of the passes so far: a scalar with a gradient."""
+        if not self.gates:
+            return torch.zeros(())
+        return torch.cat([gates.float().flatten() for gates in self.gates]).mean()
 
 
 class SqueezeExplainer:
