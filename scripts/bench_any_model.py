@@ -389,6 +389,8 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="seconds: a small CNN on a few images (the tests)")
     parser.add_argument("--out", type=Path, help="also write the report here (atomically)")
     args = parser.parse_args()
+    if args.se_sparsity < 0:
+        parser.error(f"--se-sparsity must be 0 or more, not {args.se_sparsity}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if args.tiny:
         args.archs, args.size, args.train_images, args.test_images = ["tiny"], 48, 64, 16

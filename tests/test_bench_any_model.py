@@ -33,6 +33,12 @@ def test_tiny_benchmark_reports_accuracy_maps_and_timings(tmp_path):
     assert timings["se"] > 0 and timings["se_contrast"] > 0 and timings["asd-se gradcam"] > 0
 
 
+def test_a_negative_sparsity_weight_is_refused_before_any_work():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_any_model.py"), "--tiny", "--se-sparsity",
+                             "-1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--se-sparsity must be 0 or more, not -1.0" in result.stderr
+
+
 def test_readme_example_runs_as_written():
     try:
         from asd_se.core.torchvision_models import torchvision_models
