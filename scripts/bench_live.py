@@ -42,6 +42,7 @@ from asd_se.core.boxes import iou
 from asd_se.core.media import probe
 from asd_se.core.metrics import average_precision
 from asd_se.review.document import read_render
+from asd_se.zoo import DEFAULT_MODEL
 
 LOOKAHEADS = (0.0, 0.2, 0.5, 1.0, 2.0)
 SIZES = {"640x360": (640, 360), "1280x720": (1280, 720)}
@@ -220,7 +221,8 @@ def part_onnx(cache: Path, checkpoint: str, seconds: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="lrasd-vasp-se", help="the model timed (default: render's)")
+    parser.add_argument("--checkpoint", default=DEFAULT_MODEL, help=f"the model timed (default: render's, "
+                                                                    f"{DEFAULT_MODEL})")
     parser.add_argument("--parts", default="latency,throughput,memory,onnx",
                         help="comma-separated: latency, throughput, memory, accuracy, onnx")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the latency/throughput videos")

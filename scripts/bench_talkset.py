@@ -7,7 +7,8 @@ intervals (videos resampled). Prints JSON. The baseline a model trained on real 
     python scripts/bench_talkset.py ... --features DIR --lookahead 0 0.5 2   # decided as `asd-se live` does
 
 Every model after the first is also compared with the first on the same rows (``minus FIRST``: the mAP
-difference with a paired interval, each draw of the videos scoring both), e.g. a fine-tune with and without SE.
+difference with a paired interval, each draw of the videos scoring both), e.g. a fine-tune with and without SE;
+with ``--lookahead``, its live decisions also with the first model's at the same lookahead.
 With ``--versus K`` the first K models' mean mAP is also compared with the others' (e.g. 3 seeds with SE against
 3 without), every draw scoring all of them.
 
@@ -115,6 +116,7 @@ def main() -> None:
                "models": {}}
     device = resolve_device("cpu")
     every: list[list] = []  # each model's predictions: the first's are paired with each later one's, and --versus
+    first_live: dict[float, list] = {}  # the first model's live decisions per lookahead, paired with the later ones'
     for name in args.models:
         started = time.perf_counter()
         model, config = load_model(name, device)
@@ -139,6 +141,11 @@ def main() -> None:
             result[f"live, lookahead {lookahead:g} s"] = {
                 **report(live, categories, widths, args.bootstrap),
                 "minus whole tracks": {"map": difference.map, "interval": [difference.low, difference.high]}}
+            if lookahead in first_live:
+                versus = map_difference(live, first_live[lookahead], args.bootstrap)
+                result[f"live, lookahead {lookahead:g} s"][f"minus {args.models[0]}'s live"] = {
+                    "map": versus.map, "interval": [versus.low, versus.high]}
+            first_live.setdefault(lookahead, live)
         result["seconds"] = round(time.perf_counter() - started, 1)
         print(json.dumps({name: result["groups"].get("all")}), flush=True)
     if args.versus is not None:
