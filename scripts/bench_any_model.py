@@ -24,6 +24,7 @@ run on a small CNN (the test suite's end-to-end check).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import logging
@@ -147,12 +148,10 @@ def train(model: nn.Module, data: ClutterSet, epochs: int, batch: int, lr: float
         order = torch.randperm(len(data.labels), generator=generator)
         for first in range(0, len(order) - batch + 1, batch):
             chosen = order[first:first + batch]
-            if gates is None:
+            with gates or contextlib.nullcontext():
                 loss = F.cross_entropy(model(as_input(data.images[chosen])), data.labels[chosen])
-            else:
-                with gates:
-                    loss = F.cross_entropy(model(as_input(data.images[chosen])), data.labels[chosen]) + \
-                        se_sparsity * gates.mean()
+                if gates is not None:
+                    loss = loss + se_sparsity * gates.mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
