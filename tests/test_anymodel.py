@@ -132,6 +132,82 @@ def test_the_contrast_map_is_the_selected_channels_component_beyond_what_every_c
     assert SqueezeExplainer(clips, clip_se, contrast=True)(torch.randn(2, 3, 8, 32, 32)).maps.shape == (2, 8, 32, 32)
 
 
+class Pooled(nn.Module):
+    """Convolutions, global average pooling, a linear head: CAM's setting."""
+
+    def __init__(self, classes: int = 3):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 10, 3, stride=2),
+                                      nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(10, classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+def _trained_pooled() -> tuple[Pooled, nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    model, x = Pooled().eval(), torch.randn(4, 3, 15, 15)
+    se = insert_se(model, x[:1], before="pool", reduction=4)
+    with torch.no_grad():
+        se.excite[2].weight.normal_()
+    return model, se, x
+
+
+def test_the_class_map_over_every_channel_is_grad_cam_without_a_gradient():
+    model, se, x = _trained_pooled()
+    with torch.no_grad():  # gates that rank channels but do not depend on the input: no gradient through them,
+        se.excite[0].weight.zero_()  # so Grad-CAM's weights are exactly the head's times the SE values
+        se.excite[0].bias.uniform_(0.5, 1)
+    everything = ChannelSelection(mode="rank", top=1.0)
+    targets = torch.tensor([0, 2, 1, 2])
+    explained = SqueezeExplainer(model, se, everything, head=model.fc)(x, size=(7, 7), targets=targets)
+    captured = {}
+    model.features.register_forward_hook(lambda m, a, out: captured.update(maps=out))
+    with torch.enable_grad():
+        model(x).gather(1, targets[:, None]).sum().backward(inputs=[captured["maps"]])
+    maps, gradients = captured["maps"], captured["maps"].grad  # (4, 10, 7, 7) each
+    grad_cam = normalise((gradients.mean(dim=(2, 3), keepdim=True) * maps).sum(dim=1))
+    assert torch.allclose(explained.maps, grad_cam, atol=1e-5)
+    by_default = SqueezeExplainer(model, se, everything, head=model.fc)(x, size=(7, 7))
+    predicted = SqueezeExplainer(model, se, everything, head=model.fc)(x, size=(7, 7),
+                                                                       targets=by_default.output.argmax(1))
+    assert torch.equal(by_default.maps, predicted.maps)  # no targets: each item's predicted class
+    assert not torch.allclose(by_default.maps, SqueezeExplainer(model, se, everything, head=model.fc)(
+        x, size=(7, 7), targets=(by_default.output.argmax(1) + 1) % 3).maps, atol=1e-2)
+
+
+def test_the_class_map_keeps_to_the_channels_the_se_vector_selects():
+    model, se, x = _trained_pooled()
+    explained = SqueezeExplainer(model, se, ChannelSelection(mode="rank", top=0.3), head=model.fc)(
+        x, size=(7, 7), targets=torch.zeros(4, dtype=torch.long))
+    maps = model.features(x).detach()
+    for item, channels in enumerate(explained.channels):
+        assert len(channels) == 3
+        weights = explained.se_weights[item, channels] * model.fc.weight[0, channels].detach()
+        expected = normalise((weights[:, None, None] * maps[item, channels]).sum(dim=0)[None])[0]
+        assert torch.allclose(explained.maps[item], expected, atol=1e-5)
+
+
+def test_bad_use_of_the_class_map_gets_a_clear_error():
+    model, se, x = _trained_pooled()
+    with pytest.raises(ModelError, match="choose one"):
+        SqueezeExplainer(model, se, contrast=True, head=model.fc)
+    with pytest.raises(ModelError, match="own nn.Linear .* not a Sequential"):
+        SqueezeExplainer(model, se, head=model.features)
+    with pytest.raises(ModelError, match="own nn.Linear"):
+        SqueezeExplainer(model, se, head=nn.Linear(10, 3))
+    with pytest.raises(ModelError, match=r"targets= needs 4 class indices in \[0, 3\)"):
+        SqueezeExplainer(model, se, head=model.fc)(x, targets=torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ModelError, match="targets= needs 4"):
+        SqueezeExplainer(model, se, head=model.fc)(x, targets=torch.tensor([0, 1]))
+    fused, inputs = TwoInputs().eval(), (torch.randn(2, 3, 16, 16), torch.randn(2, 4))
+    fused_se = insert_se(fused, inputs, before="pool")  # its head reads the pooled maps and a side vector
+    with pytest.raises(ModelError, match="head= reads 16 features but the SE block weighs 12 channels"):
+        SqueezeExplainer(fused, fused_se, head=fused.head)(*inputs)
+
+
 @pytest.mark.parametrize("positions,channels", [(25, 40), (25, 6), (1, 3)])
 def test_the_principal_map_is_the_first_singular_component_whichever_side_is_smaller(positions, channels):
     from asd_se.explain.eigencam import principal_map

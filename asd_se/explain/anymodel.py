@@ -8,11 +8,15 @@ SE map: the SE vector selects channels (the paper's mean + 1.282·std, the floor
 ``ChannelSelection``), their maps are averaged, ReLU'd, scaled to [0, 1] and upsampled to the input: one forward
 pass, no gradients. ``contrast=True`` gives asd-se's ``se_contrast`` map instead (the selected channels' principal
 component once the mean over all channels is taken out: it follows the weights where the plain mean follows the
-image). The ASD models' SE maps (``se_map.SeExplainer``, ``SeContrastExplainer``) are made by the same functions.
+image). ``head=`` (the ``nn.Linear`` that reads the pooled SE output) gives the class-weighted SE map instead: each
+selected channel weighted by its SE value times the target class's weight in that head (CAM's weights, Zhou et al.
+2016, on the SE selection; still one forward pass, no gradients), for the predicted class or ``targets=``. The ASD
+models' SE maps (``se_map.SeExplainer``, ``SeContrastExplainer``) are made by the same functions.
 
     se = insert_se(model, before="avgpool", example=images[:1])   # then train, or fine-tune, the model
     model.eval()
     explained = SqueezeExplainer(model, se)(images)                # .output, .maps (B, H, W), .channels
+    by_class = SqueezeExplainer(model, se, head=model.fc)(images, targets=labels)   # the class-weighted map
 
 ``SeGates`` gives training the sparsity term asd-se's ASD models train with (``train.se_sparsity``): λ × the mean
 SE value added to the loss, so a gate stays open only where its channel pays for itself and the SE vector ranks
@@ -33,7 +37,8 @@ from torch import nn
 
 from asd_se.core.errors import ModelError
 from asd_se.explain.maps import channel_sum, normalise, upsample
-from asd_se.explain.se_map import ChannelSelection, contrast_map, ranked_channels, selection_weights
+from asd_se.explain.se_map import (ChannelSelection, contrast_map, ranked_channels, select_channels,
+                                   selection_weights)
 from asd_se.models.se import SEBlock
 
 POSITIONS = ("before", "after")
@@ -154,20 +159,38 @@ class SeGates:
         return torch.cat([gates.float().flatten() for gates in self.gates]).mean()
 
 
+def class_weights(se_weights: torch.Tensor, selection: ChannelSelection, head: nn.Linear,
+                  targets: torch.Tensor) -> torch.Tensor:
+    """``(B, C)``: the channels each SE vector ``(B, C)`` selects, each weighted by its SE value times the weight of
+    the item's target class (``targets (B,)``) in ``head`` (``(K, C)`` weights reading the pooled SE output); the
+    other channels 0. Summed over the maps entering the block, this is the target logit's share at each position
+    (CAM), kept to the channels the SE vector ranks highest."""
+    chosen = select_channels(se_weights.float(), selection).float()
+    return chosen * se_weights.float() * head.weight.detach().float()[targets]
+
+
 class SqueezeExplainer:
     """The SE map of every item of a batch, from the one forward pass that gives the model's output: the mean of
-    the selected channels (the paper's map) or, with ``contrast``, their principal component beyond the mean of all
-    channels (``se_contrast``)."""
+    the selected channels (the paper's map); with ``contrast``, their principal component beyond the mean of all
+    channels (``se_contrast``); with ``head``, their sum weighted for a class (``class_weights``)."""
 
     def __init__(self, model: nn.Module, se: SEBlock, selection: ChannelSelection = ChannelSelection(),
-                 contrast: bool = False):
+                 contrast: bool = False, head: nn.Linear | None = None):
         if not any(module is se for module in model.modules()):
             raise ModelError("this SE block is not part of the model: insert it with insert_se(model, ...)")
-        self.model, self.se, self.selection, self.contrast = model, se, selection, contrast
+        if head is not None:
+            if contrast:
+                raise ModelError("contrast=True and head= are two different maps: choose one")
+            if not isinstance(head, nn.Linear) or not any(module is head for module in model.modules()):
+                raise ModelError("head= must be the model's own nn.Linear that reads the pooled SE output (e.g. "
+                                 f"model.fc), not a {type(head).__name__}")
+        self.model, self.se, self.selection, self.contrast, self.head = model, se, selection, contrast, head
 
-    def __call__(self, *inputs: torch.Tensor, size: tuple[int, ...] | None = None) -> Explanation:
+    def __call__(self, *inputs: torch.Tensor, size: tuple[int, ...] | None = None,
+                 targets: torch.Tensor | None = None) -> Explanation:
         """``inputs``: the model's inputs (a batch). ``size``: the maps' output size; by default the trailing
-        dimensions of the first input (``(H, W)`` of ``(B, 3, H, W)`` images for 2-D maps)."""
+        dimensions of the first input (``(H, W)`` of ``(B, 3, H, W)`` images for 2-D maps). ``targets (B,)``: the
+        classes the ``head`` map explains (default: each item's highest output)."""
         if self.model.training:
             raise ModelError("the model is in training mode: call model.eval() first (batch statistics and "
                              "dropout would change the map, and running statistics would move)")
@@ -183,6 +206,24 @@ class SqueezeExplainer:
         maps, weights = seen[0]
         spatial = maps.dim() - 2
         size = tuple(inputs[0].shape[-spatial:]) if size is None else tuple(size)
-        chosen = selection_weights(weights, self.selection)
+        if self.head is None:
+            chosen = selection_weights(weights, self.selection)
+        else:
+            chosen = class_weights(weights, self.selection, self.head, self._targets(output, targets, maps.shape))
         heat = normalise(contrast_map(maps.float(), chosen) if self.contrast else channel_sum(maps.float(), chosen))
         return Explanation(output, upsample(heat, size), weights, ranked_channels(weights, self.selection))
+
+    def _targets(self, output: Any, targets: torch.Tensor | None, maps: torch.Size) -> torch.Tensor:
+        """``(B,)`` the class each item's ``head`` map explains, checked against the head and the maps."""
+        if self.head.in_features != maps[1]:
+            raise ModelError(f"head= reads {self.head.in_features} features but the SE block weighs {maps[1]} "
+                             "channels: pass the linear layer that reads the pooled SE output")
+        if targets is None:
+            if not isinstance(output, torch.Tensor) or output.dim() != 2:
+                raise ModelError("the model's output is not (B, classes) scores: pass targets= (B,) class indices")
+            targets = output.argmax(dim=1)
+        targets = torch.as_tensor(targets, device=self.head.weight.device).long().reshape(-1)
+        if len(targets) != maps[0] or not bool(((targets >= 0) & (targets < self.head.out_features)).all()):
+            raise ModelError(f"targets= needs {maps[0]} class indices in [0, {self.head.out_features}), one per "
+                             f"item, not {targets.tolist()}")
+        return targets
