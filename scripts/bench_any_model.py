@@ -6,7 +6,8 @@ known), per architecture — ResNet50 and InceptionV3 trained from scratch, torc
 fine-tuned — each seed trains the model with an SE block (``asd_se.explain.anymodel.insert_se``, before the global
 pooling) and without. Reported: test accuracy with and without SE per seed; then, on the first seed's SE model,
 every map of the same test images: the SE map (the paper's rule alone, and asd-se's default floor), asd-se's
-``se_contrast`` (the selected channels' principal component beyond the mean of all channels), asd-se's
+``se_contrast`` (the selected channels' principal component beyond the mean of all channels), the class-weighted
+SE map (``se_class``: the rule's channels weighted by SE value × the true class's weight in the linear head), asd-se's
 Grad-CAM / Grad-CAM++ / Eigen-CAM and pytorch-grad-cam's GradCAM / GradCAM++ / EigenGradCAM / FullGrad (the peer's
 own code, ``pip install --no-deps -r requirements-bench.lock``; left out, and said, where it is not installed) on
 the layer the SE block reads: pointing (strict, and within 15 px of a 224 px image, scaled to the canvas),
@@ -43,6 +44,8 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clutter_task import ClutterConfig, ClutterSet, make_set  # noqa: E402
 
+from asd_se.core.devices import resolve_device  # noqa: E402
+from asd_se.core.errors import ConfigError  # noqa: E402
 from asd_se.core.fsio import write_text_atomic  # noqa: E402
 from asd_se.explain import ChannelSelection  # noqa: E402
 from asd_se.explain.anymodel import SeGates, SqueezeExplainer, insert_se  # noqa: E402
@@ -65,14 +68,15 @@ class Arch:
     input_size: int  # the canvas is resized to this inside the model
     where: dict  # insert_se's before= / after=
     layer: str  # the module whose output is the maps the SE block reads (pytorch-grad-cam's target layer)
+    head: str  # the linear layer that reads the pooled SE output (the class-weighted SE map's)
     pretrained: bool = False
 
 
 ARCHS = {
-    "resnet50": Arch(112, {"before": "avgpool"}, "layer4"),
-    "inception_v3": Arch(160, {"before": "avgpool"}, "Mixed_7c"),  # 3x3 maps at 160 px (2x2 at 112)
-    "mobilenet_v2": Arch(112, {"after": "features"}, "features.18", pretrained=True),
-    "tiny": Arch(48, {"before": "pool"}, "encoder"),
+    "resnet50": Arch(112, {"before": "avgpool"}, "layer4", "fc"),
+    "inception_v3": Arch(160, {"before": "avgpool"}, "Mixed_7c", "fc"),  # 3x3 maps at 160 px (2x2 at 112)
+    "mobilenet_v2": Arch(112, {"after": "features"}, "features.18", "classifier.1", pretrained=True),
+    "tiny": Arch(48, {"before": "pool"}, "encoder", "fc"),
 }
 
 
@@ -105,8 +109,9 @@ class OnCanvas(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-def build(name: str, arch: Arch, classes: int, se: bool, seed: int, example: torch.Tensor) -> OnCanvas:
-    """The model on canvases, with an SE block (``se_block_of``) or without, seeded."""
+def build(name: str, arch: Arch, classes: int, se: bool, seed: int, example: torch.Tensor,
+          device: torch.device = torch.device("cpu")) -> OnCanvas:
+    """The model on canvases, with an SE block (``se_block_of``) or without, seeded, on ``device``."""
     torch.manual_seed(seed)
     if name == "tiny":
         net = TinyCnn(classes)
@@ -122,22 +127,26 @@ def build(name: str, arch: Arch, classes: int, se: bool, seed: int, example: tor
             net.classifier[1] = nn.Linear(net.classifier[1].in_features, classes)
         else:
             net = getattr(models, name)(num_classes=classes)
-    model = OnCanvas(net, arch.input_size)
+    model = OnCanvas(net, arch.input_size).to(device)
     if se:
-        insert_se(model, example, **{k: f"net.{v}" for k, v in arch.where.items()})
+        insert_se(model, example.to(device), **{k: f"net.{v}" for k, v in arch.where.items()})
     return model
 
 
-def as_input(images: torch.Tensor) -> torch.Tensor:
-    """``(N, S, S)`` uint8 -> ``(N, 3, S, S)`` float in [0, 1]."""
-    return (images.float() / 255)[:, None].expand(-1, 3, -1, -1).contiguous()
+def as_input(images: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+    """``(N, S, S)`` uint8 -> ``(N, 3, S, S)`` float in [0, 1], on ``device`` (default: where the images are)."""
+    return (images.to(device).float() / 255)[:, None].expand(-1, 3, -1, -1).contiguous()
+
+
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def train(model: nn.Module, data: ClutterSet, epochs: int, batch: int, lr: float, seed: int,
           se_sparsity: float = 0.0) -> float:
     """Adam with a cosine schedule, plus ``se_sparsity`` × the mean SE value (``SeGates``) where the model has an
     SE block; returns the seconds it took."""
-    gates = SeGates(se_block_of(model)) if se_sparsity else None
+    gates, device = SeGates(se_block_of(model)) if se_sparsity else None, device_of(model)
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * (len(data.labels) // batch)
@@ -149,7 +158,7 @@ def train(model: nn.Module, data: ClutterSet, epochs: int, batch: int, lr: float
         for first in range(0, len(order) - batch + 1, batch):
             chosen = order[first:first + batch]
             with gates or contextlib.nullcontext():
-                loss = F.cross_entropy(model(as_input(data.images[chosen])), data.labels[chosen])
+                loss = F.cross_entropy(model(as_input(data.images[chosen], device)), data.labels[chosen].to(device))
                 if gates is not None:
                     loss = loss + se_sparsity * gates.mean()
             optimiser.zero_grad()
@@ -164,7 +173,9 @@ def train(model: nn.Module, data: ClutterSet, epochs: int, batch: int, lr: float
 def probabilities(model: nn.Module, images: torch.Tensor, batch: int = 100) -> torch.Tensor:
     """``(N, S, S)`` uint8 -> ``(N, classes)`` softmax, in eval mode."""
     model.eval()
-    return torch.cat([model(as_input(images[i:i + batch])).softmax(dim=1) for i in range(0, len(images), batch)])
+    device = device_of(model)
+    return torch.cat([model(as_input(images[i:i + batch], device)).softmax(dim=1).cpu()
+                      for i in range(0, len(images), batch)])
 
 
 def own_gradient_maps(model: nn.Module, layer: nn.Module, x: torch.Tensor, labels: torch.Tensor
@@ -185,23 +196,25 @@ EXPLAIN_CHUNK = 10  # images explained at once: FullGrad holds every bias layer'
 # (100 ResNet50 images at 112 px: over 24 GB)
 
 
-def explain_all(model: nn.Module, layer_name: str, x: torch.Tensor, labels: torch.Tensor, peer: bool
+def explain_all(model: nn.Module, arch: Arch, x: torch.Tensor, labels: torch.Tensor, peer: bool
                 ) -> dict[str, torch.Tensor]:
     """Every method's maps ``(N, S, S)`` in [0, 1] for canvases ``x (N, 3, S, S)`` and their classes, in chunks."""
-    chunks = [explain_chunk(model, layer_name, x[i:i + EXPLAIN_CHUNK], labels[i:i + EXPLAIN_CHUNK], peer)
+    chunks = [explain_chunk(model, arch, x[i:i + EXPLAIN_CHUNK], labels[i:i + EXPLAIN_CHUNK], peer)
               for i in range(0, len(x), EXPLAIN_CHUNK)]
     return {name: torch.cat([chunk[name] for chunk in chunks]) for name in chunks[0]}
 
 
-def explain_chunk(model: nn.Module, layer_name: str, x: torch.Tensor, labels: torch.Tensor, peer: bool
+def explain_chunk(model: nn.Module, arch: Arch, x: torch.Tensor, labels: torch.Tensor, peer: bool
                   ) -> dict[str, torch.Tensor]:
     model.eval()
-    se = se_block_of(model)
+    x, labels = x.to(device_of(model)), labels.to(device_of(model))
+    se, head = se_block_of(model), model.get_submodule(f"net.{arch.head}")
     size = x.shape[-2:]
     maps = {"se": SqueezeExplainer(model, se, ChannelSelection(floor=0))(x).maps,
             "se_floor": SqueezeExplainer(model, se)(x).maps,
-            "se_contrast": SqueezeExplainer(model, se, contrast=True)(x).maps}
-    layer = model.get_submodule(layer_name)
+            "se_contrast": SqueezeExplainer(model, se, contrast=True)(x).maps,
+            "se_class": SqueezeExplainer(model, se, ChannelSelection(floor=0), head=head)(x, targets=labels).maps}
+    layer = model.get_submodule(f"net.{arch.layer}")
     activations, gradients = own_gradient_maps(model, layer, x, labels)
     for name, method in (("asd-se gradcam", GradCam()), ("asd-se gradcampp", GradCamPlusPlus()),
                          ("asd-se eigencam", EigenCam())):
@@ -215,7 +228,7 @@ def explain_chunk(model: nn.Module, layer_name: str, x: torch.Tensor, labels: to
                                  ("pgc EigenGradCAM", EigenGradCAM), ("pgc FullGrad", FullGrad)):
             with peer_class(model=model, target_layers=[layer]) as cam:
                 maps[name] = torch.from_numpy(np.ascontiguousarray(cam(input_tensor=x, targets=targets)))
-    return {name: m.float().clamp(0, 1) for name, m in maps.items()}
+    return {name: m.float().clamp(0, 1).cpu() for name, m in maps.items()}
 
 
 def randomised(model: nn.Module, seed: int) -> nn.Module:
@@ -246,11 +259,13 @@ def pearson_per_map(a: torch.Tensor, b: torch.Tensor) -> list[float]:
 
 
 def seconds_per_image(function, images: torch.Tensor) -> float:
-    """Median seconds of ``function`` on one image at a time (each image its own call)."""
+    """Median seconds of ``function`` on one image at a time (each image its own call; on a GPU, until it is done)."""
     times = []
     for image in images:
         start = time.perf_counter()
         function(image[None])
+        if image.is_cuda:
+            torch.cuda.synchronize(image.device)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -271,13 +286,14 @@ def summary(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "min": float(np.min(values)), "n": len(values)}
 
 
-def timings(model: nn.Module, layer: str, x: torch.Tensor, peer: bool) -> dict:
-    """Median CPU seconds per image (one image a call; gradients of class 0) of the model's forward alone, the SE
-    and se_contrast maps (forward included), asd-se's Grad-CAM and, with the peer, pytorch-grad-cam's GradCAM and
-    FullGrad."""
-    se, module = se_block_of(model), model.get_submodule(layer)
+def timings(model: nn.Module, arch: Arch, x: torch.Tensor, peer: bool) -> dict:
+    """Median CPU seconds per image (one image a call; class 0 for the class-specific maps) of the model's forward
+    alone, the SE, se_contrast and class-weighted SE maps (forward included), asd-se's Grad-CAM and, with the peer,
+    pytorch-grad-cam's GradCAM and FullGrad."""
+    se, module, x = se_block_of(model), model.get_submodule(f"net.{arch.layer}"), x.to(device_of(model))
     explainer, contrast = SqueezeExplainer(model, se), SqueezeExplainer(model, se, contrast=True)
-    first_class = torch.zeros(1, dtype=torch.long)
+    by_class = SqueezeExplainer(model, se, head=model.get_submodule(f"net.{arch.head}"))
+    first_class = torch.zeros(1, dtype=torch.long, device=x.device)
 
     def forward(image: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -289,6 +305,7 @@ def timings(model: nn.Module, layer: str, x: torch.Tensor, peer: bool) -> dict:
 
     times = {"forward": seconds_per_image(forward, x), "se": seconds_per_image(explainer, x),
              "se_contrast": seconds_per_image(contrast, x),
+             "se_class": seconds_per_image(lambda image: by_class(image, targets=first_class), x),
              "asd-se gradcam": seconds_per_image(own, x)}
     if peer:
         from pytorch_grad_cam import FullGrad, GradCAM
@@ -302,8 +319,8 @@ def timings(model: nn.Module, layer: str, x: torch.Tensor, peer: bool) -> dict:
 def measure_maps(model: nn.Module, arch: Arch, test: ClutterSet, count: int, peer: bool, seeds: int) -> dict:
     """The explanation table of one SE model on the first ``count`` test images."""
     images, labels, boxes = test.images[:count], test.labels[:count], test.boxes[:count]
-    x, size, layer = as_input(images), images.shape[-1], f"net.{arch.layer}"
-    maps = explain_all(model, layer, x, labels, peer)
+    x, size = as_input(images), images.shape[-1]
+    maps = explain_all(model, arch, x, labels, peer)
     baseline = blurred(images)
 
     def score(perturbed: torch.Tensor) -> torch.Tensor:
@@ -312,7 +329,7 @@ def measure_maps(model: nn.Module, arch: Arch, test: ClutterSet, count: int, pee
     random_maps = []
     for seed in range(seeds):
         copied = randomised(model, seed)
-        random_maps.append(explain_all(copied, layer, x, labels, peer))
+        random_maps.append(explain_all(copied, arch, x, labels, peer))
     table = {}
     for name, heat in maps.items():
         rhos = [mean_spearman(heat, r[name]) for r in random_maps]
@@ -331,7 +348,7 @@ def measure_maps(model: nn.Module, arch: Arch, test: ClutterSet, count: int, pee
     if peer:
         for own, theirs in (("asd-se gradcam", "pgc GradCAM"), ("asd-se gradcampp", "pgc GradCAM++")):
             table[own]["pearson_with_pgc"] = summary(pearson_per_map(maps[own], maps[theirs]))
-    return {"images": count, "table": table, "seconds_per_image": timings(model, layer, x[:10], peer)}
+    return {"images": count, "table": table, "seconds_per_image": timings(model, arch, x[:10], peer)}
 
 
 def run_arch(name: str, train_set: ClutterSet, test: ClutterSet, args: argparse.Namespace, peer: bool) -> dict:
@@ -343,7 +360,7 @@ def run_arch(name: str, train_set: ClutterSet, test: ClutterSet, args: argparse.
     runs, explained = [], None
     for seed in args.seeds:
         for se in (True,) if args.se_only else (True, False):
-            model = build(name, arch, train_set.classes, se, seed, example)
+            model = build(name, arch, train_set.classes, se, seed, example, args.device)
             LOG.info("%s seed %d %s SE: training", name, seed, "with" if se else "without")
             seconds = train(model, train_set, args.epochs, args.batch, lr, seed, args.se_sparsity if se else 0.0)
             accuracy = float((probabilities(model, test.images).argmax(1) == test.labels).float().mean())
@@ -385,6 +402,8 @@ def main() -> None:
                         "of the mean SE value in the loss (asd-se's train.se_sparsity; SeGates)")
     parser.add_argument("--randomisation-seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu (the timings the goals are set in), cuda, cuda:N or "
+                                                        "auto: where the models train and explain")
     parser.add_argument("--tiny", action="store_true", help="seconds: a small CNN on a few images (the tests)")
     parser.add_argument("--out", type=Path, help="also write the report here (atomically)")
     args = parser.parse_args()
@@ -395,6 +414,10 @@ def main() -> None:
         args.archs, args.size, args.train_images, args.test_images = ["tiny"], 48, 64, 16
         args.explain_images, args.epochs, args.randomisation_seeds = 8, 1, 2
     torch.set_num_threads(args.threads)
+    try:
+        args.device = resolve_device(args.device)
+    except ConfigError as error:
+        parser.error(str(error))
     try:
         from asd_se.core.torchvision_models import torchvision_models
         torchvision_models()  # before the peer, which imports torchvision at its top
@@ -407,7 +430,7 @@ def main() -> None:
     train_set = make_set(config, test=False)
     test = make_set(ClutterConfig(size=args.size, images=args.test_images), test=True)
     report = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                          "torch": torch.__version__, "threads": args.threads},
+                          "torch": torch.__version__, "threads": args.threads, "device": _device_name(args.device)},
               "task": {"canvas": args.size, "train_images": args.train_images, "test_images": args.test_images,
                        "classes": train_set.classes, "sources": list(train_set.sources), "epochs": args.epochs},
               "peer": "pytorch-grad-cam " + _version("grad-cam") if peer else None,
@@ -417,6 +440,10 @@ def main() -> None:
         if args.out:
             write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 def _version(package: str) -> str:

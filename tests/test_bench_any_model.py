@@ -23,20 +23,26 @@ def test_tiny_benchmark_reports_accuracy_maps_and_timings(tmp_path):
     assert [(run["seed"], run["se"], run["se_sparsity"]) for run in tiny["runs"]] == [(0, True, 0.1), (0, False, 0)]
     assert 0 <= tiny["runs"][0]["test_accuracy"] <= 1
     table = tiny["maps"]["table"]
-    assert {"se", "se_floor", "se_contrast", "asd-se gradcam", "asd-se gradcampp", "asd-se eigencam"} <= set(table)
+    assert {"se", "se_floor", "se_contrast", "se_class", "asd-se gradcam", "asd-se gradcampp",
+            "asd-se eigencam"} <= set(table)
     for row in table.values():
         assert 0 <= row["pointing_strict"] <= row["pointing_tolerant"] <= 1
         assert len(row["randomisation_rho"]) == 2 and 0 <= row["deletion_auc"] <= 1
     if report["peer"]:  # pytorch-grad-cam installed (requirements-bench.lock): the same Grad-CAM++ formula
         assert table["asd-se gradcampp"]["pearson_with_pgc"]["mean"] > 0.99
     timings = tiny["maps"]["seconds_per_image"]
-    assert timings["se"] > 0 and timings["se_contrast"] > 0 and timings["asd-se gradcam"] > 0
+    assert timings["se"] > 0 and timings["se_contrast"] > 0 and timings["se_class"] > 0
+    assert timings["asd-se gradcam"] > 0 and report["machine"]["device"] == "cpu"
 
 
-def test_a_negative_sparsity_weight_is_refused_before_any_work():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_any_model.py"), "--tiny", "--se-sparsity",
-                             "-1"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "--se-sparsity must be 0 or more, not -1.0" in result.stderr
+@pytest.mark.parametrize("arguments,message", [
+    (["--se-sparsity", "-1"], "--se-sparsity must be 0 or more, not -1.0"),
+    (["--device", "gpu"], "device must be auto, cpu, cuda or cuda:N, not 'gpu'"),
+])
+def test_bad_settings_are_refused_before_any_work(arguments, message):
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_any_model.py"), "--tiny", *arguments],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr
 
 
 def test_readme_example_runs_as_written():
