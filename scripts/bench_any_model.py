@@ -7,13 +7,17 @@ fine-tuned — each seed trains the model with an SE block (``asd_se.explain.any
 pooling) and without. Reported: test accuracy with and without SE per seed; then, on the first seed's SE model,
 every map of the same test images: the SE map (the paper's rule alone, and asd-se's default floor), asd-se's
 ``se_contrast`` (the selected channels' principal component beyond the mean of all channels), the class-weighted
-SE map (``se_class``: the rule's channels weighted by SE value × the true class's weight in the linear head), asd-se's
-Grad-CAM / Grad-CAM++ / Eigen-CAM and pytorch-grad-cam's GradCAM / GradCAM++ / EigenGradCAM / FullGrad (the peer's
-own code, ``pip install --no-deps -r requirements-bench.lock``; left out, and said, where it is not installed) on
-the layer the SE block reads: pointing (strict, and within 15 px of a 224 px image, scaled to the canvas),
-relevance mass and rank, deletion / insertion AUC, randomisation (the whole model re-initialised, 3 seeds: the
-mean Spearman ρ of each map with the trained model's must fall below 0.3 on every seed), CPU time per image, and
-asd-se's Grad-CAM against pytorch-grad-cam's (Pearson per map, both upsampled bilinearly).
+SE map (``se_class``: the channels of asd-se's default selection weighted by SE value × the true class's weight in
+the linear head), asd-se's Grad-CAM / Grad-CAM++ / Eigen-CAM and pytorch-grad-cam's GradCAM / GradCAM++ /
+EigenGradCAM / FullGrad (the peer's own code, ``pip install --no-deps -r requirements-bench.lock``; left out, and
+said, where it is not installed) on the layer the SE block reads: pointing (strict, and within 15 px of a 224 px
+image, scaled to the canvas), relevance mass and rank, deletion / insertion AUC, randomisation (the whole model
+re-initialised, 3 seeds: the mean Spearman ρ of each map with the trained model's must fall below 0.3 on every
+seed), time per image, and asd-se's Grad-CAM against pytorch-grad-cam's (Pearson per map, both upsampled
+bilinearly).
+
+``--device`` (default cpu, where the speed goal is set): ``cuda`` trains and explains there, for runs long enough
+to converge — the accuracy comparison of the from-scratch models needs them (see docs/benchmarks.md).
 
 ``--se-sparsity λ`` trains the SE models with λ × the mean SE value in the loss (``SeGates``; asd-se's
 ``train.se_sparsity``, which made the ASD models' SE vector rank channels by use).
@@ -213,7 +217,7 @@ def explain_chunk(model: nn.Module, arch: Arch, x: torch.Tensor, labels: torch.T
     maps = {"se": SqueezeExplainer(model, se, ChannelSelection(floor=0))(x).maps,
             "se_floor": SqueezeExplainer(model, se)(x).maps,
             "se_contrast": SqueezeExplainer(model, se, contrast=True)(x).maps,
-            "se_class": SqueezeExplainer(model, se, ChannelSelection(floor=0), head=head)(x, targets=labels).maps}
+            "se_class": SqueezeExplainer(model, se, head=head)(x, targets=labels).maps}  # with asd-se's floor
     layer = model.get_submodule(f"net.{arch.layer}")
     activations, gradients = own_gradient_maps(model, layer, x, labels)
     for name, method in (("asd-se gradcam", GradCam()), ("asd-se gradcampp", GradCamPlusPlus()),

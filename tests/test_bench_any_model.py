@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,5 +56,6 @@ def test_readme_example_runs_as_written():
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
-    explained = namespace["explained"]
+    explained, by_class = namespace["explained"], namespace["by_class"]
     assert explained.output.shape == (8, 10) and explained.maps.shape == (8, 224, 224)
+    assert by_class.maps.shape == (8, 224, 224) and torch.equal(by_class.output, explained.output)
