@@ -148,7 +148,7 @@ def device_of(model: nn.Module) -> torch.device:
 
 def train(model: nn.Module, data: ClutterSet, epochs: int, batch: int, lr: float, seed: int,
           se_sparsity: float = 0.0) -> float:
-    """Adam with a cosine schedule, plus ``se_sparsity`` × the mean SE value (``SeGates``) where the model has an
+    """Adam with a one-cycle schedule, plus ``se_sparsity`` × the mean SE value (``SeGates``) where the model has an
     SE block; returns the seconds it took."""
     gates, device = SeGates(se_block_of(model)) if se_sparsity else None, device_of(model)
     generator = torch.Generator().manual_seed(seed)
