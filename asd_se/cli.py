@@ -10,13 +10,13 @@ from pathlib import Path
 
 from asd_se.core.fsio import check_outputs
 from asd_se.core.options import AT_LEAST_ONE, NOT_NEGATIVE, Range, ranged
+from asd_se.core.signals import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 log = logging.getLogger("asd_se")
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad arguments or settings (argparse's own code, and ConfigError's)
 EXIT_UNDEFINED = 4  # evaluate: the split has no positives, mAP is undefined
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 CHECKPOINT_HELP = "an asd-se checkpoint (best.pt / last.pt of asd-se train) or a shipped model's name (asd-se models)"
 
 
@@ -209,9 +209,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     print(f"live: {result.reason}; {result.frames} frames read, {result.decided} decided, {result.dropped} dropped"
           + (f"; latency p50 {latency['p50_ms']} ms, p95 {latency['p95_ms']} ms" if latency.get("frames") else ""),
           file=sys.stderr)
-    from asd_se.core.signals import EXIT_TERMINATED
-
-    return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED, "error": EXIT_FAILED}.get(result.reason, 0)
+    return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(result.reason, 0)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -635,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     from asd_se.core.errors import AsdSeError, ConfigError
-    from asd_se.core.signals import EXIT_TERMINATED, Terminated, sigterm_raises
+    from asd_se.core.signals import Terminated, sigterm_raises
 
     try:
         with sigterm_raises():

@@ -43,14 +43,23 @@ def test_pool_matches_in_process_detection_in_order(synth_root):
         SharedMemory(name=name)  # the shared block is gone with the pool
 
 
-def test_pool_refuses_images_of_another_shape(synth_root):
+def test_a_picture_that_changes_size_gets_slots_of_its_size_and_every_frame_its_detections(synth_root):
     detector = FaceDetector()
-    rgb = _frames(synth_root, 1)[0]
-    size = (rgb.shape[1], rgb.shape[0])
+    frames = _frames(synth_root, 4)
+    frames = frames[:2] + [cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2)) for rgb in frames[2:]]
+    sizes = [(rgb.shape[1], rgb.shape[0]) for rgb in frames]
+    expected = [detector.detect_rgb(_scaled(detector, rgb), size) for rgb, size in zip(frames, sizes)]
+    assert all(expected), "faces on every frame, so the comparison says something"
     with DetectionPool(detector, workers=1, max_pending=2) as pool:
-        pool.submit(0, _scaled(detector, rgb), size)
-        with pytest.raises(ValueError, match="shapes"):
-            pool.submit(1, [rgb[:-2]], size)
+        for key, (rgb, size) in enumerate(zip(frames, sizes)):
+            pool.submit(key, _scaled(detector, rgb), size)
+            if key == 1:
+                first_block = pool._memory.name
+        got = list(pool.drain())
+        assert pool._memory.name != first_block
+    assert [found for _, found in got] == expected
+    with pytest.raises(FileNotFoundError):
+        SharedMemory(name=first_block)  # the first size's block was freed when the size changed
 
 
 def test_ctrl_c_inside_the_pool_leaves_no_shared_memory(synth_root):

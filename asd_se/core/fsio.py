@@ -10,9 +10,10 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence, TextIO
 
 from asd_se.core.errors import InputError, OutputError
 
@@ -240,3 +241,32 @@ def staged_outputs(folder: Path) -> Iterator[Path]:
                 os.replace(path, folder / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def standard_output() -> TextIO:
+    """``sys.stdout``, where a command's result is written there; OutputError where it is closed (``>&-``)."""
+    if sys.stdout is None:
+        raise OutputError("standard output: is closed; give the command an output file, or leave standard output "
+                          "open")
+    return sys.stdout
+
+
+def _quiet_stdout() -> None:
+    """Standard output's reader went away: send what Python still flushes at exit nowhere, so it does not report
+    the broken pipe a second time."""
+    if sys.stdout is not None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@contextlib.contextmanager
+def stream_errors(name: str, stream: TextIO | None = None) -> Iterator[None]:
+    """An OSError while writing the stream ``name`` (standard output, a JSON-lines journal) -> the OutputError
+    naming it: a reader that went away (``| head -1``) said so, a full device (``/dev/full``) with its reason."""
+    try:
+        yield
+    except BrokenPipeError as err:
+        if stream is sys.stdout:
+            _quiet_stdout()
+        raise OutputError(f"{name}: its reader closed it (broken pipe); nothing more was written") from err
+    except OSError as err:
+        raise OutputError(f"{name}: cannot be written ({err.strerror or err})") from err

@@ -72,7 +72,8 @@ class DetectionPool:
 
     ``submit(key, images, frame_size)`` queues a frame (at most ``max_pending`` in flight: it waits for the
     oldest otherwise); ``ready()`` yields ``(key, detections)`` for the leading finished frames; ``drain()``
-    waits for all. Every frame of one pool must have images of the same shapes. Use as a context manager.
+    waits for all. A frame whose images have other shapes than the last (a picture that changed size) waits for the
+    frames in flight to be read. Use as a context manager.
     """
 
     def __init__(self, detector: FaceDetector, workers: int = 1, max_pending: int = 16):
@@ -108,15 +109,26 @@ class DetectionPool:
     def _write(self, slot: int, images: list[np.ndarray]) -> int:
         """Copy ``images`` into ``slot`` (the shared block is made at the first frame); returns its offset."""
         shapes = tuple(image.shape for image in images)
-        if self._memory is None:
+        if shapes != self._shapes:  # the first frame, or a picture that changed size: slots of the new size
+            self._release_memory()
             self._shapes, self._slot_bytes = shapes, sum(image.size for image in images)
             self._memory = SharedMemory(create=True, size=self.max_pending * self._slot_bytes)
-        elif shapes != self._shapes:
-            raise ValueError(f"detection images of shapes {shapes}, but this pool was set up for {self._shapes}")
         offset = slot * self._slot_bytes
         for view, image in zip(_slot_views(self._memory, offset, shapes), images):
             view[:] = image
         return offset
+
+    def _release_memory(self) -> None:
+        """Free the shared block once every job has read its slot (their results stay to be collected)."""
+        if self._memory is None:
+            return
+        for job in self._slot_jobs:
+            if job is not None:
+                job.wait()
+        self._slot_jobs = [None] * self.max_pending
+        self._memory.close()
+        self._memory.unlink()
+        self._memory = None
 
     def ready(self) -> Iterator[tuple[int, list[Detection]]]:
         while self._pending and self._pending[0][1].ready():
@@ -141,9 +153,7 @@ class DetectionPool:
     def __exit__(self, *exc) -> None:
         self._pool.close()  # each worker ends after the frame it is on (they ignore SIGTERM: no terminate)
         self._pool.join()
-        if self._memory is not None:
-            self._memory.close()
-            self._memory.unlink()
+        self._release_memory()
         if self._saved_threads is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:

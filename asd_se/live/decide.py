@@ -16,6 +16,7 @@ The audio embedding of a staged model is kept the same way (``live/sound.py``): 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -263,15 +264,18 @@ class LiveDecider:
             encoded.maps.trim(sample)
         track.crops.trim(keep)
 
-    def warm_up(self, faces: int = 2) -> None:
+    def warm_up(self, faces: int = 2, stopped: Callable[[], bool] = lambda: False) -> None:
         """Decide blank crops for 1 and for ``faces`` faces at once, as a stream would, until the windows are as
         long as they get (context + hop + lookahead), so the first real frames do not wait for the kernels of
-        each new shape to be prepared (at lookahead 2 s a stream's first second was decided 0.8 s late)."""
+        each new shape to be prepared (at lookahead 2 s a stream's first second was decided 0.8 s late). Ends
+        after the step where ``stopped()`` first says so (a stop asked for meanwhile)."""
         blank = np.zeros((CROP_SIZE, CROP_SIZE), np.uint8)
         samples = self.context + self.lookahead + 2 * self.hop + 1
         for count in sorted({1, faces}):
             tracks = [LiveTrack(-1 - k, 0) for k in range(count)]
             for sample in range(samples):
+                if stopped():
+                    return
                 for track in tracks:
                     track.crops.append(blank)
                     track.boxes.append(np.zeros(4))

@@ -14,6 +14,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
+from asd_se.core.fsio import stream_errors
 from asd_se.live.faces import FrameFaces, LiveTrack
 from asd_se.render.draw import FaceDrawing, draw_face
 from asd_se.render.report import face_record
@@ -41,17 +42,18 @@ class Emitter:
     """Frames wait here (``push``) until ``flush`` finds their decisions; ``event`` writes a line at once."""
 
     def __init__(self, stream: TextIO | None, crop: str, se_informative: bool, sinks: list[Sink] = (),
-                 alpha: float = 0.45):
+                 alpha: float = 0.45, name: str = "the JSON lines"):
         self.stream, self.crop, self.se_informative, self.sinks = stream, crop, se_informative, list(sinks)
-        self.alpha = alpha
+        self.alpha, self.name = alpha, name
         self.waiting: deque[FrameFaces] = deque()
         self.latency = Latency()
         self.emitted = 0
 
     def _write(self, record: dict) -> None:
         if self.stream is not None:
-            self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-            self.stream.flush()
+            with stream_errors(self.name, self.stream):
+                self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+                self.stream.flush()
 
     def event(self, name: str, **fields) -> None:
         """An event line, written at once and passed to each sink that takes events (``sink.event(line)``)."""

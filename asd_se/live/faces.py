@@ -154,6 +154,8 @@ class LiveFaces:
 
     def _forget(self) -> None:
         """Drop the pictures every face has been cut from, the frame indices and detections no box needs again."""
+        if self.next_sample is None:  # no frame yet: nothing is held
+            return
         pending = [track.end for track in self.tracks.values() if track.open] + [self.next_sample]
         self.pictures.trim(min(pending))
         needed = min(min(pending) - self.reach, self.next_sample - 1)  # the newest sample's frame: always kept

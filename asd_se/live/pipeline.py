@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import sys
-import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import av
 import cv2
@@ -29,9 +27,10 @@ import numpy as np
 from asd_se.checkpoint import RUNTIMES, load_runtime
 from asd_se.core.crop import crop_future
 from asd_se.core.devices import resolve_device
-from asd_se.core.fsio import check_outputs
-from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME, FrameConverter, MonoAudio
+from asd_se.core.fsio import check_outputs, standard_output, stream_errors
+from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME, FrameConverter, MediaError, MonoAudio
 from asd_se.core.options import AT_LEAST_ONE, FRACTION, NOT_NEGATIVE, Range, check_settings, setting
+from asd_se.core.signals import StopRequest
 from asd_se.core.timing import StageTimer
 from asd_se.core.writer import X264_PRESETS, VideoWriter
 from asd_se.explain import EXPLAINERS, ChannelSelection
@@ -155,26 +154,6 @@ def check_live_paths(source: str, checkpoint: Path, jsonl: Path | None, out: Pat
     check_outputs(reads + [Path(checkpoint)], [jsonl, out])
 
 
-@contextlib.contextmanager
-def _signals(stop: list[str]):
-    """While the run lasts, SIGINT and SIGTERM put their name into ``stop`` (the loop ends at its next frame,
-    never halfway through one)."""
-    def handler(number, _frame):
-        stop.append(signal.Signals(number).name)
-
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        yield
-        return
-    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    for number in saved:
-        signal.signal(number, handler)
-    try:
-        yield
-    finally:
-        for number, previous in saved.items():
-            signal.signal(number, previous)
-
-
 class _Outputs:
     """The annotated MP4 (fragmented, at the first frame's size) and the served page, fed by the emitter."""
 
@@ -211,114 +190,133 @@ class _Outputs:
             self.server.publish(None, line)
 
     def close(self) -> None:
+        """Close the MP4 (the page's server is the run's to close, after it)."""
         if self.writer is not None:
             self.writer.close()
-        if self.server is not None:
-            self.server.close()
+            self.writer = None
+
+
+def _lines(jsonl: Path | None, stream: TextIO | None, held: contextlib.ExitStack) -> tuple[TextIO, str]:
+    """Where the JSON lines go and its name for messages: ``jsonl`` (opened now: a journal, each line flushed),
+    else ``stream``, else standard output."""
+    if jsonl is not None:
+        handle = open(jsonl, "w", encoding="utf-8")
+
+        def close(failing, *_) -> None:  # what a failed write left buffered is not tried again
+            with contextlib.suppress(OSError) if failing else stream_errors(str(jsonl)):
+                handle.close()
+
+        held.push(close)
+        return handle, str(jsonl)
+    if stream is not None:
+        return stream, "the JSON lines' stream"
+    return standard_output(), "standard output"
 
 
 def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSettings(), jsonl: Path | None = None,
-             out: Path | None = None, serve: int | None = None, stream=None) -> LiveResult:
+             out: Path | None = None, serve: int | None = None, stream: TextIO | None = None) -> LiveResult:
     """Run ``asd-se live`` on ``source`` (a path, a URL, ``/dev/videoN`` or ``-``); JSON lines go to ``jsonl``
-    (else ``stream``, else stdout). Raises MediaError for a source that cannot be opened or that stalls (the
-    outputs closed first) and returns how the run ended otherwise (``reason``: end of stream, SIGINT, SIGTERM,
-    error). Detection runs in spawned processes, as in ``render_video``: a calling script guards its entry point
-    (without, it hangs) and keeps heavy imports out of its top level (each process imports it again)."""
+    (else ``stream``, else stdout). Everything that can refuse — the source, the model, the port, the detector
+    processes — is acquired before any output is opened, and a signal meanwhile raises (KeyboardInterrupt,
+    ``Terminated``) with nothing written. From the start line on, a signal is a ``StopRequest``: every stage
+    (warm-up, reading, deciding) ends within ``POLL_S`` of it, the outputs are closed and the end line says why.
+    Raises MediaError for a source that cannot be opened, that stalls or that ends in an error (the outputs
+    closed first, the end line saying why) and returns how the run ended otherwise (``reason``: end of stream,
+    SIGINT, SIGTERM). Detection runs in spawned
+    processes, as in ``render_video``: a calling script guards its entry point (without, it hangs) and keeps
+    heavy imports out of its top level (each process imports it again)."""
     started = time.perf_counter()
     check_live_paths(source, checkpoint, jsonl, out)
-    device = resolve_device("cpu" if settings.runtime == "onnx" and settings.device == "auto" else settings.device)
-    model, config = load_runtime(checkpoint, device, settings.runtime)
-    explainer, se_informative, notes = choose_explainer(model, checkpoint, settings.explainer, settings.se,
-                                                        settings.runtime)
-    for note in notes:
-        log.warning(note)
-    timer = StageTimer()
-    reader = LiveSource(source, settings.realtime, settings.stall)
-    stack = contextlib.ExitStack()
-    stack.callback(reader.close)
-    lines = stack.enter_context(open(jsonl, "w", encoding="utf-8")) if jsonl is not None else (stream or sys.stdout)
-    server = LiveServer(serve) if serve is not None else None
-    outputs = _Outputs(out, server, reader, settings)
-    emitter = Emitter(lines, config.model.crop, se_informative, [outputs], settings.alpha)
-    finder = FaceFinder(FaceDetector(), settings.detect_every, settings.min_face)
-    seconds = lambda value: int(round(value * MODEL_FPS))  # noqa: E731
-    faces = LiveFaces(finder, config.model.crop, min(seconds(settings.lookahead), crop_future(config.model.crop)))
-    audio_ring = AudioRing()
-    decider = LiveDecider(model, device, explainer, audio_ring, seconds(settings.lookahead),
-                          seconds(settings.context), seconds(settings.hop), timer, settings.open_maps)
-    pace = Pace(finder, decider, reader.paced)
-    info = reader.info
-    start_line = {"source": source, "kind": reader.kind, "width": info.width, "height": info.height,
-                  "fps": round(info.fps, 3), "has_audio": info.audio_rate is not None,
-                  "checkpoint": str(checkpoint), "explainer": explainer.name, "crop": config.model.crop,
-                  "settings": asdict(settings), "notes": notes}
-    if server is not None:
-        start_line["serve"] = server.url
-        log.info("live page: %s", server.url)
-    emitter.event("start", **start_line)
-    run = _Run(reader, faces, decider, emitter, outputs, pace, audio_ring, timer, settings)
-    reason, error, streaming = "end of stream", None, time.perf_counter()
-    try:
-        with _signals(run.stop), stack:
-            try:
-                run.warm_up()
-                streaming = time.perf_counter()
-                reader.start()
-                reason, error = run.loop()
-            except Stalled as stall:
-                reason, error = "stalled", str(stall)
-            run.finish()
-            emitter.event("end", reason=reason, **({"message": error} if error else {}), frames=run.frames,
-                          decided=emitter.emitted, dropped=run.dropped, latency=emitter.latency.summary(),
-                          seconds=round(time.perf_counter() - streaming, 2))
-            outputs.close()
-    finally:
-        run.pool_close()
+    with contextlib.ExitStack() as held:
+        reader = LiveSource(source, settings.realtime, settings.stall)
+        held.callback(reader.close)
+        device = resolve_device("cpu" if settings.runtime == "onnx" and settings.device == "auto" else settings.device)
+        model, config = load_runtime(checkpoint, device, settings.runtime)
+        explainer, se_informative, notes = choose_explainer(model, checkpoint, settings.explainer, settings.se,
+                                                            settings.runtime)
+        server = LiveServer(serve) if serve is not None else None
+        if server is not None:
+            held.callback(server.close)
+        finder = FaceFinder(FaceDetector(), settings.detect_every, settings.min_face)
+        pool = held.enter_context(DetectionPool(finder.detector, settings.detect_workers))
+        ready_pool(pool, finder.detector, (reader.info.width, reader.info.height), settings.detect_workers)
+        for note in notes:
+            log.warning(note)
+        # the outputs, from here on: every resource is in hand
+        lines, lines_name = _lines(jsonl, stream, held)
+        outputs = _Outputs(out, server, reader, settings)
+        held.callback(outputs.close)
+        emitter = Emitter(lines, config.model.crop, se_informative, [outputs], settings.alpha, lines_name)
+        timer = StageTimer()
+        seconds = lambda value: int(round(value * MODEL_FPS))  # noqa: E731
+        faces = LiveFaces(finder, config.model.crop, min(seconds(settings.lookahead), crop_future(config.model.crop)))
+        audio_ring = AudioRing()
+        decider = LiveDecider(model, device, explainer, audio_ring, seconds(settings.lookahead),
+                              seconds(settings.context), seconds(settings.hop), timer, settings.open_maps)
+        run = _Run(reader, faces, decider, emitter, outputs, pool, audio_ring, timer, settings, StopRequest())
+        info = reader.info
+        start_line = {"source": source, "kind": reader.kind, "width": info.width, "height": info.height,
+                      "fps": round(info.fps, 3), "has_audio": info.audio_rate is not None,
+                      "checkpoint": str(checkpoint), "explainer": explainer.name, "crop": config.model.crop,
+                      "settings": asdict(settings), "notes": notes}
+        if server is not None:
+            start_line["serve"] = server.url
+            log.info("live page: %s", server.url)
+        emitter.event("start", **start_line)
+        with run.stop:  # from here a signal is a request to stop: the run ends at its next step
+            streaming = time.perf_counter()
+            reason, error = run.stream()
+        emitter.event("end", reason=reason, **({"message": error} if error else {}), frames=run.frames,
+                      decided=emitter.emitted, dropped=run.dropped, latency=emitter.latency.summary(),
+                      seconds=round(time.perf_counter() - streaming, 2))
     result = LiveResult(run.frames, emitter.emitted, run.dropped, reason, emitter.latency.summary(),
                         time.perf_counter() - started, timer.report(), notes + reader.warnings)
-    if reason == "stalled":
-        raise Stalled(error)
+    if reason in ("stalled", "error"):  # the outputs are closed, the end line says why; so does the message
+        raise (Stalled if reason == "stalled" else MediaError)(error)
     return result
+
+
+def ready_pool(pool: DetectionPool, detector: FaceDetector, size: tuple[int, int], workers: int) -> None:
+    """Have each of the ``workers`` detector processes of ``pool`` answer once for frames of ``size``: they
+    have started, so the stream's first detections do not wait for them."""
+    blank = [np.zeros((h, w, 3), np.uint8) for w, h in detector.input_sizes(*size)]
+    for _ in range(workers):
+        pool.submit(-1, blank, size)
+    list(pool.drain())
 
 
 class _Run:
     """The loop of one live run (see the module)."""
 
     def __init__(self, reader: LiveSource, faces: LiveFaces, decider: LiveDecider, emitter: Emitter,
-                 outputs: _Outputs, pace: Pace, audio: AudioRing, timer: StageTimer, settings: LiveSettings):
+                 outputs: _Outputs, pool: DetectionPool, audio: AudioRing, timer: StageTimer,
+                 settings: LiveSettings, stop: StopRequest):
         self.reader, self.faces, self.decider, self.emitter = reader, faces, decider, emitter
-        self.outputs, self.pace, self.audio, self.timer = outputs, pace, audio, timer
-        self.settings = settings
+        self.outputs, self.pool, self.audio, self.timer = outputs, pool, audio, timer
+        self.pace = Pace(faces.finder, decider, reader.paced)
+        self.settings, self.stop = settings, stop
         self.mono = MonoAudio()
         self.convert = FrameConverter()
-        self.pool: DetectionPool | None = None
         self.size: tuple[int, int] | None = None
         self.waiting: deque[tuple[int, float, float, np.ndarray, np.ndarray | None]] = deque()  # to be tracked
         self.detecting: deque[int] = deque()  # frames whose detections are still out
-        self.stop: list[str] = []  # the signal that ended the run
         self.ended: Ended | None = None  # the source's end, met while dropping
         self.frames = self.dropped = self.overflowed = 0
         self.has_audio = reader.info.audio_rate is not None
 
-    def warm_up(self) -> None:
-        """Start the detector processes and run the model once before the first frame, so the stream's start is
-        not decided seconds late."""
-        self._open_pool((self.reader.info.width, self.reader.info.height))
-        self.decider.warm_up()
-
-    def _open_pool(self, size: tuple[int, int]) -> None:
-        """Detector processes for frames of ``size``, answered once (they have started)."""
-        finder = self.faces.finder
-        self.pool = DetectionPool(finder.detector, self.settings.detect_workers)
-        blank = [np.zeros((h, w, 3), np.uint8) for w, h in finder.detector.input_sizes(*size)]
-        for _ in range(self.settings.detect_workers):
-            self.pool.submit(-1, blank, size)
-        list(self.pool.drain())
-
-    def pool_close(self) -> None:
-        if self.pool is not None:
-            self.pool.__exit__(None, None, None)
-            self.pool = None
+    def stream(self) -> tuple[str, str | None]:
+        """Warm the model up, read and decide until the source ends or a stop is requested, then decide what
+        arrived: ``(reason, error message or None)``."""
+        try:
+            self.decider.warm_up(stopped=self.stop.stopped)
+            if self.stop.stopped():
+                return self.stop.name, None
+            self.reader.start()
+            reason, error = self.loop()
+        except Stalled as stall:
+            reason, error = "stalled", str(stall)
+        self.finish()
+        return reason, error
 
     def loop(self) -> tuple[str, str | None]:
         """Frames in arrival order until the source ends or a signal stops it; a decision step after each frame,
@@ -328,12 +326,12 @@ class _Run:
         while True:
             self._await_detections()
             with self.timer.stage("wait"):
-                item = self.reader.next(lambda: bool(self.stop))
+                item = self.reader.next(self.stop.stopped)
             if item is None:
-                return self.stop[0], None
+                return self.stop.name, None
             self._overflow()
             if isinstance(item, Ended):
-                return item.reason, item.error
+                return self._ended(item)
             if isinstance(item.frame, av.AudioFrame):
                 self._audio(item)
                 continue
@@ -349,13 +347,22 @@ class _Run:
             caught_up = 0
             self._advance()
             if self.ended is not None:
-                return self.ended.reason, self.ended.error
+                return self._ended(self.ended)
+
+    def _ended(self, ended: Ended) -> tuple[str, str | None]:
+        """How the run ends with the source: an error where it ended before its first picture."""
+        if self.frames or ended.reason not in ("end of stream", "error"):
+            return ended.reason, ended.error
+        hint = ("; an MP4 whose index is at its end cannot be read from a pipe: give its path, or send MPEG-TS or "
+                "a fragmented MP4" if self.reader.kind == "stdin" else "")
+        cause = f" ({ended.error})" if ended.error else ""
+        return "error", f"{self.reader.spec}: the stream ended before its first video frame{cause}{hint}"
 
     def _await_detections(self) -> None:
         """While nothing has arrived, take each detection as it finishes and move its frames on (tracked, cropped,
         decided) instead of leaving them until the next frame arrives; at most ``DETECTION_WAIT_S``."""
         deadline = time.monotonic() + DETECTION_WAIT_S
-        while self.detecting and not self.reader.waiting and not self.stop and time.monotonic() < deadline:
+        while self.detecting and not self.reader.waiting and not self.stop.stopped() and time.monotonic() < deadline:
             with self.timer.stage("wait"):
                 done = self.pool.wait(0.005)
             if done:
@@ -408,8 +415,6 @@ class _Run:
             detect = finder.needs_detection(index, self.convert(frame, "gray", *THUMB_SIZE, interpolation="AREA"))
         if detect:
             with self.timer.stage("detect"):
-                if self.pool is None:
-                    self._open_pool(size)
                 images = [self.convert(frame, "rgb24", *scaled, interpolation="AREA")
                           for scaled in finder.detector.input_sizes(*size)]
                 self.pool.submit(index, images, size)
@@ -419,7 +424,6 @@ class _Run:
     def _restart(self, size: tuple[int, int]) -> None:
         """The picture changed size mid-stream: what is waiting is finished, tracks end, detection restarts."""
         self._track(wait=True)
-        self.pool_close()
         self.faces.restart()
         self._advance()  # the tracks that ended here are decided and their frames out before the event
         self.emitter.event("resolution", width=size[0], height=size[1],
@@ -444,12 +448,11 @@ class _Run:
         """Hand finished detections to the tracker in order, and move every frame that can be cut
         (``_croppable``) through the faces (crops) to the emitter."""
         finder = self.faces.finder
-        if self.pool is not None:
-            results = self.pool.drain() if wait else self.pool.ready()
-            with self.timer.stage("detect"):
-                for key, detections in results:
-                    finder.track(key, detections, self.reader.info.fps)
-                    self.detecting.popleft()
+        results = self.pool.drain() if wait else self.pool.ready()
+        with self.timer.stage("detect"):
+            for key, detections in results:
+                finder.track(key, detections, self.reader.info.fps)
+                self.detecting.popleft()
         while self.waiting and self._croppable(self.waiting[0][0]):
             index, stamp, arrived, gray, image = self.waiting.popleft()
             with self.timer.stage("crop"):

@@ -23,6 +23,7 @@ from typing import Iterator
 import av
 
 from asd_se.core.media import MediaError, open_media
+from asd_se.core.signals import POLL_S, interruptible
 
 log = logging.getLogger(__name__)
 
@@ -76,28 +77,33 @@ def source_kind(spec: str) -> str:
 
 class _TimedPipe:
     """A pipe read with a deadline: ``read`` raises ``Stalled`` when nothing came for ``stall_s`` (PyAV passes
-    it up from inside FFmpeg), so neither opening nor reading a stream on stdin can hang."""
+    it up from inside FFmpeg), so neither opening nor reading a stream on stdin can hang; once ``stop`` is set it
+    reads as the end of the stream (within ``POLL_S``)."""
 
-    def __init__(self, fd: int, stall_s: float, spec: str):
-        self.fd, self.stall_s, self.spec = fd, stall_s, spec
+    def __init__(self, fd: int, stall_s: float, spec: str, stop: threading.Event):
+        self.fd, self.stall_s, self.spec, self.stop = fd, stall_s, spec, stop
 
     def read(self, size: int) -> bytes:
-        ready, _, _ = select.select([self.fd], [], [], self.stall_s)
-        if not ready:
-            raise Stalled(f"{self.spec}: no data for {self.stall_s:g} s (the source stalled)")
-        return os.read(self.fd, size)
+        deadline = time.monotonic() + self.stall_s
+        while not self.stop.is_set():
+            ready, _, _ = select.select([self.fd], [], [], min(POLL_S, self.stall_s))
+            if ready:
+                return os.read(self.fd, size)
+            if time.monotonic() >= deadline:
+                raise Stalled(f"{self.spec}: no data for {self.stall_s:g} s (the source stalled)")
+        return b""
 
 
 LIVE_PROBE = {"analyzeduration": "1000000"}  # µs of a stream read to learn its streams (FFmpeg's default: 5 s)
 
 
-def _container(spec: str, kind: str, stall_s: float) -> av.container.InputContainer:
+def _container(spec: str, kind: str, stall_s: float, stop: threading.Event) -> av.container.InputContainer:
     """Open the source; MediaError naming it where it cannot be."""
     try:
         if kind == "file":
             return open_media(Path(spec))
         if kind == "stdin":
-            return av.open(_TimedPipe(sys.stdin.fileno(), stall_s, spec), mode="r", options=LIVE_PROBE)
+            return av.open(_TimedPipe(sys.stdin.fileno(), stall_s, spec, stop), mode="r", options=LIVE_PROBE)
         if kind == "camera":
             return av.open(spec, format="v4l2", timeout=stall_s)
         return av.open(spec, timeout=(stall_s, stall_s), options=LIVE_PROBE)
@@ -118,7 +124,12 @@ class LiveSource:
     def __init__(self, spec: str, realtime: bool = False, stall_s: float = 10.0, queue_s: float = 4.0):
         self.spec, self.kind, self.stall_s = spec, source_kind(spec), stall_s
         self.paced = realtime or self.kind != "file"
-        self.container = _container(spec, self.kind, stall_s)
+        self._stop = threading.Event()
+        try:  # a signal ends the wait for a source that sends nothing at once
+            self.container = interruptible(lambda: _container(spec, self.kind, stall_s, self._stop))
+        except BaseException:
+            self._stop.set()  # the opening left behind reads the end of the stream and ends
+            raise
         if not self.container.streams.video:
             self.container.close()
             raise MediaError(f"{spec}: has no video stream")
@@ -133,7 +144,6 @@ class LiveSource:
         self.origin = (self.container.start_time or 0) / av.time_base  # s: time 0 of the stream
         self._streams = [video] + ([audio] if audio is not None else [])
         self._queue: queue.Queue = queue.Queue(maxsize=max(8, int(queue_s * self.info.fps)) * 2)
-        self._stop = threading.Event()
         self.overflow = 0
         self.warnings: list[str] = []
         self._thread = threading.Thread(target=self._read, name="asd-se-live-source", daemon=True)
@@ -227,15 +237,14 @@ class LiveSource:
         return wall0
 
     def next(self, stopped=lambda: False) -> Arrival | Ended | None:
-        """The next frame, or ``Ended``; None as soon as ``stopped()`` says so (checked every 0.2 s while
-        waiting); raises ``Stalled`` after ``stall_s`` without anything."""
-        waited = 0.0
+        """The next frame, or ``Ended``; None as soon as ``stopped()`` says so (checked every ``POLL_S``
+        while waiting); raises ``Stalled`` after ``stall_s`` without anything."""
+        deadline = time.monotonic() + self.stall_s
         while not stopped():
             try:
-                return self._queue.get(timeout=min(0.2, self.stall_s))
+                return self._queue.get(timeout=min(POLL_S, self.stall_s))
             except queue.Empty:
-                waited += min(0.2, self.stall_s)
-                if waited >= self.stall_s:
+                if time.monotonic() >= deadline:
                     raise Stalled(f"{self.spec}: no frame for {self.stall_s:g} s (the source stalled); outputs "
                                   f"closed with what had arrived") from None
         return None
