@@ -52,7 +52,7 @@ from asd_se.core.devices import resolve_device  # noqa: E402
 from asd_se.core.errors import ConfigError  # noqa: E402
 from asd_se.core.fsio import write_text_atomic  # noqa: E402
 from asd_se.explain import ChannelSelection  # noqa: E402
-from asd_se.explain.anymodel import SeGates, SqueezeExplainer, insert_se  # noqa: E402
+from asd_se.explain.anymodel import SeGates, Squeezed, SqueezeExplainer, insert_se  # noqa: E402
 from asd_se.explain.eigencam import EigenCam  # noqa: E402
 from asd_se.explain.faithfulness import curve_auc, perturbation_curves  # noqa: E402
 from asd_se.explain.gradcam import GradCam  # noqa: E402
@@ -275,8 +275,8 @@ def seconds_per_image(function, images: torch.Tensor) -> float:
 
 
 def se_block_of(model: nn.Module):
-    """The SE block insert_se registered on ``model`` (or on a copy of it)."""
-    return next(module for name, module in model.named_modules() if name.rpartition(".")[2].startswith("se_"))
+    """The SE block insert_se put into ``model`` (or into a copy of it)."""
+    return next(module.se for module in model.modules() if isinstance(module, Squeezed))
 
 
 def blurred(images: torch.Tensor) -> torch.Tensor:

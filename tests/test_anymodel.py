@@ -241,7 +241,7 @@ def test_the_block_trains_saves_and_loads_with_the_model():
     torch.manual_seed(0)
     model, x = Clips(), torch.randn(2, 3, 4, 16, 16)
     se = insert_se(model, x, before="pool", reduction=4)
-    assert "se_before_pool.excite.0.weight" in model.state_dict()
+    assert "pool.se.excite.0.weight" in model.state_dict()
     optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
     model(x).sum().backward()
     optimiser.step()
@@ -250,7 +250,7 @@ def test_the_block_trains_saves_and_loads_with_the_model():
     insert_se(copy, x, before="pool", reduction=4)
     copy.load_state_dict(model.state_dict())
     model.eval(), copy.eval()
-    assert torch.equal(SqueezeExplainer(copy, copy.se_before_pool)(x).maps, SqueezeExplainer(model, se)(x).maps)
+    assert torch.equal(SqueezeExplainer(copy, copy.pool.se)(x).maps, SqueezeExplainer(model, se)(x).maps)
     assert torch.equal(pickle.loads(pickle.dumps(model))(x), model(x))
 
 
@@ -271,7 +271,7 @@ def test_gates_record_the_se_vectors_inside_the_block_only_and_train_them_shut()
 
     def trained(weight: float) -> float:
         copy = pickle.loads(pickle.dumps(model))
-        block = copy.se_before_pool
+        block = copy.pool.se
         optimiser = torch.optim.Adam(copy.parameters(), lr=1e-2)
         target = torch.zeros(6, dtype=torch.long)
         for _ in range(40):
@@ -317,3 +317,59 @@ def test_bad_use_gets_a_clear_error():
         SqueezeExplainer(model.train(), se)(*x)
     with pytest.raises(ModelError, match="not part of the model"):
         SqueezeExplainer(TwoInputs(), se)
+
+
+class Nested(nn.Module):
+    """A user's model of nested Sequentials, as most hand-written CNNs are."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()),
+                                  nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+@pytest.mark.parametrize("name,where", [
+    ("mobilenet_v2", {"after": "features.2"}),
+    ("mobilenet_v2", {"before": "features.4"}),
+    ("vgg11", {"after": "features.2"}),
+    ("resnet18", {"after": "layer2.0"}),
+    ("efficientnet_b0", {"after": "features.3"}),
+])
+def test_a_layer_inside_a_sequential_keeps_the_models_outputs_and_its_weights_keys(models, name, where):
+    torch.manual_seed(0)
+    model, images = getattr(models, name)(num_classes=4).eval(), torch.randn(2, 3, 64, 64)
+    weights = {key: value.clone() for key, value in model.state_dict().items()}
+    explained = _unchanged_then_explained(model, (images,), **where)  # an SE block added as the Sequential's
+    assert explained.maps.shape == (2, 64, 64)  # child ran at its end too: the model's forward then failed
+    new = set(model.state_dict()) - set(weights)
+    assert new and all(".se." in key for key in new)  # the layer's own keys are as they were
+    fresh = getattr(models, name)(num_classes=4).eval()
+    insert_se(fresh, images[:1], **where)
+    loaded = fresh.load_state_dict(weights, strict=False)  # weights saved before the block load after it
+    assert set(loaded.missing_keys) == new and not loaded.unexpected_keys
+
+
+def test_a_users_nested_sequential_the_wrapped_layers_attributes_and_a_second_block():
+    torch.manual_seed(0)
+    model, x = Nested().eval(), torch.randn(2, 3, 16, 16)
+    _unchanged_then_explained(model, (x,), after="body.1")
+    _unchanged_then_explained(model, (x,), before="body.1")  # the other side of the same layer
+    _unchanged_then_explained(model, (x,), after="body.0.0")  # a convolution two Sequentials deep
+    convolution = model.body[0][0]
+    assert convolution.weight is convolution.layer.weight and convolution.kernel_size == (3, 3)  # read through
+    with pytest.raises(ModelError, match="already inserted after 'body.1'"):
+        insert_se(model, x, after="body.1")
+    assert torch.equal(pickle.loads(pickle.dumps(model))(x), model(x))
+
+
+def test_a_nan_input_gets_an_error_not_a_confident_map():
+    model, x = Nested().eval(), torch.randn(3, 3, 16, 16)
+    se = insert_se(model, x[:1], after="body.1")
+    x[1] = float("nan")
+    with pytest.raises(ModelError, match=r"batch item\(s\) 1: the model's output or the maps .* NaN"):
+        SqueezeExplainer(model, se)(x)
+    SqueezeExplainer(model, se)(x[[0, 2]])  # the finite items alone are explained

@@ -56,33 +56,57 @@ class Explanation:
     channels: list[list[int]]
 
 
-class _Squeeze:
-    """The hook that puts ``se`` on a module's first input (``before``) or on its output (``after``); a class,
-    not a closure, so a model with an SE block inserted still pickles."""
+def _spatial(x: Any, layer: str, position: str) -> torch.Tensor:
+    """``x`` where it is a tensor of maps ``(B, C, *S)``; ModelError saying why an SE block cannot sit there."""
+    if not isinstance(x, torch.Tensor) or x.dim() < 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        where = "entering" if position == "before" else "leaving"
+        raise ModelError(f"the tensor {where} layer {layer!r} is {shape}: no spatial maps to squeeze; an SE block "
+                         "needs (B, C, H, W) or (B, C, T, H, W) maps, e.g. before the global pooling")
+    return x
 
-    def __init__(self, se: Callable[[torch.Tensor], tuple[torch.Tensor, Any]], layer: str, position: str):
-        self.se, self.layer, self.position = se, layer, position
 
-    def maps(self, x: Any) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() < 3:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            where = "entering" if self.position == "before" else "leaving"
-            raise ModelError(f"the tensor {where} layer {self.layer!r} is {shape}: no spatial maps to "
-                             "squeeze; an SE block needs (B, C, H, W) or (B, C, T, H, W) maps, e.g. before the "
-                             "global pooling")
-        return x
+class Squeezed(nn.Module):
+    """What ``insert_se`` puts in a layer's place: the layer (``.layer``) with an SE block (``.se``) on the maps
+    entering it (``before``) or leaving it (``after``). A wrapper, never a new child beside the layer: a child
+    of an ``nn.Sequential`` would also run at the Sequential's end. The layer's own attributes read through it
+    (``model.features[2].conv``), and its state-dict keys stay those of the layer, so weights saved without the
+    block load into the model with it (only the block's ``se.*`` keys are new)."""
 
-    def __call__(self, module: nn.Module, args: tuple, output: Any = None) -> Any:
+    def __init__(self, layer: nn.Module, se: SEBlock, position: str, name: str):
+        super().__init__()
+        self.layer, self.se, self.position, self.layer_name = layer, se, position, name
+        self.register_state_dict_post_hook(_layer_keys_saved_as_its_own)
+        self.register_load_state_dict_pre_hook(_layer_keys_loaded_into_it)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.position == "before":
-            return (self.se(self.maps(args[0] if args else None))[0], *args[1:])
-        return self.se(self.maps(output))[0]
+            args = (self.se(_spatial(args[0] if args else None, self.layer_name, self.position))[0], *args[1:])
+            return self.layer(*args, **kwargs)
+        return self.se(_spatial(self.layer(*args, **kwargs), self.layer_name, self.position))[0]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            layer = self.__dict__.get("_modules", {}).get("layer")  # absent while unpickling
+            if layer is None:
+                raise
+            return getattr(layer, name)
 
 
-def _attach(model: nn.Module, layer: str, position: str, hook: _Squeeze):
-    target = model.get_submodule(layer)
-    if position == "before":
-        return target.register_forward_pre_hook(hook)
-    return target.register_forward_hook(hook)
+def _layer_keys_saved_as_its_own(module: Squeezed, state: dict, prefix: str, metadata: dict) -> None:
+    """``PREFIX.layer.K`` -> ``PREFIX.K`` in a state dict being made (in place, order kept)."""
+    inner = prefix + "layer."
+    for key in [key for key in state if key.startswith(prefix)]:
+        value = state.pop(key)
+        state[prefix + key[len(inner):] if key.startswith(inner) else key] = value
+
+
+def _layer_keys_loaded_into_it(module: Squeezed, state: dict, prefix: str, *_) -> None:
+    """``PREFIX.K`` -> ``PREFIX.layer.K`` in a state dict being loaded, for every K but the block's own."""
+    for key in [key for key in state if key.startswith(prefix) and not key.startswith(prefix + "se.")]:
+        state[prefix + "layer." + key[len(prefix):]] = state.pop(key)
 
 
 def _channels(model: nn.Module, layer: str, position: str, example: tuple) -> tuple[int, torch.Tensor]:
@@ -90,11 +114,13 @@ def _channels(model: nn.Module, layer: str, position: str, example: tuple) -> tu
     mode without gradients (running statistics are not touched), every module's own mode restored after."""
     seen: list[torch.Tensor] = []
 
-    def record(maps: torch.Tensor) -> tuple[torch.Tensor, None]:
-        seen.append(maps)
-        return maps, None
+    def record(module: nn.Module, args: tuple, output: Any = None) -> None:
+        seen.append(_spatial(args[0] if args else None, layer, position) if position == "before"
+                    else _spatial(output, layer, position))
 
-    handle = _attach(model, layer, position, _Squeeze(record, layer, position))
+    target = model.get_submodule(layer)
+    handle = (target.register_forward_pre_hook(record) if position == "before"
+              else target.register_forward_hook(record))
     modes = {module: module.training for module in model.modules()}
     try:
         model.eval()
@@ -113,9 +139,9 @@ def insert_se(model: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...]
               after: str | None = None, reduction: int = 16) -> SEBlock:
     """Insert an SE block (identity start, clip squeeze, ``reduction``) on the maps entering ``before`` or leaving
     ``after`` — a name from ``model.named_modules()`` — and return it. ``example``: an input (or a tuple of the
-    model's inputs) run once to learn the channel count; the block is registered on the layer's parent as
-    ``se_before_<name>`` / ``se_after_<name>`` (so it trains, saves and loads with the model), and the model's
-    outputs are unchanged until it trains."""
+    model's inputs) run once to learn the channel count. The named layer is replaced in its parent by a
+    ``Squeezed`` wrapper holding it and the block (so the block trains, saves, loads and pickles with the model;
+    the layer's parameters keep their state-dict keys), and the model's outputs are unchanged until it trains."""
     if (before is None) == (after is None):
         raise ModelError("insert_se needs exactly one of before= or after= (a layer name)")
     position, layer = ("before", before) if before is not None else ("after", after)
@@ -124,14 +150,15 @@ def insert_se(model: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...]
         close = difflib.get_close_matches(layer, names, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; it has {', '.join(names[:8])}, ..."
         raise ModelError(f"the model has no layer {layer!r}{hint}")
-    parent_name, _, leaf = layer.rpartition(".")
-    parent, attribute = model.get_submodule(parent_name), f"se_{position}_{leaf}"
-    if hasattr(parent, attribute):
-        raise ModelError(f"an SE block is already inserted {position} {layer!r}")
+    target = wrapped = model.get_submodule(layer)
+    while isinstance(wrapped, Squeezed):  # a block on the other side may be there already
+        if wrapped.position == position:
+            raise ModelError(f"an SE block is already inserted {position} {layer!r}")
+        wrapped = wrapped.layer
     channels, maps = _channels(model, layer, position, example if isinstance(example, tuple) else (example,))
     se = SEBlock(channels, reduction, squeeze="clip", identity_start=True).to(maps.device)
-    parent.add_module(attribute, se)
-    _attach(model, layer, position, _Squeeze(se, layer, position))
+    parent_name, _, leaf = layer.rpartition(".")
+    model.get_submodule(parent_name).register_module(leaf, Squeezed(target, se, position, layer))
     return se
 
 
@@ -169,6 +196,23 @@ def class_weights(se_weights: torch.Tensor, selection: ChannelSelection, head: n
     return chosen * se_weights.float() * head.weight.detach().float()[targets]
 
 
+def _require_finite(output: Any, maps: torch.Tensor) -> None:
+    """ModelError naming the batch items whose output or SE-block maps ``(B, C, *S)`` hold NaN or infinite values:
+    their map would look finite and confident (ReLU and scaling hide a NaN) while explaining nothing."""
+    tensors = [output] if isinstance(output, torch.Tensor) else (
+        list(output.values()) if isinstance(output, dict) else list(output) if isinstance(output, (tuple, list))
+        else [])
+    broken = ~torch.isfinite(maps.flatten(1)).all(dim=1)
+    for tensor in tensors:
+        if isinstance(tensor, torch.Tensor) and tensor.dim() and len(tensor) == len(broken):
+            broken |= ~torch.isfinite(tensor.reshape(len(tensor), -1)).all(dim=1)
+    if broken.any():
+        items = broken.nonzero().flatten().tolist()
+        raise ModelError(f"batch item(s) {', '.join(map(str, items[:8]))}{', ...' if len(items) > 8 else ''}: the "
+                         "model's output or the maps the SE block weighs hold NaN or infinite values (check the "
+                         "input); no map is made for a non-finite decision")
+
+
 class SqueezeExplainer:
     """The SE map of every item of a batch, from the one forward pass that gives the model's output: the mean of
     the selected channels (the paper's map); with ``contrast``, their principal component beyond the mean of all
@@ -204,6 +248,7 @@ class SqueezeExplainer:
         if len(seen) != 1:
             raise ModelError(f"the SE block ran {len(seen)} times in one forward pass; an SE map needs exactly one")
         maps, weights = seen[0]
+        _require_finite(output, maps)
         spatial = maps.dim() - 2
         size = tuple(inputs[0].shape[-spatial:]) if size is None else tuple(size)
         if self.head is None:
