@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import pickle
 import zipfile
 from pathlib import Path
@@ -10,10 +11,12 @@ from pathlib import Path
 import torch
 
 from asd_se.config import Config
-from asd_se.core.errors import AsdSeError
-from asd_se.core.fsio import atomic_path
+from asd_se.core.errors import AsdSeError, ConfigError
+from asd_se.core.fsio import atomic_path, not_a_file
 from asd_se.models import AsdModel, build_model
 from asd_se.models.visual import channels_last_convolutions
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "asd-se-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -33,16 +36,21 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 def load_checkpoint(path: Path | str) -> dict:
     """Read a checkpoint on the CPU without unpickling code; CheckpointError if it is not one. A name of a
-    shipped model (``asd-se models``) where no such file is gives that model, made from the package's weights."""
+    shipped model (``asd-se models``) where no such file is gives that model, made from the package's weights;
+    a file of that name is used instead, with a warning saying so."""
     from asd_se.zoo import SHIPPED, shipped_payload
 
     path = Path(path)
-    if not path.exists() and str(path) in SHIPPED:
-        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **shipped_payload(str(path))}
+    if str(path) in SHIPPED:
+        if not path.exists():
+            return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **shipped_payload(str(path))}
+        log.warning("%s: a file of this name is here, so it is used, not the shipped model of the same name "
+                    "(give another path to the file, or move it, to use the shipped one)", path)
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint (give RUN/best.pt or RUN/last.pt)")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint (nor a shipped model: {', '.join(SHIPPED)})")
+        raise CheckpointError(f"{path}: {not_a_file(path, 'checkpoint')} (nor a shipped model: "
+                              f"{', '.join(SHIPPED)})")
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
         raise CheckpointError(f"{path}: not a readable torch checkpoint (not a torch.save archive)")
     try:
@@ -65,10 +73,23 @@ def model_mismatch(saved: dict, wanted: dict) -> str | None:
     return "; ".join(diffs) or None
 
 
+def checkpoint_config(payload: dict, path: Path | str) -> Config:
+    """The config a checkpoint's ``payload`` records; CheckpointError naming ``path`` where it has none or one that
+    cannot be used (unknown keys, values out of range: a file written by another version, or edited)."""
+    data = payload.get("config")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: holds no model config (its 'config' is {type(data).__name__}); not a "
+                              f"checkpoint asd-se wrote")
+    try:
+        return Config.from_dict(data)
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: its config cannot be used: {err}") from err
+
+
 def load_model(path: Path, device: torch.device) -> tuple[AsdModel, Config]:
     """The model a checkpoint holds, built from its own config, in eval mode on ``device``."""
     payload = load_checkpoint(path)
-    config = Config.from_dict(payload["config"])
+    config = checkpoint_config(payload, path)
     model = build_model(config.model)
     try:
         model.load_state_dict(payload["model"])
@@ -92,7 +113,11 @@ def load_runtime(path: Path, device: torch.device, runtime: str = "torch") -> tu
     if runtime == "torch":
         return load_model(path, device)
     from asd_se.models.onnx_model import OnnxAsdModel
+    from asd_se.zoo import SHIPPED
 
+    if str(path) in SHIPPED and not Path(path).exists():
+        raise CheckpointError(f"{path}: a shipped model, not an .onnx file; export it first: asd-se export onnx "
+                              f"{path} -o {path}.onnx, then --checkpoint {path}.onnx")
     if device.type != "cpu":
         raise CheckpointError(f"{path}: --runtime onnx runs on the CPU (onnxruntime's CPU provider); use "
                               f"--device cpu, or --runtime torch on {device}")

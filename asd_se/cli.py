@@ -78,10 +78,9 @@ def cmd_prep(args: argparse.Namespace) -> int:
         raise SystemExit("asd-se prep: give --annotations and --videos, or --root with --dataset")
     crop = args.crop
     if args.checkpoint is not None:  # the crops the model was trained on
-        from asd_se.checkpoint import load_checkpoint
-        from asd_se.config import Config
+        from asd_se.checkpoint import checkpoint_config, load_checkpoint
 
-        crop = Config.from_dict(load_checkpoint(args.checkpoint)["config"]).model.crop
+        crop = checkpoint_config(load_checkpoint(args.checkpoint), args.checkpoint).model.crop
     if args.out is None and not args.check:
         raise SystemExit("asd-se prep: give --out STORE (or --check for the pre-flight only)")
     config = PrepConfig(tuple(annotations), videos, args.out or Path("."), args.workers, args.shard,
@@ -145,10 +144,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.config = args.out / "config.yaml"
     base = None
     if args.init is not None and args.config is None:  # the model is the checkpoint's, unless --set changes it
-        from asd_se.checkpoint import load_checkpoint
+        from asd_se.checkpoint import checkpoint_config, load_checkpoint
         from asd_se.config import Config
 
-        base = Config(model=Config.from_dict(load_checkpoint(args.init)["config"]).model)
+        base = Config(model=checkpoint_config(load_checkpoint(args.init), args.init).model)
     config = load_config(args.config, args.set, base)
     history = Trainer(config, args.data, args.out, resume=args.resume, init=args.init, force=args.force,
                       features=args.features).fit()
@@ -230,7 +229,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
-    from asd_se.core.fsio import refuse_overwrite, write_text_atomic
+    from asd_se.core.fsio import refuse_overwrite, standard_output, stream_errors, write_text_atomic
     from asd_se.core.options import settings_from
     from asd_se.review.document import read_render
     from asd_se.review.segments import SegmentSettings, document_segments, format_segments
@@ -239,7 +238,10 @@ def cmd_segments(args: argparse.Namespace) -> int:
     settings = settings_from(SegmentSettings, args, "segments-")
     text = format_segments(document_segments(document, settings), args.format, document.video_id, settings)
     if args.out is None:
-        sys.stdout.write(text)
+        out = standard_output()
+        with stream_errors("standard output", out):
+            out.write(text)
+            out.flush()
         return 0
     check_outputs([args.json, *document.media], [args.out])
     refuse_overwrite(args.out, args.force)
@@ -309,9 +311,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from asd_se.core.fsio import standard_output, stream_errors
     from asd_se.zoo import models_table
 
-    sys.stdout.write(models_table())
+    out = standard_output()
+    with stream_errors("standard output", out):
+        out.write(models_table())
+        out.flush()
     return 0
 
 

@@ -31,9 +31,9 @@ class ModelConfig:
     variant: str = "light"
     se: bool = True
     se_squeeze: str = "clip"  # clip: squeeze over (T, h, w) -> SE vector (B, C); frame: over (h, w) -> (B, T, C)
-    se_reduction: int = bounded(4, AT_LEAST_ONE)
+    se_reduction: int = bounded(4, Range(1, 256))
     map_size: int = 7  # side of the visual maps the heatmaps come from: light 7 or 14 (finer, slower); lightasd 14
-    embed_dim: int = bounded(128, AT_LEAST_ONE)
+    embed_dim: int = bounded(128, Range(1, 4096))
     fusion: str = "sum"  # sum | cross_attention
     backend: str = "gru"  # gru | attention
     se_identity: bool = False  # the SE block starts as the identity (for inserting it into a trained model)
@@ -142,28 +142,63 @@ def _typed(name: str, value, kind: type):
     raise ConfigError(f"{name} must be a {kind.__name__}, not {value!r}")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last silently: a second
+    ``train:`` section would replace the first whole)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                    "give each once", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def _yaml(text: str, where: str):
+    """``text`` read as YAML, strictly; ConfigError starting with ``where`` (what it is, named) where it cannot
+    be."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as err:
+        mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None) or str(err)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ConfigError(f"{where} ({at}{problem})") from err
+
+
 def apply_override(data: dict, assignment: str) -> None:
     """Apply one ``section.key=value`` (value parsed as YAML) to a config dict, in place."""
     if "=" not in assignment or "." not in assignment.split("=", 1)[0]:
         raise ConfigError(f"--set wants section.key=value, e.g. train.lr=0.001, not {assignment!r}")
     path, text = assignment.split("=", 1)
     section, key = path.split(".", 1)
-    data.setdefault(section, {})[key] = yaml.safe_load(text)
+    values = data.setdefault(section, {})
+    if not isinstance(values, dict):
+        raise ConfigError(f"--set {assignment}: section {section!r} is not a mapping of settings")
+    values[key] = _yaml(text, f"--set {assignment}: the value is not valid YAML")
 
 
 def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                 base: Config | None = None) -> Config:
-    """``base`` (default: the defaults), updated by a YAML file, updated by overrides."""
+    """``base`` (default: the defaults), updated by a YAML file, updated by overrides. The file's errors name
+    it: invalid or duplicated YAML, a top level or a section that is not a mapping."""
     data = (base or Config()).to_dict()
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as err:
             raise ConfigError(f"{path}: not a readable YAML config ({err})") from err
+        loaded = _yaml(text, f"{path}: not a readable YAML config") or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a config maps sections (model:, train:) to settings, "
                               f"not a {type(loaded).__name__}")
         for section, values in loaded.items():
+            if values is not None and not isinstance(values, dict):
+                raise ConfigError(f"{path}: section {section!r} must map settings to values, not a "
+                                  f"{type(values).__name__}")
             data.setdefault(section, {}).update(values or {})
     for assignment in overrides:
         apply_override(data, assignment)

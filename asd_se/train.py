@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from asd_se.breakdowns import overall_interval
-from asd_se.checkpoint import CheckpointError, load_checkpoint, model_mismatch, save_checkpoint
+from asd_se.checkpoint import CheckpointError, checkpoint_config, load_checkpoint, model_mismatch, save_checkpoint
 from asd_se.config import Config
 from asd_se.core.devices import resolve_device
 from asd_se.core.errors import AsdSeError, InputError
@@ -195,7 +195,7 @@ class Trainer:
     def _resume(self) -> None:
         path = self.run_dir / "last.pt"
         payload = load_checkpoint(path)
-        mismatch = model_mismatch(Config.from_dict(payload["config"]).to_dict()["model"],
+        mismatch = model_mismatch(checkpoint_config(payload, path).to_dict()["model"],
                                   self.config.to_dict()["model"])
         if mismatch:
             raise CheckpointError(f"{path}: cannot resume, {mismatch}")
@@ -211,7 +211,7 @@ class Trainer:
     def _initialise(self, path: Path) -> None:
         """Start from the weights of ``path`` (an imported or any asd-se checkpoint) of the same architecture;
         an SE block the checkpoint lacks is inserted at its identity start, so step 0 computes what it did."""
-        saved = Config.from_dict(load_checkpoint(path)["config"]).model
+        saved = checkpoint_config(load_checkpoint(path), path).model
         wanted = self.config.model
         free = ("se", "se_identity") + (() if saved.se else ("se_squeeze", "se_reduction"))  # a block it lacks: any
         architecture = {k: v for k, v in self.config.to_dict()["model"].items() if k not in free}

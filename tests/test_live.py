@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from asd_se.render.tracks import FaceFinder
 from asd_se.scoring import score_track
 from data_prep.synth.dataset import write_video
 from data_prep.synth.plan import VideoSpec
+from media_kit import feed, to_ts
 
 CPU = torch.device("cpu")
 
@@ -56,53 +56,6 @@ def clip(synth_root) -> Path:
     """The synthetic val video (6 s, faces speaking and silent, with audio)."""
     rows, _ = read_csv(synth_root / "annotations" / "val.csv")
     return synth_root / "videos" / f"{rows[0].video_id}.mp4"
-
-
-def to_ts(video: Path, out: Path, size: tuple[int, int] | None = None, seconds: float | None = None) -> Path:
-    """``video`` as MPEG-TS (H.264 + AAC, re-encoded by PyAV), optionally scaled to ``size`` or cut short."""
-    with av.open(str(video)) as source, av.open(str(out), "w", format="mpegts") as sink:
-        vin, ain = source.streams.video[0], source.streams.audio[0]
-        vout = sink.add_stream("libx264", rate=25)
-        vout.width, vout.height = size or (vin.codec_context.width // 2 * 2, vin.codec_context.height // 2 * 2)
-        vout.pix_fmt, vout.options = "yuv420p", {"preset": "ultrafast", "tune": "zerolatency"}
-        aout = sink.add_stream("aac", rate=ain.codec_context.sample_rate)
-        count = 0
-        for frame in source.decode(vin, ain):
-            if seconds is not None and frame.time > seconds:
-                continue
-            if isinstance(frame, av.VideoFrame):
-                frame = frame.reformat(vout.width, vout.height)
-                frame.pts, frame.time_base, count = count, Fraction(1, 25), count + 1
-                sink.mux(vout.encode(frame))
-            else:
-                frame.pts = None
-                sink.mux(aout.encode(frame))
-        sink.mux(vout.encode(None))
-        sink.mux(aout.encode(None))
-    return out
-
-
-def feed(data: bytes, seconds: float, stall: bool = False) -> int:
-    """A pipe's read end, written from a thread at the pace of ``seconds`` of stream (as a live sender would);
-    closed at the end unless ``stall`` (then it stays open, silent)."""
-    read, write = os.pipe()
-
-    def send() -> None:
-        step = max(1, len(data) // 100)
-        try:
-            for start in range(0, len(data), step):
-                os.write(write, data[start:start + step])
-                time.sleep(seconds / 100)
-            watch = select.poll()
-            watch.register(write, select.POLLERR)
-            while stall and not watch.poll(200):  # silent and open until the reader goes away
-                pass
-        except BrokenPipeError:
-            pass
-        os.close(write)
-
-    threading.Thread(target=send, daemon=True).start()
-    return read
 
 
 def read_lines(path: Path) -> list[dict]:

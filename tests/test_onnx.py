@@ -92,6 +92,6 @@ def test_bad_exports_and_runtimes_are_refused(tmp_path, capsys, checkpoint):
     assert "not an ONNX model onnxruntime can load" in capsys.readouterr().err
     assert main(["export", "onnx", str(checkpoint), "-o", str(out)]) == 0
     assert main(["render", str(clip), "--checkpoint", str(out), "--runtime", "onnx", "--explainer", "gradcam",
-                 "-o", str(tmp_path / "b.mp4")]) == 1
-    assert "needs gradients, which onnxruntime does not give" in capsys.readouterr().err
+                 "-o", str(tmp_path / "b.mp4")]) == 2  # a conflict of arguments
+    assert "needs gradients, which --runtime onnx (onnxruntime) does not give" in capsys.readouterr().err
     assert not list(tmp_path.glob("[ab].*"))

@@ -43,6 +43,18 @@ def inside(folder: Path, name: str) -> Path:
     return path
 
 
+def not_a_file(path: Path, what: str = "file") -> str:
+    """Why ``path`` is no regular file to read: missing, or what it is instead (a FIFO, a device: inputs are
+    read more than once, from a regular file)."""
+    if not path.exists():
+        return f"no such {what}"
+    kind = ("a folder" if path.is_dir() else "a FIFO (named pipe)" if path.is_fifo() else
+            "a device" if path.is_char_device() or path.is_block_device() else "a socket" if path.is_socket()
+            else "not a regular file")
+    return (f"is {kind}, not a regular {what} (asd-se reads it more than once: save it to a file first; asd-se "
+            f"live - reads a stream on standard input)")
+
+
 def require_folder(path: Path, what: str = "folder") -> Path:
     """``path`` if it is an existing folder; else InputError saying whether it is missing or a file."""
     path = Path(path)

@@ -17,7 +17,9 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from asd_se.core.clock import StreamClock
 from asd_se.core.errors import AsdSeError
+from asd_se.core.fsio import not_a_file
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def open_media(path: Path) -> av.container.InputContainer:
     if path.is_dir():
         raise MediaError(f"{path}: is a folder, not a video file")
     if not path.is_file():
-        raise MediaError(f"{path}: no such file")
+        raise MediaError(f"{path}: {not_a_file(path)}")
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: file is empty (0 bytes)")
     try:
@@ -98,8 +100,9 @@ def _stream_start(stream: av.stream.Stream, container_start: float) -> float:
     return float(stream.start_time * stream.time_base) - container_start
 
 
-def probe(path: Path) -> VideoInfo:
-    """Read a video's header. Raises MediaError for missing, empty, unreadable or video-less files."""
+def probe(path: Path, audio_stream: int = 0) -> VideoInfo:
+    """Read a video's header (the audio facts of its ``audio_stream``-th audio stream, see
+    ``choose_audio_stream``). Raises MediaError for missing, empty, unreadable or video-less files."""
     with open_media(path) as container:
         if not container.streams.video:
             raise MediaError(f"{path}: has no video stream")
@@ -111,7 +114,8 @@ def probe(path: Path) -> VideoInfo:
             duration = container.duration / av.time_base
         else:
             duration = 0.0
-        audio = container.streams.audio[0].codec_context if container.streams.audio else None
+        audio = _audio_streams(container, path, audio_stream)
+        audio = audio.codec_context if audio is not None else None
         start = (container.start_time or 0) / av.time_base
         video_start = _stream_start(stream, start)
         width, height = stream.codec_context.width, stream.codec_context.height
@@ -128,24 +132,37 @@ def probe(path: Path) -> VideoInfo:
 
 @dataclass
 class DecodedVideo:
-    """What one decode pass collected besides the frames: audio, the start time and the warnings met."""
+    """What one decode pass collected besides the frames: audio, the clock that times them and the problems met
+    (each cause said once: ``warnings``)."""
 
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     audio_start: float = 0.0  # the time (s) of ``audio[0]``: 0, or the start of the span decoded
-    warnings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
     truncated: bool = False
-    start: float = 0.0  # the container's start time, s; frame times are relative to it
+    start: float = 0.0  # the container's start time, s (where seeks and spans are counted from)
     fps: float = 25.0  # the video stream's nominal rate
-    last_time: float | None = None  # of the last video frame timed
+    clock: StreamClock = field(default_factory=lambda: StreamClock("", 25.0))
+    corrupt: list = field(default_factory=list)  # the timestamps of the packets skipped as corrupt
 
     def frame_time(self, frame: av.VideoFrame) -> float:
-        """A video frame's time in seconds from the start; a frame without a timestamp is placed one nominal
-        frame after the previous one."""
-        if frame.time is not None:
-            self.last_time = frame.time - self.start
-        else:
-            self.last_time = (self.last_time if self.last_time is not None else -1.0 / self.fps) + 1.0 / self.fps
-        return self.last_time
+        """A video frame's time in seconds on the file's timeline (``core/clock.py``)."""
+        return self.clock.time("video", frame.time)
+
+    def audio_time(self, frame: av.AudioFrame) -> float:
+        """An audio frame's time in seconds on the file's timeline; the first fixes ``audio_origin``."""
+        return self.clock.time("audio", frame.time, frame.samples / frame.sample_rate)
+
+    @property
+    def audio_origin(self) -> float:
+        """The audio's timestamp (s) that is time 0 (once its first frame was timed)."""
+        return self.clock.origin("audio")
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every problem met, one sentence per cause."""
+        skipped = [f"{self.clock.spec}: skipped {len(self.corrupt)} corrupt packet(s), the first at timestamp "
+                   f"{self.corrupt[0][0]} ({self.corrupt[0][1]})"] if self.corrupt else []
+        return self.problems + skipped + self.clock.notes
 
 
 class SeekError(Exception):
@@ -165,11 +182,11 @@ def _seeked_frames(path: Path, span: tuple[float, float], with_audio: bool, resu
     first, last = span
     container = open_media(path)
     try:
-        streams = _streams(container, path, with_audio, result)
+        streams = select_streams(container, path, with_audio, result, align=False)
         video = streams[0]
         begins = _stream_start(video, result.start)
         try:
-            frames, head = _decoded(container, streams, path, result), []
+            frames, head = decoded_packets(container, streams, path, result), []
             if first > begins:
                 _seek(container, result.start + first)
                 for frame in frames:  # up to the first video frame: where the seek landed
@@ -180,11 +197,11 @@ def _seeked_frames(path: Path, span: tuple[float, float], with_audio: bool, resu
                 if landed is not None and landed > first + 1e-6:
                     raise SeekError(f"landed at {landed:.2f} s")
         except (av.error.FFmpegError, SeekError) as err:
-            result.warnings.append(f"{path}: cannot seek to {first:.2f} s ({err}); decoded from the start instead")
+            result.problems.append(f"{path}: cannot seek to {first:.2f} s ({err}); decoded from the start instead")
             container.close()
             container = open_media(path)
-            streams = _streams(container, path, with_audio, result)
-            frames, head = _decoded(container, streams, path, result), []
+            streams = select_streams(container, path, with_audio, result, align=False)
+            frames, head = decoded_packets(container, streams, path, result), []
         done = {stream.type: False for stream in streams}
         for frame in chain(head, frames):
             time = frame.time - result.start if frame.time is not None else None
@@ -198,34 +215,49 @@ def _seeked_frames(path: Path, span: tuple[float, float], with_audio: bool, resu
         container.close()
 
 
-def _streams(container: av.container.InputContainer, path: Path, with_audio: bool, result: DecodedVideo
-             ) -> list[av.stream.Stream]:
-    """The first video stream (and the first audio stream when ``with_audio``); sets start and fps."""
+def _audio_streams(container: av.container.InputContainer, path: Path | str, index: int) -> av.stream.Stream | None:
+    """The ``index``-th audio stream (None where the file has none); MediaError where it has fewer."""
+    streams = container.streams.audio
+    if not streams:
+        return None
+    if not 0 <= index < len(streams):
+        raise MediaError(f"{path}: --audio-stream {index}: the file has {len(streams)} audio stream(s), "
+                         f"0 to {len(streams) - 1}")
+    return streams[index]
+
+
+def select_streams(container: av.container.InputContainer, path: Path | str, with_audio: bool,
+                   result: DecodedVideo, audio_stream: int = 0, align: bool = True) -> list[av.stream.Stream]:
+    """The first video stream (and the ``audio_stream``-th audio stream when ``with_audio``); sets the start,
+    the fps and the clock (``core/clock.py``; ``align``: see ``StreamClock``)."""
     if not container.streams.video:
         raise MediaError(f"{path}: has no video stream")
     video = container.streams.video[0]
     video.thread_type = "AUTO"
+    audio = _audio_streams(container, path, audio_stream) if with_audio else None
     result.start = (container.start_time or 0) / av.time_base
     result.fps = float(video.average_rate or video.guessed_rate or 25)
-    return [video] + ([container.streams.audio[0]] if with_audio and container.streams.audio else [])
+    result.clock = StreamClock(str(path), result.fps, result.start, align)
+    return [video] + ([audio] if audio is not None else [])
 
 
-def _decoded(container: av.container.InputContainer, streams: list[av.stream.Stream], path: Path,
-             result: DecodedVideo) -> Iterator[av.VideoFrame | av.AudioFrame]:
+def decoded_packets(container: av.container.InputContainer, streams: list[av.stream.Stream], path: Path | str,
+                    result: DecodedVideo) -> Iterator[av.VideoFrame | av.AudioFrame]:
     """Decode ``streams`` from where the container stands; corrupt packets are skipped with a warning."""
     for packet in container.demux(*streams):
         try:
             frames = packet.decode()
         except av.error.InvalidDataError as err:
-            result.warnings.append(f"{path}: skipped a corrupt packet at {packet.pts} ({err})")
+            result.corrupt.append((packet.pts, err))
             continue
         yield from frames
 
 
 def demux(path: Path, with_audio: bool = True, result: DecodedVideo | None = None,
-          span: tuple[float, float] | None = None) -> Iterator[av.VideoFrame | av.AudioFrame]:
-    """Decode a file once, in order: the first video stream's frames, interleaved with the first audio
-    stream's frames when ``with_audio``. ``span`` ``(first, last)`` (s from the container's start) decodes only
+          span: tuple[float, float] | None = None, audio_stream: int = 0
+          ) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    """Decode a file once, in order: the first video stream's frames, interleaved with the ``audio_stream``-th
+    audio stream's frames when ``with_audio`` (spans: the first's). ``span`` ``(first, last)`` (s from the container's start) decodes only
     that stretch (from the keyframe before ``first`` until the first frames after ``last``). Corrupt packets
     are skipped with a warning in ``result.warnings``; a stream that ends in an error sets ``result.truncated``.
     ``result.start`` is set before the first frame."""
@@ -235,8 +267,8 @@ def demux(path: Path, with_audio: bool = True, result: DecodedVideo | None = Non
         return
     container = open_media(path)
     try:
-        streams = _streams(container, path, with_audio, result)
-        last = yield from _guarded(_decoded(container, streams, path, result), path, result)
+        streams = select_streams(container, path, with_audio, result, audio_stream)
+        last = yield from _guarded(decoded_packets(container, streams, path, result), path, result)
         if result.truncated:
             return
         video = streams[0]
@@ -247,7 +279,7 @@ def demux(path: Path, with_audio: bool = True, result: DecodedVideo | None = Non
         decoded = (last or 0.0) + 1.0 / result.fps
         if expected is not None and decoded < expected - max(0.5, 2.0 / result.fps):
             result.truncated = True  # some demuxers stop at damaged data without an error
-            result.warnings.append(f"{path}: decoding stopped at {decoded:.2f} s of {expected:.2f} s "
+            result.problems.append(f"{path}: decoding stopped at {decoded:.2f} s of {expected:.2f} s "
                                    f"(damaged or truncated file); the rest is missing")
     finally:
         container.close()
@@ -266,7 +298,7 @@ def _guarded(frames: Iterator[av.VideoFrame | av.AudioFrame], path: Path, result
     except av.error.FFmpegError as err:
         result.truncated = True
         where = "before the first frame" if last is None else f"after {last:.2f} s"
-        result.warnings.append(f"{path}: stream ends in an error {where} ({err})")
+        result.problems.append(f"{path}: stream ends in an error {where} ({err})")
     return last
 
 
@@ -275,15 +307,20 @@ class FrameConverter:
     ``frame.to_ndarray(format=...)`` builds a fresh context per call: 20-30x slower, identical pixels.)
 
     THE place where a stored-turned frame (a phone's display matrix) is turned upright: every image asd-se
-    looks at — detection, crops, drawing, prep — comes through here."""
+    looks at — detection, crops, drawing, prep — comes through here. ``size`` ``(W, H)`` (upright): every frame
+    comes out at that size unless another is asked for, so a picture that changes size mid-file is scaled to
+    the size a render was set up for."""
 
-    def __init__(self):
+    def __init__(self, size: tuple[int, int] | None = None):
+        self.size = size
         self._reformatters: dict[tuple, VideoReformatter] = {}
 
     def __call__(self, frame: av.VideoFrame, format: str, width: int | None = None, height: int | None = None,
                  interpolation: str | None = None) -> np.ndarray:
         """``(H, W, 3)`` for ``bgr24``/``rgb24``, ``(H, W)`` for ``gray``, upright; scaled when a size (of the
-        upright image) is given."""
+        upright image) is given, else to the converter's ``size``."""
+        if width is None and height is None and self.size is not None:
+            width, height = self.size
         turns = quarter_turns(frame)
         if turns % 2:
             width, height = height, width
@@ -293,8 +330,8 @@ class FrameConverter:
 
 
 def decode(path: Path, formats: tuple[str, ...] = ("bgr24",), with_audio: bool = True,
-           result: DecodedVideo | None = None, span: tuple[float, float] | None = None
-           ) -> Iterator[tuple[float, list[np.ndarray]]]:
+           result: DecodedVideo | None = None, span: tuple[float, float] | None = None,
+           size: tuple[int, int] | None = None) -> Iterator[tuple[float, list[np.ndarray]]]:
     """Decode a file once, in order: yields ``(time_s, images)`` per video frame, one image per format.
 
     Each image is ``(H, W, 3)`` uint8 for ``bgr24``/``rgb24`` or ``(H, W)`` for ``gray``; ``gray`` is THE
@@ -303,14 +340,16 @@ def decode(path: Path, formats: tuple[str, ...] = ("bgr24",), with_audio: bool =
     ``result.audio`` (see ``MonoAudio``; complete once the generator is exhausted). Corrupt packets and
     truncation are handled as in ``demux``. With a ``span`` ``(first, last)``, only the frames from ``first``
     to the first one after ``last`` are yielded and the audio covers that stretch (``result.audio_start``):
-    memory does not grow with the file's length.
+    memory does not grow with the file's length. ``size`` ``(W, H)``: every image at that size (a render's frames
+    at the size it was set up for, see ``FrameConverter``).
     """
     result = result if result is not None else DecodedVideo()
     result.audio_start = span[0] if span is not None else 0.0
-    audio, convert = MonoAudio(result.audio_start), FrameConverter()
+    audio, convert = MonoAudio(result.audio_start), FrameConverter(size)
     for frame in demux(path, with_audio, result, span):
         if isinstance(frame, av.AudioFrame):
-            audio.add(frame, result.start)
+            result.audio_time(frame)
+            audio.add(frame, result.audio_origin)
             continue
         time = result.frame_time(frame)
         if span is None or time >= span[0]:
@@ -387,3 +426,53 @@ def read_audio(path: Path) -> np.ndarray:
         return audio.finish()
     finally:
         container.close()
+
+
+SILENT_DBFS = -60.0  # an audio stream quieter than this over its first LEVEL_PROBE_S holds no sound to score
+LEVEL_PROBE_S = 60.0
+
+
+def _levels(container: av.container.InputContainer, streams: list[av.stream.Stream]) -> list[float]:
+    """The RMS level (dBFS) of each audio stream over its first ``LEVEL_PROBE_S`` seconds, as 16 kHz mono."""
+    audio = {stream.index: MonoAudio() for stream in streams}
+    heard = {stream.index: 0.0 for stream in streams}
+    try:
+        for packet in container.demux(*streams):
+            if min(heard.values()) >= LEVEL_PROBE_S:
+                break
+            index = packet.stream.index
+            if heard[index] >= LEVEL_PROBE_S:
+                continue
+            try:
+                for frame in packet.decode():
+                    audio[index].add(frame, frame.time or 0.0)
+                    heard[index] += frame.samples / frame.sample_rate
+            except av.error.InvalidDataError:
+                continue
+    except av.error.FFmpegError:
+        pass
+    levels = []
+    for stream in streams:
+        samples = audio[stream.index].finish()
+        rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+        levels.append(20 * math.log10(rms) if rms > 0 else -math.inf)
+    return levels
+
+
+def choose_audio_stream(path: Path, asked: int | None = None) -> tuple[int, list[str]]:
+    """Which audio stream render and live listen to, as its index among the file's audio streams, and a note
+    where there was a choice: ``asked`` (``--audio-stream N``; MediaError where the file has no such stream),
+    else the first whose first minute is not silent (above ``SILENT_DBFS``), else the first."""
+    with open_media(path) as container:
+        streams = list(container.streams.audio)
+        if asked is not None:
+            _audio_streams(container, path, asked)
+            return asked, []
+        if len(streams) < 2:
+            return 0, []
+        levels = _levels(container, streams)
+    chosen = next((index for index, level in enumerate(levels) if level > SILENT_DBFS), 0)
+    heard = ", ".join(f"{index}: {level:.0f} dBFS" for index, level in enumerate(levels))
+    why = "the first with sound" if chosen or levels[0] > SILENT_DBFS else "none has sound in its first minute"
+    return chosen, [f"{path}: {len(streams)} audio streams ({heard} over the first minute); scored against stream "
+                    f"{chosen} ({why}); --audio-stream N chooses another"]

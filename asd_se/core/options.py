@@ -72,7 +72,7 @@ def check_settings(settings: Any, prefix: str = "") -> None:
     settings are checked when they are built)."""
     for spec in dataclasses.fields(settings):
         value = getattr(settings, spec.name)
-        for item in value if isinstance(value, tuple) else (value,):
+        for item in value if isinstance(value, tuple) else () if value is None else (value,):
             if spec.metadata.get("choices") is not None:
                 check_choice(f"{prefix}{spec.name}", item, spec.metadata["choices"])
             if spec.metadata.get("range") is not None and not isinstance(item, bool):
@@ -95,8 +95,15 @@ def ranged(kind: type, range: Range) -> Callable[[str], Any]:
 
 
 def _fields(settings_type: type) -> list[tuple[dataclasses.Field, Any]]:
+    """Each field with its type; an optional one (``int | None``: None means "not given") as its type."""
     hints = typing.get_type_hints(settings_type)
-    return [(f, hints[f.name]) for f in dataclasses.fields(settings_type)]
+    return [(f, _given(hints[f.name])) for f in dataclasses.fields(settings_type)]
+
+
+def _given(kind: Any) -> Any:
+    arguments = [argument for argument in typing.get_args(kind) if argument is not type(None)]
+    optional = len(arguments) == 1 and len(typing.get_args(kind)) == 2
+    return arguments[0] if optional else kind
 
 
 def add_options(parser: argparse.ArgumentParser, settings_type: type, prefix: str = "") -> None:

@@ -43,7 +43,7 @@ from asd_se.live.emit import Emitter
 from asd_se.live.faces import FrameFaces, LiveFaces
 from asd_se.live.serve import LiveServer
 from asd_se.live.source import Arrival, Ended, LiveSource, Stalled, source_kind
-from asd_se.render.pipeline import RenderError, choose_explainer
+from asd_se.render.pipeline import RenderError, check_runtime_explainer, choose_explainer
 from asd_se.render.tracks import FaceFinder
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,12 @@ class LiveSettings:
     runtime: str = setting("torch", "torch, or onnx (a .onnx from asd-se export onnx, on the CPU)", RUNTIMES)
     crf: int = setting(23, "H.264 quality of the MP4 (lower: better, larger)", range=Range(0, 51))
     preset: str = setting("ultrafast", "x264 speed preset of the MP4", X264_PRESETS)
+    audio_stream: int | None = setting(None, "listen to this audio stream of the source (0: its first); default: "
+                                             "a file's first one with sound, a stream's first", range=NOT_NEGATIVE)
 
     def __post_init__(self) -> None:
         check_settings(self)
+        check_runtime_explainer(self.runtime, self.explainer)
 
 
 @dataclass
@@ -228,7 +231,7 @@ def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSetting
     started = time.perf_counter()
     check_live_paths(source, checkpoint, jsonl, out)
     with contextlib.ExitStack() as held:
-        reader = LiveSource(source, settings.realtime, settings.stall)
+        reader = LiveSource(source, settings.realtime, settings.stall, audio_stream=settings.audio_stream)
         held.callback(reader.close)
         device = resolve_device("cpu" if settings.runtime == "onnx" and settings.device == "auto" else settings.device)
         model, config = load_runtime(checkpoint, device, settings.runtime)
@@ -240,6 +243,7 @@ def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSetting
         finder = FaceFinder(FaceDetector(), settings.detect_every, settings.min_face)
         pool = held.enter_context(DetectionPool(finder.detector, settings.detect_workers))
         ready_pool(pool, finder.detector, (reader.info.width, reader.info.height), settings.detect_workers)
+        notes = reader.notes + notes
         for note in notes:
             log.warning(note)
         # the outputs, from here on: every resource is in hand
@@ -270,7 +274,7 @@ def run_live(source: str, checkpoint: Path, settings: LiveSettings = LiveSetting
                       decided=emitter.emitted, dropped=run.dropped, latency=emitter.latency.summary(),
                       seconds=round(time.perf_counter() - streaming, 2))
     result = LiveResult(run.frames, emitter.emitted, run.dropped, reason, emitter.latency.summary(),
-                        time.perf_counter() - started, timer.report(), notes + reader.warnings)
+                        time.perf_counter() - started, timer.report(), notes + reader.decoded.warnings)
     if reason in ("stalled", "error"):  # the outputs are closed, the end line says why; so does the message
         raise (Stalled if reason == "stalled" else MediaError)(error)
     return result
@@ -379,7 +383,7 @@ class _Run:
 
 
     def _audio(self, item: Arrival) -> None:
-        self.mono.add(item.frame, 0.0)
+        self.mono.add(item.frame, self.reader.decoded.audio_origin)  # sample 0 at the stream's time 0
         self.audio.extend(self.mono.take())
         self.outputs.audio(item.frame, item.time)
 

@@ -22,13 +22,13 @@ from typing import Iterator
 
 import av
 
-from asd_se.core.media import MediaError, open_media
+from asd_se.core.media import (DecodedVideo, MediaError, choose_audio_stream, decoded_packets, open_media,
+                                select_streams)
 from asd_se.core.signals import POLL_S, interruptible
 
 log = logging.getLogger(__name__)
 
 NETWORK = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-JUMP_S = 10.0  # a stream's timestamps jumping back (a tenth of this) or ahead (this) are a discontinuity
 REORDER_S = 2.0  # how far ahead a paced file is read to hand its streams over in time order
 
 
@@ -121,32 +121,41 @@ class LiveSource:
     any other source never waits for it: where the queue (``queue_s`` of video) is full, the newest video
     frame is dropped and counted in ``overflow`` (the pipeline's own degradation acts well before that)."""
 
-    def __init__(self, spec: str, realtime: bool = False, stall_s: float = 10.0, queue_s: float = 4.0):
+    def __init__(self, spec: str, realtime: bool = False, stall_s: float = 10.0, queue_s: float = 4.0,
+                 audio_stream: int | None = None):
         self.spec, self.kind, self.stall_s = spec, source_kind(spec), stall_s
         self.paced = realtime or self.kind != "file"
         self._stop = threading.Event()
+        self.notes: list[str] = []
+        if self.kind == "file":  # a file can be listened to ahead: render's choice of its audio stream
+            audio_stream, self.notes = choose_audio_stream(Path(spec), audio_stream)
         try:  # a signal ends the wait for a source that sends nothing at once
             self.container = interruptible(lambda: _container(spec, self.kind, stall_s, self._stop))
         except BaseException:
             self._stop.set()  # the opening left behind reads the end of the stream and ends
             raise
-        if not self.container.streams.video:
+        self.decoded = DecodedVideo()  # the clock (render's) and the problems met
+        try:
+            self._streams = select_streams(self.container, spec, True, self.decoded, audio_stream or 0)
+        except MediaError:
             self.container.close()
-            raise MediaError(f"{spec}: has no video stream")
-        video = self.container.streams.video[0]
-        video.thread_type = "AUTO"
-        audio = self.container.streams.audio[0] if self.container.streams.audio else None
+            raise
+        if len(self.container.streams.audio) > 1 and audio_stream is None:
+            self.notes.append(f"{spec}: {len(self.container.streams.audio)} audio streams; listening to stream 0 "
+                              f"(a stream cannot be listened to ahead); --audio-stream N chooses another")
+        video, audio = self._streams[0], (self._streams[1] if len(self._streams) > 1 else None)
         context = audio.codec_context if audio is not None else None
-        self.info = StreamInfo(video.codec_context.width, video.codec_context.height,
-                               float(video.average_rate or video.guessed_rate or 25), video.time_base or
-                               Fraction(1, 90000), (context.sample_rate or None) if context else None,
-                               context.channels if context else 0)
-        self.origin = (self.container.start_time or 0) / av.time_base  # s: time 0 of the stream
-        self._streams = [video] + ([audio] if audio is not None else [])
+        self.info = StreamInfo(video.codec_context.width, video.codec_context.height, self.decoded.fps,
+                               video.time_base or Fraction(1, 90000),
+                               (context.sample_rate or None) if context else None, context.channels if context else 0)
         self._queue: queue.Queue = queue.Queue(maxsize=max(8, int(queue_s * self.info.fps)) * 2)
         self.overflow = 0
-        self.warnings: list[str] = []
         self._thread = threading.Thread(target=self._read, name="asd-se-live-source", daemon=True)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What was chosen (the audio stream) and met (jumps, corrupt packets), one sentence per cause."""
+        return self.notes + self.decoded.warnings
 
     def start(self) -> None:
         """Begin reading (once the consumer is ready: a paced file's clock starts with its first frame)."""
@@ -178,40 +187,16 @@ class LiveSource:
             self._put(Ended("error", f"{self.spec}: the stream ends in an error ({err})"))
 
     def _decoded(self) -> Iterator[tuple[float, av.VideoFrame | av.AudioFrame]]:
-        """``(time s, frame)`` in the order the container holds them. Time only goes on: where a stream's
-        timestamps jump (back, or more than ``JUMP_S`` ahead: streams joined end to end, an encoder restarted),
-        that stream's clock continues from its last frame, with a warning; a video frame stamped no later than
-        the last is placed one nominal frame after it."""
-        last: dict[str, float] = {}
-        shift: dict[str, float] = {"video": 0.0, "audio": 0.0}
-        repeated = False
-        for packet in self.container.demux(*self._streams):
+        """``(time s, frame)`` in the order the container holds them, timed by render's clock
+        (``core/clock.py``: time only goes on, a jump or a repeat said once)."""
+        clock = self.decoded.clock
+        for frame in decoded_packets(self.container, self._streams, self.spec, self.decoded):
             if self._stop.is_set():
                 return
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError as err:
-                self.warnings.append(f"{self.spec}: skipped a corrupt packet at {packet.pts} ({err})")
-                continue
-            for frame in frames:
-                if frame.time is None:
-                    continue
-                kind = "video" if isinstance(frame, av.VideoFrame) else "audio"
-                stamp = frame.time - self.origin + shift[kind]
-                if kind in last and not last[kind] - JUMP_S / 10 < stamp < last[kind] + JUMP_S:
-                    step = 1.0 / self.info.fps if kind == "video" else frame.samples / frame.sample_rate
-                    shift[kind] += last[kind] + step - stamp
-                    self.warnings.append(f"{self.spec}: the {kind} timestamps jump from {last[kind]:.2f} s to "
-                                         f"{stamp:.2f} s; its clock goes on from {last[kind]:.2f} s")
-                    stamp = last[kind] + step
-                elif kind == "video" and kind in last and stamp <= last[kind]:  # a frame must come after the last
-                    stamp = last[kind] + 1.0 / self.info.fps
-                    if not repeated:
-                        self.warnings.append(f"{self.spec}: video frames with the same or earlier timestamps; "
-                                             f"they are placed one nominal frame apart")
-                    repeated = True
-                last[kind] = stamp
-                yield stamp, frame
+            if isinstance(frame, av.VideoFrame):
+                yield clock.time("video", frame.time), frame
+            else:
+                yield self.decoded.audio_time(frame), frame
 
     def _paced(self, frames: Iterator[tuple[float, av.VideoFrame | av.AudioFrame]]
                ) -> Iterator[tuple[float, av.VideoFrame | av.AudioFrame]]:

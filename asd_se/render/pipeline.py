@@ -25,9 +25,9 @@ from asd_se.checkpoint import RUNTIMES, load_runtime
 from asd_se.core.annotations import read_annotations
 from asd_se.core.ava import write_predictions
 from asd_se.core.devices import resolve_device
-from asd_se.core.errors import AsdSeError
+from asd_se.core.errors import AsdSeError, ConfigError
 from asd_se.core.fsio import check_outputs, staged_outputs, write_text_atomic
-from asd_se.core.media import DecodedVideo, FrameConverter, demux, probe
+from asd_se.core.media import DecodedVideo, FrameConverter, choose_audio_stream, demux, probe
 from asd_se.core.options import AT_LEAST_ONE, FRACTION, NOT_NEGATIVE, Range, check_settings, setting
 from asd_se.core.progress import Progress
 from asd_se.core.timing import StageTimer
@@ -75,9 +75,12 @@ class RenderSettings:
     preset: str = setting("veryfast", "x264 speed preset of the output", X264_PRESETS)
     segments: SegmentSettings = SegmentSettings()
     review: bool = setting(True, "write OUT.html, a review page to open in a browser")
+    audio_stream: int | None = setting(None, "score against this audio stream of the input (0: its first); "
+                                             "default: the first one with sound", range=NOT_NEGATIVE)
 
     def __post_init__(self) -> None:
         check_settings(self)
+        check_runtime_explainer(self.runtime, self.explainer)
 
 
 @dataclass
@@ -132,16 +135,17 @@ def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[Tr
     starts = np.array([t.frames[0] for t in tracks], np.int64)
     ends = np.array([t.frames[-1] for t in tracks], np.int64)
     boxes = [t.shown_boxes(crop) for t in tracks]
-    decoded, convert = DecodedVideo(), FrameConverter()
+    decoded, convert = DecodedVideo(), FrameConverter((source.width, source.height))
     index = -1
     with VideoWriter(path, source.width + panel, source.height, source.fps, audio_rate=source.audio_rate,
                    audio_channels=source.audio_channels, crf=settings.crf, preset=settings.preset,
                    time_base=source.time_base) as writer, \
             Progress("drawing", "frame", len(source.frame_times), progress) as bar:
-        for frame in timer.iterate("decode", demux(source.path, with_audio=source.has_audio, result=decoded)):
+        frames = demux(source.path, with_audio=source.has_audio, result=decoded, audio_stream=source.audio_stream)
+        for frame in timer.iterate("decode", frames):
             if isinstance(frame, av.AudioFrame):
                 with timer.stage("encode"):
-                    writer.write_audio_frame(frame, (frame.time or 0.0) - decoded.start)
+                    writer.write_audio_frame(frame, decoded.audio_time(frame))
                 continue
             index += 1
             bar.update()
@@ -187,11 +191,15 @@ def choose_explainer(model, checkpoint: Path, name: str, selection: ChannelSelec
         notes.append(f"{checkpoint}: its SE block is untrained (identity start: every channel weighs the same), so "
                      f"the SE map is the mean of all channels and no SE channels are reported; fine-tune it "
                      f"(asd-se train --init) for the paper's explanation")
-    explainer = build_explainer("se" if name == "auto" else name, selection)
-    if explainer.needs_gradients and runtime != "torch":
-        raise RenderError(f"{checkpoint}: --explainer {explainer.name} needs gradients, which onnxruntime does not "
-                          f"give; use --explainer se (or se_contrast, eigencam), or --runtime torch")
-    return explainer, se_informative, notes
+    return build_explainer("se" if name == "auto" else name, selection), se_informative, notes
+
+
+def check_runtime_explainer(runtime: str, explainer: str) -> None:
+    """ConfigError (a conflict of arguments, before any work) where ``--explainer`` needs gradients that
+    ``--runtime`` does not give."""
+    if runtime != "torch" and explainer != "auto" and build_explainer(explainer).needs_gradients:
+        raise ConfigError(f"--explainer {explainer} needs gradients, which --runtime {runtime} (onnxruntime) does "
+                          f"not give; use --explainer se (or se_contrast, eigencam), or --runtime torch")
 
 
 def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotations: Path | None = None,
@@ -206,17 +214,19 @@ def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotat
     out = Path(out) if out is not None else video.with_name(video.stem + ".asd.mp4")
     check_paths(video, Path(checkpoint), annotations, out)
     probe(video)  # a missing, empty, unreadable or video-less input fails here, before the model loads
+    audio_stream, notes = choose_audio_stream(video, settings.audio_stream)
     device = resolve_device("cpu" if settings.runtime == "onnx" and settings.device == "auto" else settings.device)
     model, config = load_runtime(checkpoint, device, settings.runtime)
     timer = StageTimer()
-    explainer, se_informative, notes = choose_explainer(model, checkpoint, settings.explainer, settings.se,
-                                                        settings.runtime)
+    explainer, se_informative, chosen = choose_explainer(model, checkpoint, settings.explainer, settings.se,
+                                                         settings.runtime)
+    notes += chosen
     rows = None
     if annotations is not None:
         rows, problems = _annotation_rows(Path(annotations), video)
         notes += problems
     finder = None if rows is not None else FaceFinder(FaceDetector(), settings.detect_every, settings.min_face)
-    source = scan(video, finder, timer, progress, settings.detect_workers)
+    source = scan(video, finder, timer, progress, settings.detect_workers, audio_stream)
     notes += source.warnings
     if rows is not None:
         tracks = annotated_tracks(rows, source.frame_times, source.width, source.height)

@@ -33,6 +33,7 @@ class SourceScan:
     audio_rate: int | None
     audio_channels: int
     warnings: list[str] = field(default_factory=list)
+    audio_stream: int = 0  # which of the file's audio streams (``choose_audio_stream``)
 
     @property
     def has_audio(self) -> bool:
@@ -46,23 +47,32 @@ class SourceScan:
 
 
 def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: bool = True,
-         detect_workers: int = 2) -> SourceScan:
-    """Decode ``path`` once: frame times, audio, and each frame shown to ``finder`` (None: no detection).
-    Detection runs in ``detect_workers`` processes beside the decoding; results reach the tracker in order."""
-    info = probe(path)
-    decoded, audio, convert, times = DecodedVideo(), MonoAudio(), FrameConverter(), []
+         detect_workers: int = 2, audio_stream: int = 0) -> SourceScan:
+    """Decode ``path`` once: frame times, the audio of its ``audio_stream``-th audio stream, and each frame shown
+    to ``finder`` (None: no detection), at the first frame's size (a picture that changes size is scaled to it,
+    with a note). Detection runs in ``detect_workers`` processes beside the decoding; results reach the tracker
+    in order."""
+    info = probe(path, audio_stream)
     size = (info.width, info.height)
+    decoded, audio, convert, times = DecodedVideo(), MonoAudio(), FrameConverter(size), []
+    stored, resized = None, []
     estimate = int(info.duration * info.fps) or None
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(DetectionPool(finder.detector, detect_workers)) if finder else None
         bar = stack.enter_context(Progress("scanning faces" if finder else "scanning", "frame", estimate,
                                                 progress))
-        for frame in timer.iterate("decode", demux(path, with_audio=info.audio_rate is not None, result=decoded)):
+        frames = demux(path, with_audio=info.audio_rate is not None, result=decoded, audio_stream=audio_stream)
+        for frame in timer.iterate("decode", frames):
             if isinstance(frame, av.AudioFrame):
-                audio.add(frame, decoded.start)
+                decoded.audio_time(frame)
+                audio.add(frame, decoded.audio_origin)
                 continue
             index = len(times)
             times.append(decoded.frame_time(frame))
+            stored = stored or (frame.width, frame.height)
+            if (frame.width, frame.height) != stored and not resized:
+                resized.append(f"{path}: the picture changes size at {times[-1]:.2f} s ({stored[0]}x{stored[1]} -> "
+                               f"{frame.width}x{frame.height}); every frame is scaled to {size[0]}x{size[1]}")
             bar.update()
             if finder is None:
                 continue
@@ -84,4 +94,5 @@ def scan(path: Path, finder: FaceFinder | None, timer: StageTimer, progress: boo
         raise MediaError(f"{path}: no decodable video frames")
     notes = [info.rotation_note] if info.rotation_note else []
     return SourceScan(Path(path), info.width, info.height, info.fps, info.time_base, np.array(times),
-                      audio.finish(), info.audio_rate, info.audio_channels, notes + decoded.warnings)
+                      audio.finish(), info.audio_rate, info.audio_channels, notes + decoded.warnings + resized,
+                      audio_stream)

@@ -85,7 +85,8 @@ def cut_crops(source: SourceScan, tracks: list[RenderTrack], spool: CropSpool, t
     sample_times = np.concatenate([t.sample_times for t in tracks])
     owners = np.concatenate([np.stack([np.full(len(t.sample_times), i), np.arange(len(t.sample_times))], 1)
                              for i, t in enumerate(tracks)])
-    stream = timer.iterate("decode", decode(source.path, ("gray",), with_audio=False))
+    stream = timer.iterate("decode", decode(source.path, ("gray",), with_audio=False,
+                                            size=(source.width, source.height)))
     frames = with_progress(nearest_frames(sample_times, stream, tail=1.0 / source.fps), "cutting faces", "frame",
                            total=len(source.frame_times), enabled=progress)
     for _, (gray,), samples in frames:
