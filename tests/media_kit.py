@@ -1,8 +1,10 @@
 """Media that a careless encoder or a live sender makes, built with PyAV from a test's own clip: MPEG-TS (files
-joined end to end, a changed size), several audio streams, a clock far from the audio's, a pipe fed at a pace."""
+joined end to end, a changed size), several audio streams, a clock far from the audio's, a pipe fed at a pace;
+and what a live run writes, read back and checked."""
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import threading
@@ -91,7 +93,8 @@ def restamped(video: Path, out: Path, audio_tracks: tuple[str, ...] = ("own",), 
             sink.mux(stream.encode(None))
         for index, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:vout.height, :vout.width]), format="rgb24")
-            frame.pts, frame.time_base = int(round((video_start + index / fps) * 1000)), Fraction(1, 1000)
+            frame.pts = int(round(video_start * 1000)) + int(round(index * 1000 / fps))  # ms, the same steps
+            frame.time_base = Fraction(1, 1000)
             sink.mux(vout.encode(frame))
         sink.mux(vout.encode(None))
     return out
@@ -118,3 +121,30 @@ def feed(data: bytes, seconds: float, stall: bool = False) -> int:
 
     threading.Thread(target=send, daemon=True).start()
     return read
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def check_stream(lines: list[dict], frames: int | None = None) -> list[dict]:
+    """A live JSON-lines stream: a start event first, an end event last, frame lines in frame order with faces
+    in [0, 1], and (given ``frames``, the source's count) every frame either decided or said dropped; returns the
+    frame lines."""
+    assert lines[0]["event"] == "start" and lines[-1]["event"] == "end", (lines[0], lines[-1])
+    decided = [line for line in lines if "frame" in line]
+    indices = [line["frame"] for line in decided]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    if frames is not None:
+        assert len(decided) + sum(line["frames"] for line in lines if line.get("event") == "dropped") == frames
+    for line in decided:
+        for face in line["faces"]:
+            assert 0.0 <= face["prob"] <= 1.0 and face["speaking"] == (face["prob"] >= 0.5)
+            assert len(face["box"]) == 4 and "map" in face and len(face["region"]) == 3
+    assert lines[-1]["decided"] == len(decided)
+    return decided
+
+
+def decoded_frames(video: Path) -> int:
+    with av.open(str(video)) as container:
+        return sum(1 for _ in container.decode(video=0))

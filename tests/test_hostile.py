@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,11 +29,13 @@ from asd_se.cli import main
 from asd_se.config import load_config
 from asd_se.core.annotations import read_csv
 from asd_se.core.fsio import STAGING_PREFIX
+from asd_se.core.media import probe
 from asd_se.models import ActiveSpeakerModel
 from asd_se.render.pipeline import RenderSettings, render_video
 from asd_se.review.document import read_render
 from asd_se.scoring import NonFiniteOutput, score_clip
 from asd_se.zoo import SHIPPED
+from media_kit import check_stream, decoded_frames, joined, read_lines, remuxed, restamped, to_ts
 
 TINY_TRAIN = ["--set", "train.epochs=1", "--set", "train.frame_budget=100", "--set", "train.max_frames=25",
               "--set", "train.min_frames=10", "--set", "train.device=cpu", "--set", "train.bootstrap=0"]
@@ -159,6 +166,30 @@ def _prep(w: World, annotations: Path, out: Path | None = None) -> list:
         videos.mkdir()
         shutil.copy(w.video, videos / f"{read_csv(w.csv)[0][0].video_id}.mp4")
     return ["prep", "--annotations", annotations, "--videos", videos, "--out", out or w.tmp / "store_out"]
+
+
+def _no_config(payload: dict) -> None:
+    del payload["config"]
+
+
+def _string_config(payload: dict) -> None:
+    payload["config"] = "light"
+
+
+def _huge_embedding(payload: dict) -> None:
+    payload["config"]["model"]["embed_dim"] = 10 ** 12
+
+
+def _unknown_key(payload: dict) -> None:
+    payload["config"]["model"]["colour"] = "red"
+
+
+def _fifo(w: World) -> Path:
+    """A named pipe in the private folder (nothing ever writes into it: a reader would wait for ever)."""
+    path = w.tmp / "in.fifo"
+    if not path.exists():
+        os.mkfifo(path)
+    return path
 
 
 def _bom(w: World) -> Path:
@@ -360,6 +391,97 @@ CASES: list[tuple[str, Callable[[World], list], int, str]] = [
      "store: is a folder, not a checkpoint"),
     ("evaluate-store-is-a-file",
      lambda w: ["evaluate", "--checkpoint", w.checkpoint, "--data", w.video], 1, "is a file, not a track store"),
+    # 9. a checkpoint whose config cannot be used: one line naming the file (round two, class 5)
+    ("render-checkpoint-without-config",
+     lambda w: ["render", w.video, "--checkpoint", w.checkpoint_with(_no_config), "-o", w.tmp / "o.mp4"], 1,
+     "changed.pt: holds no model config (its 'config' is NoneType)"),
+    ("render-checkpoint-string-config",
+     lambda w: ["render", w.video, "--checkpoint", w.checkpoint_with(_string_config), "-o", w.tmp / "o.mp4"], 1,
+     "changed.pt: holds no model config (its 'config' is str)"),
+    ("render-checkpoint-embed-dim-1e12",
+     lambda w: ["render", w.video, "--checkpoint", w.checkpoint_with(_huge_embedding), "-o", w.tmp / "o.mp4"], 1,
+     "changed.pt: its config cannot be used: model.embed_dim must be >= 1 and <= 4096"),
+    ("render-checkpoint-unknown-config-key",
+     lambda w: ["render", w.video, "--checkpoint", w.checkpoint_with(_unknown_key), "-o", w.tmp / "o.mp4"], 1,
+     "changed.pt: its config cannot be used: unknown keys in 'model': ['colour']"),
+    ("evaluate-checkpoint-without-config",
+     lambda w: ["evaluate", "--checkpoint", w.checkpoint_with(_no_config), "--data", w.store], 1,
+     "changed.pt: holds no model config"),
+    ("explain-eval-checkpoint-unknown-config-key",
+     lambda w: ["explain-eval", "--checkpoint", w.checkpoint_with(_unknown_key), "--data", w.store, "--out",
+                w.tmp / "ee"], 1, "changed.pt: its config cannot be used"),
+    ("train-init-checkpoint-unknown-config-key",
+     lambda w: ["train", "--data", w.store, "--out", w.tmp / "r", "--init", w.checkpoint_with(_unknown_key),
+                *TINY_TRAIN], 1, "changed.pt: its config cannot be used: unknown keys"),
+    ("prep-checkpoint-string-config",
+     lambda w: [*_prep(w, w.csv), "--checkpoint", w.checkpoint_with(_string_config)], 1,
+     "changed.pt: holds no model config"),
+    ("export-checkpoint-embed-dim-1e12",
+     lambda w: ["export", "onnx", w.checkpoint_with(_huge_embedding), "-o", w.tmp / "m.onnx"], 1,
+     "changed.pt: its config cannot be used: model.embed_dim"),
+    ("live-checkpoint-without-config",
+     lambda w: ["live", w.video, "--checkpoint", w.checkpoint_with(_no_config), "--jsonl", w.tmp / "l.jsonl"], 1,
+     "changed.pt: holds no model config"),
+    # 10. settings files and options that used to end in a traceback or win silently
+    ("train-yaml-section-given-twice",
+     lambda w: ["train", "--data", w.store, "--out", w.tmp / "r", "--config",
+                w.file("twice.yaml", "train:\n  lr: 0.001\ntrain:\n  lr: 5\n")], 2,
+     "twice.yaml: not a readable YAML config (line 3, column 1: 'train' is given twice (lines 1 and 3)"),
+    ("train-yaml-key-given-twice",
+     lambda w: ["train", "--data", w.store, "--out", w.tmp / "r", "--config",
+                w.file("twice.yaml", "train:\n  lr: 0.001\n  epochs: 2\n  lr: 5\n")], 2,
+     "'lr' is given twice (lines 2 and 4)"),
+    ("train-yaml-top-level-list",
+     lambda w: ["train", "--data", w.store, "--out", w.tmp / "r", "--config", w.file("list.yaml", "- 1\n- 2\n")],
+     2, "list.yaml: a config maps sections (model:, train:) to settings, not a list"),
+    ("train-yaml-section-is-a-list",
+     lambda w: ["train", "--data", w.store, "--out", w.tmp / "r", "--config",
+                w.file("list.yaml", "train: [1, 2]\n")], 2, "list.yaml: section 'train' must map settings"),
+    ("train-set-value-not-yaml",
+     lambda w: ["train", "--data", w.store, "--out", w.tmp / "r", "--set", "train.lr=["], 2,
+     "--set train.lr=[: the value is not valid YAML"),
+    ("train-embed-dim-1e12",
+     lambda w: ["train", "--data", w.store, "--out", w.tmp / "r", "--set", "model.embed_dim=1000000000000"], 2,
+     "model.embed_dim must be >= 1 and <= 4096"),
+    ("train-se-reduction-1e6",
+     lambda w: ["train", "--data", w.store, "--out", w.tmp / "r", "--set", "model.se_reduction=1000000"], 2,
+     "model.se_reduction must be >= 1 and <= 256"),
+    ("render-onnx-runtime-with-gradcam",
+     lambda w: ["render", w.video, "--checkpoint", w.file("m.onnx"), "--runtime", "onnx", "--explainer",
+                "gradcam", "-o", w.tmp / "o.mp4"], 2, "--explainer gradcam needs gradients, which --runtime onnx"),
+    ("live-onnx-runtime-with-gradcampp",
+     lambda w: ["live", w.video, "--checkpoint", w.file("m.onnx"), "--runtime", "onnx", "--explainer",
+                "gradcampp"], 2, "--explainer gradcampp needs gradients"),
+    ("render-onnx-runtime-with-a-shipped-name",
+     lambda w: ["render", w.video, "--checkpoint", "lrasd-talkset", "--runtime", "onnx", "-o", w.tmp / "o.mp4"],
+     1, "lrasd-talkset: a shipped model, not an .onnx file; export it first: asd-se export onnx lrasd-talkset"),
+    ("live-onnx-runtime-with-a-shipped-name",
+     lambda w: ["live", w.video, "--checkpoint", "lightasd-ava", "--runtime", "onnx", "--jsonl",
+                w.tmp / "l.jsonl"], 1, "lightasd-ava: a shipped model, not an .onnx file; export it first"),
+    # 11. inputs that exist but are no regular file: said so, never "no such file"
+    ("render-video-is-a-fifo",
+     lambda w: ["render", _fifo(w), "--checkpoint", w.checkpoint, "-o", w.tmp / "o.mp4"], 1,
+     "in.fifo: is a FIFO (named pipe), not a regular file"),
+    ("render-video-is-dev-zero",
+     lambda w: ["render", "/dev/zero", "--checkpoint", w.checkpoint, "-o", w.tmp / "o.mp4"], 1,
+     "/dev/zero: is a device, not a regular file"),
+    ("render-checkpoint-is-a-fifo",
+     lambda w: ["render", w.video, "--checkpoint", _fifo(w), "-o", w.tmp / "o.mp4"], 1,
+     "in.fifo: is a FIFO (named pipe), not a regular checkpoint"),
+    ("evaluate-checkpoint-is-dev-zero",
+     lambda w: ["evaluate", "--checkpoint", "/dev/zero", "--data", w.store], 1, "/dev/zero: is a device"),
+    ("live-source-is-a-fifo",
+     lambda w: ["live", _fifo(w), "--checkpoint", w.checkpoint, "--jsonl", w.tmp / "l.jsonl"], 1,
+     "in.fifo: is a FIFO (named pipe), not a regular file (asd-se reads it more than once"),
+    # 12. a stream asked for that the file does not have
+    ("render-audio-stream-out-of-range",
+     lambda w: ["render", w.video, "--checkpoint", w.checkpoint, "--audio-stream", "3", "-o", w.tmp / "o.mp4"], 1,
+     "in.mp4: --audio-stream 3: the file has 1 audio stream(s), 0 to 0"),
+    ("live-audio-stream-out-of-range",
+     lambda w: ["live", w.video, "--checkpoint", w.checkpoint, "--audio-stream", "2", "--jsonl",
+                w.tmp / "l.jsonl"], 1, "in.mp4: --audio-stream 2: the file has 1 audio stream(s)"),
+    ("render-audio-stream-negative",
+     lambda w: ["render", w.video, "--checkpoint", w.checkpoint, "--audio-stream", "-1"], 2, "--audio-stream"),
 ]
 
 
@@ -549,3 +671,212 @@ def test_the_map_sits_on_the_box_the_crop_was_cut_around_and_no_map_is_said():
         assert record["box"] == [round(float(v), 1) for v in box]  # the face's own box on the frame
         assert record["region"] == [round(region.x0, 1), round(region.y0, 1), round(region.side, 1)]
     assert records[0]["heatmap_peak"] is None and records[1]["heatmap_peak"] is not None
+
+
+# --- round two: live's start and end, outputs opened before the work can start (classes 1 and 2) ----------------
+
+def _live(source: str, checkpoint: Path, *options, stdin=None, stdout=subprocess.PIPE) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "asd_se", "live", source, "--checkpoint", str(checkpoint),
+                             *map(str, options)], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+
+def _ended_within(process: subprocess.Popen, seconds: float) -> tuple[str, float]:
+    """Wait for ``process`` (killed if it hangs past 120 s); its stderr and the seconds it took past now."""
+    started = time.monotonic()
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    took = time.monotonic() - started
+    assert took < seconds, f"took {took:.1f} s to end ({stderr})"
+    return stderr, took
+
+
+def _wait_for(path: Path, lines: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.exists() and len(path.read_text().splitlines()) >= lines:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path}: fewer than {lines} lines ({process.poll()=})")
+
+
+def test_a_file_piped_on_stdin_ends_with_exit_0_and_complete_json_lines(world):
+    stream = remuxed(world.video, world.tmp / "fast.mp4", {"movflags": "faststart"})  # its index first
+    with open(stream, "rb") as stdin:
+        process = _live("-", world.checkpoint, "--lookahead", "0", stdin=stdin)
+        out, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    lines = [json.loads(line) for line in out.splitlines()]
+    check_stream(lines, decoded_frames(stream))  # every frame decided or said dropped (a pipe is not paced)
+    assert lines[-1]["reason"] == "end of stream"
+
+
+def test_an_mp4_with_its_index_at_the_end_on_stdin_is_an_error_that_says_why(world):
+    jsonl = world.tmp / "l.jsonl"
+    with open(world.video, "rb") as stdin:
+        process = _live("-", world.checkpoint, "--jsonl", jsonl, stdin=stdin)
+        stderr, _ = _ended_within(process, 120)
+    assert process.returncode == 1 and "-: the stream ended before its first video frame" in stderr, stderr
+    assert "an MP4 whose index is at its end cannot be read from a pipe" in stderr and "Traceback" not in stderr
+    lines = read_lines(jsonl)
+    check_stream(lines)
+    assert lines[-1]["reason"] == "error" and lines[-1]["frames"] == 0
+
+
+@pytest.mark.parametrize("name,code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_during_the_warm_up_ends_the_run_at_once_with_its_outputs_closed(name, code, world):
+    jsonl, out = world.tmp / "l.jsonl", world.tmp / "l.mp4"
+    process = _live(str(world.video), world.checkpoint, "--context", "60", "--jsonl", jsonl, "-o", out)
+    _wait_for(jsonl, 1, process)  # the start line: the outputs are open, the warm-up (60 s of context) begins
+    process.send_signal(getattr(signal, name))
+    stderr, _ = _ended_within(process, 10)  # it took the whole warm-up (~25 s here), then a traceback
+    assert process.returncode == code and "Traceback" not in stderr, stderr
+    lines = read_lines(jsonl)
+    assert check_stream(lines) == [] and lines[-1]["reason"] == name and lines[-1]["frames"] == 0
+    assert not out.exists()  # no frame was decided: no MP4 (an earlier one would have been left as it was)
+
+
+@pytest.mark.parametrize("name,code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_while_the_source_has_sent_nothing_ends_at_once_and_writes_nothing(name, code, world):
+    jsonl = world.file("l.jsonl", '{"an earlier run": 1}\n')
+    before = jsonl.read_bytes()
+    read, write = os.pipe()  # held open by its writer, silent: the first frames never arrive
+    try:
+        process = _live("-", world.checkpoint, "--jsonl", jsonl, "--stall", "300", stdin=read)
+        time.sleep(4)  # the model loads; the source is being opened
+        process.send_signal(getattr(signal, name))
+        stderr, _ = _ended_within(process, 10)  # SIGTERM waited until the writer closed the pipe
+    finally:
+        os.close(read), os.close(write)
+    assert process.returncode == code and "nothing partial was left" in stderr, stderr
+    assert jsonl.read_bytes() == before  # the earlier run's lines were never opened for writing
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_a_port_in_use_refuses_the_run_before_any_output_is_opened(existing, world, capsys):
+    jsonl, out = world.tmp / "l.jsonl", world.tmp / "l.mp4"
+    if existing:
+        jsonl.write_text('{"frame": 0}\n' * 100)  # an earlier run's decisions
+    before = snapshot([world.tmp])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert run(["live", world.video, "--checkpoint", world.checkpoint, "--serve", taken.getsockname()[1],
+                    "--jsonl", jsonl, "-o", out]) == 1
+    assert "is in use; choose another --serve port" in capsys.readouterr().err
+    assert snapshot([world.tmp]) == before  # the earlier file whole, no new one, no MP4
+
+
+def test_json_lines_into_a_reader_that_went_away_end_with_one_line_naming_standard_output(world):
+    reader = subprocess.Popen(["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    process = _live(str(world.video), world.checkpoint, stdout=reader.stdin)
+    reader.stdin.close()
+    stderr, _ = _ended_within(process, 120)
+    reader.wait()
+    assert process.returncode == 1, stderr
+    assert stderr.strip().splitlines()[-2:] == [
+        "asd-se live: error: standard output: its reader closed it (broken pipe); nothing more was written",
+        "  (rerun with -v for the traceback)"], stderr
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["live", "{video}", "--checkpoint", "{checkpoint}", "--jsonl", "/dev/full"], "/dev/full: cannot be written"),
+    (["live", "{video}", "--checkpoint", "{checkpoint}"], "standard output: cannot be written"),
+    (["models"], "standard output: cannot be written (No space left on device)"),
+    (["segments", "{json}"], "standard output: cannot be written"),
+])
+def test_a_full_device_as_output_is_named(argv, named, world):
+    argv = [a.format(video=world.video, checkpoint=world.checkpoint, json=world.render_json) for a in argv]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "asd_se", *argv], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    assert done.returncode == 1 and named in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("command", [["models"], ["segments", "{json}"]])
+def test_a_closed_standard_output_is_said(command, world):
+    argv = [a.format(json=world.render_json) for a in command]
+    done = subprocess.run([sys.executable, "-m", "asd_se", *argv], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(1))  # `asd-se models >&-`
+    assert done.returncode == 1 and "standard output: is closed" in done.stderr, done.stderr
+
+
+def test_a_local_file_named_like_a_shipped_model_is_said_to_be_used(world, monkeypatch, caplog):
+    monkeypatch.chdir(world.tmp)
+    shutil.copy(world.checkpoint, world.tmp / "lrasd-talkset")
+    assert load_checkpoint("lrasd-talkset")["config"]["model"]["variant"] == "light"  # the file, not the shipped
+    assert "lrasd-talkset: a file of this name is here, so it is used, not the shipped model" in caplog.text
+
+
+# --- round two: streams and clocks that were silently the wrong ones (class 4) ---------------------------------
+
+def _probabilities(out: Path) -> np.ndarray:
+    document = read_render(out.with_suffix(".json"))
+    return np.array([record["prob"] for track in document.tracks for record in track["frames"]])
+
+
+def _render(video: Path, checkpoint: Path, out: Path, **settings) -> tuple[np.ndarray, list[str]]:
+    result = render_video(video, checkpoint, out, settings=RenderSettings(preset="ultrafast", review=False,
+                                                                          **settings), progress=False)
+    return _probabilities(out), result.notes
+
+
+@pytest.fixture(scope="module")
+def plain(synth_root, checkpoint, tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """The synthetic val video, and the probabilities of its render as Matroska with its own sound (what the
+    files below are made from, each made from the same video in the same way)."""
+    rows, _ = read_csv(synth_root / "annotations" / "val.csv")
+    folder = tmp_path_factory.mktemp("streams")
+    source = synth_root / "videos" / f"{rows[0].video_id}.mp4"
+    probabilities, notes = _render(restamped(source, folder / "plain.mkv"), checkpoint, folder / "plain.mp4")
+    assert len(probabilities) > 100 and not notes
+    return source, probabilities
+
+
+def test_the_audio_stream_with_sound_is_scored_and_the_choice_said(plain, checkpoint, tmp_path):
+    video = restamped(plain[0], tmp_path / "two.mkv", ("silent", "own"))
+    probabilities, notes = _render(video, checkpoint, tmp_path / "two.mp4")
+    assert np.allclose(probabilities, plain[1], atol=1e-5)  # stream 1: the sound of the one-stream file
+    assert len(notes) == 1 and re.fullmatch(
+        rf"{video}: 2 audio streams \(0: -inf dBFS, 1: -\d+ dBFS over the first minute\); scored against stream 1 "
+        r"\(the first with sound\); --audio-stream N chooses another", notes[0]), notes
+    silent, notes = _render(video, checkpoint, tmp_path / "zero.mp4", audio_stream=0)  # as asked, said nothing
+    assert notes == [] and not np.allclose(silent, plain[1], atol=1e-3)
+    assert probe(tmp_path / "two.mp4").has_audio
+
+
+def test_live_listens_to_the_stream_with_sound_too(plain, checkpoint, tmp_path):
+    video = restamped(plain[0], tmp_path / "two.mkv", ("silent", "own"))
+    assert run(["live", video, "--checkpoint", checkpoint, "--jsonl", tmp_path / "l.jsonl"]) == 0
+    start = read_lines(tmp_path / "l.jsonl")[0]
+    assert any("scored against stream 1" in note for note in start["notes"])
+
+
+def test_a_video_clock_far_from_the_audios_is_aligned_and_said_once(plain, checkpoint, tmp_path):
+    video = restamped(plain[0], tmp_path / "late.mkv", video_start=1e9)
+    probabilities, notes = _render(video, checkpoint, tmp_path / "late.mp4")
+    assert np.allclose(probabilities, plain[1], atol=1e-5)  # scored against its sound, not silence
+    assert notes == [f"{video}: the video starts at 1000000000.00 s, 1000000000.00 s after the file's start: its "
+                     "own clock, timed from its first frame"]
+    assert probe(tmp_path / "late.mp4").duration < probe(plain[0]).duration + 1  # not a 31-year MP4
+
+
+def test_files_joined_end_to_end_and_a_size_change_are_said_once_each(world, checkpoint, tmp_path):
+    first = to_ts(world.video, tmp_path / "a.ts", seconds=3.0)
+    second = to_ts(world.video, tmp_path / "b.ts", size=(160, 120), seconds=3.0)
+    video = joined([first, second], tmp_path / "joined.ts")
+    result = render_video(video, checkpoint, tmp_path / "j.mp4", settings=RenderSettings(
+        preset="ultrafast", review=False), progress=False)
+    said = sorted(note.split(": ", 1)[1] for note in result.notes)
+    assert len(said) == 3 and re.match(r"the audio timestamps jump from 3\.\d\d s to 0\.00 s", said[0]), said
+    assert re.match(r"the picture changes size at 3\.\d\d s \(\d+x\d+ -> 160x120\); every frame is scaled",
+                    said[1]), said
+    assert re.match(r"the video timestamps jump from 3\.\d\d s to 0\.00 s", said[2]), said
+    times = [record["time"] for track in read_render(tmp_path / "j.json").tracks for record in track["frames"]]
+    assert times and np.all(np.diff(sorted(set(times))) > 0) and max(times) > 3.5  # the second part after the first
+    written = probe(tmp_path / "j.mp4")
+    assert (written.width, written.height) == (probe(first).width, probe(first).height)
+    assert written.duration == pytest.approx(probe(first).duration + probe(second).duration, abs=0.2)

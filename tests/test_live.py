@@ -40,7 +40,7 @@ from asd_se.render.tracks import FaceFinder
 from asd_se.scoring import score_track
 from data_prep.synth.dataset import write_video
 from data_prep.synth.plan import VideoSpec
-from media_kit import feed, to_ts
+from media_kit import check_stream, decoded_frames, feed, read_lines, to_ts
 
 CPU = torch.device("cpu")
 
@@ -56,33 +56,6 @@ def clip(synth_root) -> Path:
     """The synthetic val video (6 s, faces speaking and silent, with audio)."""
     rows, _ = read_csv(synth_root / "annotations" / "val.csv")
     return synth_root / "videos" / f"{rows[0].video_id}.mp4"
-
-
-def read_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def check_stream(lines: list[dict], frames: int | None = None) -> list[dict]:
-    """A live JSON-lines stream: a start event first, an end event last, frame lines in frame order with faces
-    in [0, 1], and (given ``frames``, the source's count) every frame either decided or said dropped; returns the
-    frame lines."""
-    assert lines[0]["event"] == "start" and lines[-1]["event"] == "end", (lines[0], lines[-1])
-    decided = [line for line in lines if "frame" in line]
-    indices = [line["frame"] for line in decided]
-    assert indices == sorted(indices) and len(set(indices)) == len(indices)
-    if frames is not None:
-        assert len(decided) + sum(line["frames"] for line in lines if line.get("event") == "dropped") == frames
-    for line in decided:
-        for face in line["faces"]:
-            assert 0.0 <= face["prob"] <= 1.0 and face["speaking"] == (face["prob"] >= 0.5)
-            assert len(face["box"]) == 4 and "map" in face and len(face["region"]) == 3
-    assert lines[-1]["decided"] == len(decided)
-    return decided
-
-
-def decoded_frames(video: Path) -> int:
-    with av.open(str(video)) as container:
-        return sum(1 for _ in container.decode(video=0))
 
 
 # --- the streamed encoder and the decider ---------------------------------------------------------------------

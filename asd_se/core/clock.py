@@ -12,6 +12,7 @@ a timestamp follows the last. Each cause is said once, with how often it happene
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Real
 
 JUMP_S = 10.0  # timestamps jumping back (a tenth of this) or ahead (this) are a discontinuity
 CLOCK_GAP_S = 10.0  # a stream starting this long after the file's start is on a clock of its own
@@ -32,33 +33,34 @@ class StreamClock:
 
     spec: str
     fps: float
-    start: float = 0.0
+    start: Real = 0.0
     align: bool = True
-    origins: dict[str, float] = field(default_factory=dict)  # per kind, the timestamp that is time 0
+    origins: dict[str, Real] = field(default_factory=dict)  # per kind, the timestamp that is time 0
     _last: dict[str, float] = field(default_factory=dict)
     _shift: dict[str, float] = field(default_factory=lambda: {"video": 0.0, "audio": 0.0})
     _causes: dict[str, _Cause] = field(default_factory=dict)
 
-    def origin(self, kind: str, stamp: float | None = None) -> float:
+    def origin(self, kind: str, stamp: Real | None = None) -> Real:
         """The timestamp that is time 0 for ``kind``, fixed by its first frame's ``stamp``."""
         if kind not in self.origins:
             late = self.align and stamp is not None and stamp - self.start > CLOCK_GAP_S
             self.origins[kind] = stamp if late else self.start
             if late:
-                self._said(f"{kind} clock", f"the {kind} starts at {stamp:.2f} s, {stamp - self.start:.2f} s after "
-                                            f"the file's start: its own clock, timed from its first frame")
+                self._said(f"{kind} clock", f"the {kind} starts at {float(stamp):.2f} s, "
+                                            f"{float(stamp - self.start):.2f} s after the file's start: its own "
+                                            f"clock, timed from its first frame")
         return self.origins[kind]
 
-    def time(self, kind: str, stamp: float | None, duration: float | None = None) -> float:
-        """The time (s) of a ``kind`` frame whose timestamp is ``stamp`` (None: it has none) and which lasts
-        ``duration`` s (default: one nominal video frame)."""
+    def time(self, kind: str, stamp: Real | None, duration: float | None = None) -> float:
+        """The time (s) of a ``kind`` frame whose timestamp is ``stamp`` (s; a Fraction keeps a stream stamped
+        from 1e9 s exact; None: it has none) and which lasts ``duration`` s (default: one nominal video frame)."""
         step = duration if duration is not None else 1.0 / self.fps
         last = self._last.get(kind)
         origin = self.origin(kind, stamp)
         if stamp is None:
             time = last + step if last is not None else 0.0
         else:
-            time = stamp - origin + self._shift[kind]
+            time = float(stamp - origin) + self._shift[kind]  # exact where both are Fractions
             if last is not None and not last - JUMP_S / 10 < time < last + JUMP_S:
                 self._said(f"{kind} jump", f"the {kind} timestamps jump from {last:.2f} s to {time:.2f} s; its "
                                            f"clock goes on from the frame before")

@@ -146,11 +146,11 @@ class DecodedVideo:
 
     def frame_time(self, frame: av.VideoFrame) -> float:
         """A video frame's time in seconds on the file's timeline (``core/clock.py``)."""
-        return self.clock.time("video", frame.time)
+        return self.clock.time("video", _stamp(frame))
 
     def audio_time(self, frame: av.AudioFrame) -> float:
         """An audio frame's time in seconds on the file's timeline; the first fixes ``audio_origin``."""
-        return self.clock.time("audio", frame.time, frame.samples / frame.sample_rate)
+        return self.clock.time("audio", _stamp(frame), frame.samples / frame.sample_rate)
 
     @property
     def audio_origin(self) -> float:
@@ -163,6 +163,13 @@ class DecodedVideo:
         skipped = [f"{self.clock.spec}: skipped {len(self.corrupt)} corrupt packet(s), the first at timestamp "
                    f"{self.corrupt[0][0]} ({self.corrupt[0][1]})"] if self.corrupt else []
         return self.problems + skipped + self.clock.notes
+
+
+def _stamp(frame: av.VideoFrame | av.AudioFrame) -> Fraction | None:
+    """A frame's timestamp in seconds, exact (``frame.time`` is a float: at 1e9 s it is off by 1e-7)."""
+    if frame.pts is None or frame.time_base is None:
+        return None
+    return frame.pts * frame.time_base
 
 
 class SeekError(Exception):
@@ -237,7 +244,7 @@ def select_streams(container: av.container.InputContainer, path: Path | str, wit
     audio = _audio_streams(container, path, audio_stream) if with_audio else None
     result.start = (container.start_time or 0) / av.time_base
     result.fps = float(video.average_rate or video.guessed_rate or 25)
-    result.clock = StreamClock(str(path), result.fps, result.start, align)
+    result.clock = StreamClock(str(path), result.fps, Fraction(container.start_time or 0, av.time_base), align)
     return [video] + ([audio] if audio is not None else [])
 
 
