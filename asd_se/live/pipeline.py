@@ -357,10 +357,8 @@ class _Run:
         """How the run ends with the source: an error where it ended before its first picture."""
         if self.frames or ended.reason not in ("end of stream", "error"):
             return ended.reason, ended.error
-        hint = ("; an MP4 whose index is at its end cannot be read from a pipe: give its path, or send MPEG-TS or "
-                "a fragmented MP4" if self.reader.kind == "stdin" else "")
         cause = f" ({ended.error})" if ended.error else ""
-        return "error", f"{self.reader.spec}: the stream ended before its first video frame{cause}{hint}"
+        return "error", f"{self.reader.spec}: the stream ended before its first video frame{cause}"
 
     def _await_detections(self) -> None:
         """While nothing has arrived, take each detection as it finishes and move its frames on (tracked, cropped,

@@ -25,6 +25,7 @@ import av
 from asd_se.core.media import (DecodedVideo, MediaError, choose_audio_stream, decoded_packets, open_media,
                                 select_streams)
 from asd_se.core.signals import POLL_S, interruptible
+from asd_se.live.pipe import Stalled, TimedPipe, open_stdin
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,6 @@ class Ended:
     error: str | None = None
 
 
-class Stalled(MediaError):
-    """No frame came from the source for longer than the stall timeout."""
-
-
 @dataclass(frozen=True)
 class StreamInfo:
     """What the source says about itself once opened."""
@@ -75,38 +72,22 @@ def source_kind(spec: str) -> str:
     return "camera" if spec.startswith("/dev/video") else "file"
 
 
-class _TimedPipe:
-    """A pipe read with a deadline: ``read`` raises ``Stalled`` when nothing came for ``stall_s`` (PyAV passes
-    it up from inside FFmpeg), so neither opening nor reading a stream on stdin can hang; once ``stop`` is set it
-    reads as the end of the stream (within ``POLL_S``)."""
-
-    def __init__(self, fd: int, stall_s: float, spec: str, stop: threading.Event):
-        self.fd, self.stall_s, self.spec, self.stop = fd, stall_s, spec, stop
-
-    def read(self, size: int) -> bytes:
-        deadline = time.monotonic() + self.stall_s
-        while not self.stop.is_set():
-            ready, _, _ = select.select([self.fd], [], [], min(POLL_S, self.stall_s))
-            if ready:
-                return os.read(self.fd, size)
-            if time.monotonic() >= deadline:
-                raise Stalled(f"{self.spec}: no data for {self.stall_s:g} s (the source stalled)")
-        return b""
-
-
 LIVE_PROBE = {"analyzeduration": "1000000"}  # µs of a stream read to learn its streams (FFmpeg's default: 5 s)
 
 
-def _container(spec: str, kind: str, stall_s: float, stop: threading.Event) -> av.container.InputContainer:
-    """Open the source; MediaError naming it where it cannot be."""
+def _container(spec: str, kind: str, stall_s: float, stop: threading.Event
+               ) -> tuple[av.container.InputContainer, bool]:
+    """Open the source; whether it was read whole first (an MP4 on stdin indexed at its end, ``live/pipe.py``).
+    MediaError naming it where it cannot be opened."""
     try:
         if kind == "file":
-            return open_media(Path(spec))
+            return open_media(Path(spec)), False
         if kind == "stdin":
-            return av.open(_TimedPipe(sys.stdin.fileno(), stall_s, spec, stop), mode="r", options=LIVE_PROBE)
+            opened = open_stdin(TimedPipe(sys.stdin.fileno(), stall_s, spec, stop))
+            return av.open(opened.source, mode="r", options={} if opened.spooled else LIVE_PROBE), opened.spooled
         if kind == "camera":
-            return av.open(spec, format="v4l2", timeout=stall_s)
-        return av.open(spec, timeout=(stall_s, stall_s), options=LIVE_PROBE)
+            return av.open(spec, format="v4l2", timeout=stall_s), False
+        return av.open(spec, timeout=(stall_s, stall_s), options=LIVE_PROBE), False
     except Stalled:
         raise
     except av.error.ExitError as err:
@@ -124,16 +105,19 @@ class LiveSource:
     def __init__(self, spec: str, realtime: bool = False, stall_s: float = 10.0, queue_s: float = 4.0,
                  audio_stream: int | None = None):
         self.spec, self.kind, self.stall_s = spec, source_kind(spec), stall_s
-        self.paced = realtime or self.kind != "file"
         self._stop = threading.Event()
         self.notes: list[str] = []
         if self.kind == "file":  # a file can be listened to ahead: render's choice of its audio stream
             audio_stream, self.notes = choose_audio_stream(Path(spec), audio_stream)
         try:  # a signal ends the wait for a source that sends nothing at once
-            self.container = interruptible(lambda: _container(spec, self.kind, stall_s, self._stop))
+            self.container, whole = interruptible(lambda: _container(spec, self.kind, stall_s, self._stop))
         except BaseException:
             self._stop.set()  # the opening left behind reads the end of the stream and ends
             raise
+        self.paced = realtime or (self.kind != "file" and not whole)
+        if whole:
+            self.notes.append(f"{spec}: an MP4 whose index comes after its media: read whole before the first "
+                              f"decision, then decided as fast as it decodes")
         self.decoded = DecodedVideo()  # the clock (render's) and the problems met
         try:
             self._streams = select_streams(self.container, spec, True, self.decoded, audio_stream or 0)
@@ -144,6 +128,10 @@ class LiveSource:
             self.notes.append(f"{spec}: {len(self.container.streams.audio)} audio streams; listening to stream 0 "
                               f"(a stream cannot be listened to ahead); --audio-stream N chooses another")
         video, audio = self._streams[0], (self._streams[1] if len(self._streams) > 1 else None)
+        if not video.codec_context.width or not video.codec_context.height:
+            self.container.close()
+            raise MediaError(f"{spec}: its video stream has no picture size: the stream ended (or sent nothing "
+                             f"for {stall_s:g} s) before its first frame")
         context = audio.codec_context if audio is not None else None
         self.info = StreamInfo(video.codec_context.width, video.codec_context.height, self.decoded.fps,
                                video.time_base or Fraction(1, 90000),
