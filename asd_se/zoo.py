@@ -8,6 +8,7 @@ written by ``scripts/ship_model.py``), with its config, data and figures recorde
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -137,12 +138,38 @@ def shipped_payload(name: str) -> dict:
     return payload
 
 
+VALIDATION = "validation.json"  # in WEIGHTS_FOLDER: the multi-domain validation, written by bench_talkset --table
+
+
+def validation() -> dict | None:
+    """The multi-domain validation measured on the shipped models (``scripts/bench_talkset.py --table``): its
+    conditions, its slices and per model and slice ``[mAP, low, high]`` (95% interval); None where not shipped."""
+    path = _packaged(VALIDATION)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def validation_table(measured: dict) -> list[str]:
+    """The validation as text: a row per model, a column per slice (mAP, its 95% interval below it)."""
+    slices, width = measured["slices"], max(len(name) for name in measured["models"]) + 2
+    lines = [f"multi-domain validation (mAP [95% interval]; {measured['conditions']})",
+             " " * width + "".join(f"{name:>19}" for name in slices)]
+    for name, cells in measured["models"].items():
+        values = [cells.get(key) for key in slices]
+        lines.append(f"{name:<{width}}" + "".join(f"{v[0]:>19.1f}" if v else f"{'-':>19}" for v in values))
+        lines.append(" " * width + "".join(f"{f'[{v[1]:.1f}, {v[2]:.1f}]':>19}" if v else " " * 19
+                                          for v in values))
+    return lines
+
+
 def models_table() -> str:
-    """``asd-se models``: every shipped model, one block each."""
+    """``asd-se models``: every shipped model, one block each, then the multi-domain validation's table."""
     lines = []
     for model in SHIPPED.values():
         default = " (render's default)" if model.name == DEFAULT_MODEL else ""
         lines += [f"{model.name}{default}", f"  family:     {model.family.name}{' + SE block' if model.se else ''}",
                   f"  trained on: {model.trained_on}", f"  licence:    {model.licence}; source {model.source}",
                   f"  sha256:     {model.sha256()}", f"  measured:   {model.figures}", ""]
+    measured = validation()
+    if measured is not None:
+        lines += validation_table(measured)
     return "\n".join(lines).rstrip() + "\n"

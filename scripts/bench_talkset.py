@@ -14,6 +14,11 @@ With ``--versus K`` the first K models' mean mAP is also compared with the other
 
 "whose voice": on composites (2-3 faces moving their lips, one voice), the share of the voice's speech frames
 where the voice's owner has the highest probability of the faces on screen (chance: 1/2 or 1/3).
+"overlapping voices": on frames where two or more faces speak at once (``--scenes``' overlapping turns), the share
+where every speaking face scores above every silent one. "speech boundaries": the median distance (ms) from each
+start or end of a face's speech to the nearest change of its decision at 0.5 (at most 1 s).
+With ``--scenes`` in the set, every layout is a category ("category: scene-panel", ...): the multi-domain
+validation, each slice with its interval; "face size: small" is the faces under 64 px.
 
 "negatives vs all positives: KIND" ranks every speaking face-frame against the not-speaking face-frames of one
 kind (own: the silences of a face's own clip; other-voice; shifted; composite-voice: the kept voice's silences;
@@ -30,18 +35,21 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 
-def whose_voice(predictions: list, categories: dict) -> dict:
-    """On composite videos' speech frames: how often the speaking face scores highest (a tie for the highest
-    counts 1/k to the owner among k tied faces), and chance."""
+
+def whose_voice(predictions: list, categories: dict, kind: str = "composite") -> dict:
+    """On the frames of videos of ``kind`` (composites, or multi-face scenes) where one face of several speaks:
+    how often the speaking face scores highest (a tie for the highest counts 1/k to the owner among k tied
+    faces), and chance."""
     frames = defaultdict(list)
     for p in predictions:
-        if categories.get((p.video_id, p.entity_id), "").startswith("composite"):
+        if categories.get((p.video_id, p.entity_id), "").startswith(kind):
             frames[(p.video_id, p.timestamp)].append(p)
     hits, chance, ties = [], [], 0
     for rows in frames.values():
         speaking = [p for p in rows if p.label == "SPEAKING_AUDIBLE"]
-        if speaking and len(rows) > 1:
+        if len(speaking) == 1 and len(rows) > 1:
             best = max(p.score for p in rows)
             tied = [p for p in rows if p.score == best]
             hits.append((speaking[0] in tied) / len(tied))
@@ -49,6 +57,51 @@ def whose_voice(predictions: list, categories: dict) -> dict:
             ties += len(tied) > 1
     return {"speech_frames": len(hits), "owner_highest": round(sum(hits) / len(hits), 4) if hits else None,
             "chance": round(sum(chance) / len(chance), 4) if chance else None, "frames_with_a_tie": ties}
+
+
+def _frames(predictions: list) -> dict:
+    """``(video_id, timestamp)`` -> the predictions of the faces on that frame."""
+    frames = defaultdict(list)
+    for p in predictions:
+        frames[(p.video_id, p.timestamp)].append(p)
+    return frames
+
+
+def overlaps(predictions: list) -> dict:
+    """On frames where two or more faces speak at once (multi-face scenes' overlapping turns): the share where
+    every speaking face scores above every silent one on screen (where none is silent: above 0.5)."""
+    hits = []
+    for rows in _frames(predictions).values():
+        speaking = [p.score for p in rows if p.label == "SPEAKING_AUDIBLE"]
+        silent = [p.score for p in rows if p.label != "SPEAKING_AUDIBLE"]
+        if len(speaking) >= 2:
+            hits.append(min(speaking) > (max(silent) if silent else 0.5))
+    return {"overlap_frames": len(hits), "all_speakers_above_every_silent": round(sum(hits) / len(hits), 4)
+            if hits else None}
+
+
+def boundaries(predictions: list, fps: float = 25.0, reach_s: float = 1.0) -> dict:
+    """Onset and offset error (ms): for each change of a face's label (speech starting or ending, a second or
+    more from the track's ends), the distance to the nearest frame where its decision (p >= 0.5) changes the
+    same way, within ``reach_s`` (farther or none: ``reach_s``). Medians, and how many changes were measured."""
+    tracks = defaultdict(list)
+    for p in predictions:
+        tracks[(p.video_id, p.entity_id)].append(p)
+    errors = {"onset": [], "offset": []}
+    reach = int(round(reach_s * fps))
+    for rows in tracks.values():
+        rows.sort(key=lambda p: float(p.timestamp))
+        truth = [p.label == "SPEAKING_AUDIBLE" for p in rows]
+        called = [p.score >= 0.5 for p in rows]
+        for kind, rising in (("onset", True), ("offset", False)):
+            changes = [i for i in range(1, len(rows)) if truth[i] == rising and truth[i - 1] != rising]
+            decided = [i for i in range(1, len(rows)) if called[i] == rising and called[i - 1] != rising]
+            for i in changes:
+                if reach <= i <= len(rows) - reach:
+                    nearest = min((abs(i - j) for j in decided), default=reach)
+                    errors[kind].append(min(nearest, reach) * 1000 / fps)
+    return {f"median_{kind}_error_ms": round(float(np.median(values)), 1) if values else None
+            for kind, values in errors.items()} | {f"{kind}s": len(values) for kind, values in errors.items()}
 
 
 def false_positives(predictions: list, categories: dict) -> dict:
@@ -68,12 +121,41 @@ def report(predictions: list, categories: dict, widths: dict, bootstrap: int) ->
 
     summary = summarise(predictions, categories, widths, bootstrap)
     return {"rows": summary.rows, "positives": summary.positives, "whose_voice": whose_voice(predictions, categories),
+            "whose_voice_in_scenes": whose_voice(predictions, categories, "scene"),
+            "overlapping_voices": overlaps(predictions), "speech_boundaries": boundaries(predictions),
             "false_positive_rate_at_0.5": false_positives(predictions, categories),
             "groups": {f"{g.group}: {g.name}" if g.group != "all" else "all": {
                 "map": None if g.map is None else round(g.map, 2),
                 "interval": None if g.low is None else [round(g.low, 2), round(g.high, 2)], "rows": g.rows,
                 "positives": g.positives}
-                for g in summary.groups if g.group in ("all", "category", "negatives vs all positives")}}
+                for g in summary.groups if g.group in ("all", "category", "negatives vs all positives", "face size")}}
+
+
+def slice_maps(result: dict) -> dict[str, list[float]]:
+    """A model's ``report`` as the validation table's cells: slice -> ``[mAP, low, high]`` (all; each category;
+    each face size)."""
+    cells = {}
+    for key, group in result["groups"].items():
+        name = "all" if key == "all" else key.split(": ", 1)[1] if key.split(": ")[0] in ("category", "face size") \
+            else None
+        if name is not None and group["map"] is not None and group["interval"] is not None:
+            cells[name] = [group["map"], *group["interval"]]
+    return cells
+
+
+def write_table(path: Path, conditions: str, models: dict[str, dict]) -> None:
+    """Merge the models' slices into the validation table at ``path`` (``asd-se models`` prints the shipped one),
+    keeping the models measured before under the same conditions."""
+    from asd_se.core.fsio import write_json_atomic
+
+    table = json.loads(path.read_text()) if path.is_file() else {}
+    if table.get("conditions") != conditions:
+        table = {"conditions": conditions, "models": {}}
+    table["models"].update({name: slice_maps(result) for name, result in models.items()})
+    found = {name for cells in table["models"].values() for name in cells}
+    table["slices"] = ["all", *sorted(found - {"all"}, key=lambda n: (n.startswith("small") or n.startswith(
+        ("medium", "large")), n))]
+    write_json_atomic(path, table)
 
 
 def main() -> None:
@@ -105,6 +187,10 @@ def main() -> None:
     parser.add_argument("--context", type=float, default=2.0, metavar="S", help="live's past context (default 2)")
     parser.add_argument("--versus", type=int, metavar="K",
                         help="also the first K models' mean mAP minus the other models' mean, paired")
+    parser.add_argument("--table", type=Path, metavar="JSON",
+                        help="merge each model's mAP per slice into this validation table (asd-se models prints "
+                             "asd_se/weights/validation.json)")
+    parser.add_argument("--conditions", default="", help="with --table: what was measured, in words")
     args = parser.parse_args()
     if args.versus is not None and not 0 < args.versus < len(args.models):
         parser.error(f"--versus K needs 0 < K < the number of models ({len(args.models)})")
@@ -153,6 +239,9 @@ def main() -> None:
         results["first models minus the others, mean mAP"] = {
             "first": args.models[:args.versus], "others": args.models[args.versus:], "map": difference.map,
             "interval": [difference.low, difference.high]}
+    if args.table is not None:
+        write_table(args.table, args.conditions or f"{args.split} split of {args.data.name}, "
+                    f"{args.bootstrap} draws of the videos", results["models"])
     print(json.dumps(results, indent=1))
 
 

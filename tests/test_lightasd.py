@@ -236,6 +236,22 @@ def test_models_lists_every_shipped_model_with_its_sha256(capsys):
         assert model.name in out and model.sha256() in out and model.licence in out
 
 
+def test_models_prints_the_validation_table_by_slice(monkeypatch):
+    from asd_se import zoo
+
+    measured = {"conditions": "val split of a test store", "slices": ["all", "scene-panel"],
+                "models": {"lrasd-ava": {"all": [46.6, 40.4, 53.8], "scene-panel": [70.25, 60.0, 80.5]},
+                           "lrasd-talkset": {"all": [34.0, 30.0, 39.6]}}}
+    monkeypatch.setattr(zoo, "validation", lambda: measured)
+    lines = zoo.models_table().splitlines()
+    start = lines.index("multi-domain validation (mAP [95% interval]; val split of a test store)")
+    header, ava, ava_interval, talkset = lines[start + 1:start + 5]
+    assert header.split() == ["all", "scene-panel"]
+    assert ava.split() == ["lrasd-ava", "46.6", "70.2"] and ava_interval.split() == ["[40.4,", "53.8]", "[60.0,",
+                                                                                     "80.5]"]
+    assert talkset.split() == ["lrasd-talkset", "34.0", "-"]  # a slice not measured on it
+
+
 def test_render_without_a_checkpoint_uses_the_shipped_default(tmp_path):
     from real_media import talking_clip
 
