@@ -112,17 +112,27 @@ _VASP_FULL = ("real talking faces: VASP train/ as above, from lrasd-talkset-se: 
 _VASP_FULL_FIGURES = ("4 held-out people (as above): mAP 78.7 [73.5, 83.1]; a face under another's voice called "
                       "speaking on 2.1% of its frames; the voice's owner highest on 0.86 of composite speech frames; "
                       "SE map strict pointing on mouths 0.21 (se_contrast 0.32, Grad-CAM 0.30, crop centre 0.01)")
+_AVA_VASP = ("real talking faces and multi-face scenes: asd-se talkset --scenes 0.5 on VASP train/ (16 people; "
+             "split screens, 2x2 panels, insets, groups of small faces; one voice, two at once, none; babble, music, "
+             "AAC), from lrasd-ava-se with frozen encoders (the SE block, fusion, back end and heads trained, "
+             "train.se_sparsity 0.1, another's voice on 30% of windows; best val epoch 13 of 24)")
+_AVA_VASP_FIGURES = ("4 held-out people, multi-domain validation (asd-se models' table below): mAP 77.6 [72.0, 82.1] "
+                     "(lrasd-ava 46.4, lrasd-vasp-se-full 71.9); scenes: split 87.7, panel 45.7, group 42.9, inset "
+                     "70.7 (lrasd-ava 70.4 / 39.2 / 39.4 / 71.8); the voice's owner highest on 0.82 of composite "
+                     "speech frames (lrasd-ava 0.57); a face under another's voice called speaking on 11.9% of its "
+                     "frames (lrasd-ava 85.6%, lrasd-vasp-se-full 2.4%)")
 _VASP_LICENCE = "MIT (the weights); the VASP clips are not shipped (no licence stated)"
 _FINE_TUNED = (
     ShippedModel("lrasd-vasp-se", LRASD, "lr-asd/finetuning_TalkSet.model", True, _VASP, _VASP_LICENCE,
                  f"{_LRASD} + asd-se", _VASP_FIGURES, trained="asd-se/lrasd-vasp-se.pt"),
     ShippedModel("lrasd-vasp-se-full", LRASD, "lr-asd/finetuning_TalkSet.model", True, _VASP_FULL, _VASP_LICENCE,
                  f"{_LRASD} + asd-se", _VASP_FULL_FIGURES, trained="asd-se/lrasd-vasp-se-full.pt"),
+    ShippedModel("lrasd-ava-vasp-se", LRASD, "lr-asd/pretrain_AVA.model", True, _AVA_VASP, _VASP_LICENCE,
+                 f"{_LRASD} + asd-se", _AVA_VASP_FIGURES, trained="asd-se/lrasd-ava-vasp-se.pt"),
 )
 SHIPPED = {model.name: model for model in _PUBLISHED + _FINE_TUNED}
-DEFAULT_MODEL = "lrasd-vasp-se-full"  # what `asd-se render` uses without --checkpoint: the shipped model that learned
-# real faces with its encoders, checks whose voice it hears best and whose SE block ranks the channels it uses
-# (LR-ASD + a trained SE block; its map costs no gradient)
+DEFAULT_MODEL = "lrasd-ava-vasp-se"  # what `asd-se render` and `live` use without --checkpoint: the shipped model
+# with the best multi-domain validation (AVA's encoders, a back end that learned whose voice it hears in scenes)
 
 
 def shipped_payload(name: str) -> dict:
@@ -149,7 +159,8 @@ def validation() -> dict | None:
 
 
 def validation_table(measured: dict) -> list[str]:
-    """The validation as text: a row per model, a column per slice (mAP, its 95% interval below it)."""
+    """The validation as text: a row per model, a column per slice (mAP, its 95% interval below it); then a line
+    per decision measure (whose voice, false positives, onset error...) with each model's value."""
     slices, width = measured["slices"], max(len(name) for name in measured["models"]) + 2
     lines = [f"multi-domain validation (mAP [95% interval]; {measured['conditions']})",
              " " * width + "".join(f"{name:>19}" for name in slices)]
@@ -158,7 +169,17 @@ def validation_table(measured: dict) -> list[str]:
         lines.append(f"{name:<{width}}" + "".join(f"{v[0]:>19.1f}" if v else f"{'-':>19}" for v in values))
         lines.append(" " * width + "".join(f"{f'[{v[1]:.1f}, {v[2]:.1f}]':>19}" if v else " " * 19
                                           for v in values))
+    measures = measured.get("measures", {})
+    names = list(dict.fromkeys(key for row in measures.values() for key in row))
+    for key in names:
+        lines.append(f"{key}: " + "; ".join(f"{model} {_measure(key, row.get(key))}" for model, row in measures.items()))
     return lines
+
+
+def _measure(key: str, value: float | None) -> str:
+    """A decision measure as text: an error in ms (``key`` says so) whole, a share (0-1) to two places, '-' where
+    not measured."""
+    return "-" if value is None else f"{value:.0f}" if key.endswith("(ms)") else f"{value:.2f}"
 
 
 def models_table() -> str:

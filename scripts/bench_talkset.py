@@ -143,15 +143,28 @@ def slice_maps(result: dict) -> dict[str, list[float]]:
     return cells
 
 
+def decision_measures(result: dict) -> dict[str, float]:
+    """A model's ``report`` as the validation table's decision measures (shares 0-1, errors in ms)."""
+    rates = result["false_positive_rate_at_0.5"]
+    return {"whose voice (composites)": result["whose_voice"]["owner_highest"],
+            "whose voice (scenes)": result["whose_voice_in_scenes"]["owner_highest"],
+            "overlap: all speakers above every silent": result["overlapping_voices"]["all_speakers_above_every_silent"],
+            "another's voice called speaking": rates.get("other-voice"),
+            "own silences called speaking": rates.get("own"),
+            "median onset error (ms)": result["speech_boundaries"]["median_onset_error_ms"],
+            "median offset error (ms)": result["speech_boundaries"]["median_offset_error_ms"]}
+
+
 def write_table(path: Path, conditions: str, models: dict[str, dict]) -> None:
-    """Merge the models' slices into the validation table at ``path`` (``asd-se models`` prints the shipped one),
-    keeping the models measured before under the same conditions."""
+    """Merge the models' slices and decision measures into the validation table at ``path`` (``asd-se models``
+    prints the shipped one), keeping the models measured before under the same conditions."""
     from asd_se.core.fsio import write_json_atomic
 
     table = json.loads(path.read_text()) if path.is_file() else {}
     if table.get("conditions") != conditions:
         table = {"conditions": conditions, "models": {}}
     table["models"].update({name: slice_maps(result) for name, result in models.items()})
+    table.setdefault("measures", {}).update({name: decision_measures(result) for name, result in models.items()})
     found = {name for cells in table["models"].values() for name in cells}
     table["slices"] = ["all", *sorted(found - {"all"}, key=lambda n: (n.startswith("small") or n.startswith(
         ("medium", "large")), n))]

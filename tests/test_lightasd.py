@@ -241,7 +241,9 @@ def test_models_prints_the_validation_table_by_slice(monkeypatch):
 
     measured = {"conditions": "val split of a test store", "slices": ["all", "scene-panel"],
                 "models": {"lrasd-ava": {"all": [46.6, 40.4, 53.8], "scene-panel": [70.25, 60.0, 80.5]},
-                           "lrasd-talkset": {"all": [34.0, 30.0, 39.6]}}}
+                           "lrasd-talkset": {"all": [34.0, 30.0, 39.6]}},
+                "measures": {"lrasd-ava": {"whose voice (scenes)": 0.5065, "median onset error (ms)": 40.0},
+                             "lrasd-talkset": {"whose voice (scenes)": 0.373}}}
     monkeypatch.setattr(zoo, "validation", lambda: measured)
     lines = zoo.models_table().splitlines()
     start = lines.index("multi-domain validation (mAP [95% interval]; val split of a test store)")
@@ -250,6 +252,8 @@ def test_models_prints_the_validation_table_by_slice(monkeypatch):
     assert ava.split() == ["lrasd-ava", "46.6", "70.2"] and ava_interval.split() == ["[40.4,", "53.8]", "[60.0,",
                                                                                      "80.5]"]
     assert talkset.split() == ["lrasd-talkset", "34.0", "-"]  # a slice not measured on it
+    assert "whose voice (scenes): lrasd-ava 0.51; lrasd-talkset 0.37" in lines
+    assert "median onset error (ms): lrasd-ava 40; lrasd-talkset -" in lines
 
 
 def test_render_without_a_checkpoint_uses_the_shipped_default(tmp_path):

@@ -36,3 +36,23 @@ def test_a_real_talking_face_is_found_and_tracked_through_the_clip(checkpoint, t
     assert result.tracks == 1
     track = report["tracks"][0]
     assert len(track["frames"]) >= 0.95 * result.frames  # the face is on screen the whole clip
+
+
+def test_the_default_model_ranks_the_face_that_moves_with_speech_above_a_still_one(tmp_path):
+    """A broadcast-style split screen of real footage (``real_media.split_screen_clip``): the carphone face talking
+    on the left, the same face still on the right, real speech under both. A face that does not move its lips is
+    not speaking: the default must not call it so and must rank the talking face above it. (The default shipped
+    before, a fine-tune on 224-px talking-head crops, said the reverse: the still face 0.59-0.62, the talking one
+    0.04.) The speech is not the carphone speaker's own, so only the ranking is asked, not a confident "speaking"."""
+    from real_media import split_screen_clip
+
+    from asd_se.zoo import DEFAULT_MODEL
+
+    clip = split_screen_clip(tmp_path / "two.mp4")
+    out = tmp_path / "out.mp4"
+    render_video(clip, DEFAULT_MODEL, out, settings=FAST, progress=False)
+    tracks = json.loads(out.with_suffix(".json").read_text())["tracks"]
+    assert len(tracks) == 2
+    left, right = sorted(tracks, key=lambda track: track["frames"][0]["box"][0])
+    talking, still = (sum(f["prob"] for f in t["frames"]) / len(t["frames"]) for t in (left, right))
+    assert still < 0.5 and talking > still + 0.05, (talking, still)
