@@ -1,9 +1,9 @@
-"""Checkpoints: written atomically, read with ``weights_only=True`` onto the CPU, checked before use."""
+"""The checkpoint file: written atomically, read with ``weights_only=True`` onto the CPU, checked before use. Knows
+no model and no shipped name (``loading.py`` turns a name or a file into a model)."""
 
 from __future__ import annotations
 
 import io
-import logging
 import pickle
 import zipfile
 from pathlib import Path
@@ -13,10 +13,6 @@ import torch
 from asd_se.config import Config
 from asd_se.core.errors import AsdSeError, ConfigError
 from asd_se.core.fsio import atomic_path, not_a_file
-from asd_se.models import AsdModel, build_model
-from asd_se.models.visual import channels_last_convolutions
-
-log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "asd-se-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -34,23 +30,14 @@ def save_checkpoint(path: Path, payload: dict) -> None:
         tmp.write_bytes(buffer.getbuffer())
 
 
-def load_checkpoint(path: Path | str) -> dict:
-    """Read a checkpoint on the CPU without unpickling code; CheckpointError if it is not one. A name of a
-    shipped model (``asd-se models``) where no such file is gives that model, made from the package's weights;
-    a file of that name is used instead, with a warning saying so."""
-    from asd_se.zoo import SHIPPED, shipped_payload
-
-    path = Path(path)
-    if str(path) in SHIPPED:
-        if not path.exists():
-            return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **shipped_payload(str(path))}
-        log.warning("%s: a file of this name is here, so it is used, not the shipped model of the same name "
-                    "(give another path to the file, or move it, to use the shipped one)", path)
+def read_checkpoint(path: Path, shipped_names: tuple[str, ...] = ()) -> dict:
+    """Read a checkpoint file on the CPU without unpickling code; CheckpointError if it is not one (a missing file's
+    message lists ``shipped_names``, the names that would have been models)."""
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint (give RUN/best.pt or RUN/last.pt)")
     if not path.is_file():
-        raise CheckpointError(f"{path}: {not_a_file(path, 'checkpoint')} (nor a shipped model: "
-                              f"{', '.join(SHIPPED)})")
+        shipped = f" (nor a shipped model: {', '.join(shipped_names)})" if shipped_names else ""
+        raise CheckpointError(f"{path}: {not_a_file(path, 'checkpoint')}{shipped}")
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
         raise CheckpointError(f"{path}: not a readable torch checkpoint (not a torch.save archive)")
     try:
@@ -84,42 +71,3 @@ def checkpoint_config(payload: dict, path: Path | str) -> Config:
         return Config.from_dict(data)
     except ConfigError as err:
         raise CheckpointError(f"{path}: its config cannot be used: {err}") from err
-
-
-def load_model(path: Path, device: torch.device) -> tuple[AsdModel, Config]:
-    """The model a checkpoint holds, built from its own config, in eval mode on ``device``."""
-    payload = load_checkpoint(path)
-    config = checkpoint_config(payload, path)
-    model = build_model(config.model)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the model its config describes ({err})") from err
-    broken = [name for name, tensor in model.state_dict().items()
-              if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
-    if broken:
-        raise CheckpointError(f"{path}: {len(broken)} weight tensor(s) hold NaN or infinite values ({broken[0]}"
-                              f"{', ...' if len(broken) > 1 else ''}); the training that wrote it diverged")
-    model.source = str(path)  # named by the scoring engine's finite-output check
-    return channels_last_convolutions(model.to(device)).eval(), config
-
-
-RUNTIMES = ("torch", "onnx")
-
-
-def load_runtime(path: Path, device: torch.device, runtime: str = "torch") -> tuple[AsdModel, Config]:
-    """``load_model``, or with ``runtime="onnx"`` the model of an .onnx file written by ``asd-se export onnx``
-    (``OnnxAsdModel``: onnxruntime on the CPU)."""
-    if runtime == "torch":
-        return load_model(path, device)
-    from asd_se.models.onnx_model import OnnxAsdModel
-    from asd_se.zoo import SHIPPED
-
-    if str(path) in SHIPPED and not Path(path).exists():
-        raise CheckpointError(f"{path}: a shipped model, not an .onnx file; export it first: asd-se export onnx "
-                              f"{path} -o {path}.onnx, then --checkpoint {path}.onnx")
-    if device.type != "cpu":
-        raise CheckpointError(f"{path}: --runtime onnx runs on the CPU (onnxruntime's CPU provider); use "
-                              f"--device cpu, or --runtime torch on {device}")
-    model = OnnxAsdModel(path)
-    return model, model.config

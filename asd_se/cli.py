@@ -78,7 +78,8 @@ def cmd_prep(args: argparse.Namespace) -> int:
         raise SystemExit("asd-se prep: give --annotations and --videos, or --root with --dataset")
     crop = args.crop
     if args.checkpoint is not None:  # the crops the model was trained on
-        from asd_se.checkpoint import checkpoint_config, load_checkpoint
+        from asd_se.checkpoint import checkpoint_config
+        from asd_se.loading import load_checkpoint
 
         crop = checkpoint_config(load_checkpoint(args.checkpoint), args.checkpoint).model.crop
     if args.out is None and not args.check:
@@ -144,7 +145,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.config = args.out / "config.yaml"
     base = None
     if args.init is not None and args.config is None:  # the model is the checkpoint's, unless --set changes it
-        from asd_se.checkpoint import checkpoint_config, load_checkpoint
+        from asd_se.checkpoint import checkpoint_config
+        from asd_se.loading import load_checkpoint
         from asd_se.config import Config
 
         base = Config(model=checkpoint_config(load_checkpoint(args.init), args.init).model)
@@ -158,7 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asd_se.breakdowns import as_json
-    from asd_se.checkpoint import load_model
+    from asd_se.loading import load_model
     from asd_se.core.ava import write_predictions
     from asd_se.core.devices import resolve_device
     from asd_se.core.fsio import write_json_atomic
@@ -251,7 +253,7 @@ def cmd_segments(args: argparse.Namespace) -> int:
 
 
 def cmd_explain_eval(args: argparse.Namespace) -> int:
-    from asd_se.checkpoint import load_model
+    from asd_se.loading import load_model
     from asd_se.core.devices import resolve_device
     from asd_se.core.options import settings_from
     from asd_se.explain.evaluation import ExplainEvalConfig, evaluate_explainers
@@ -297,7 +299,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
-    from asd_se.checkpoint import load_model
+    from asd_se.loading import load_model
     from asd_se.models.onnx_model import OPSET, export_onnx
 
     check_outputs([args.checkpoint], [args.out])

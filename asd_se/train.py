@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from asd_se.breakdowns import overall_interval
-from asd_se.checkpoint import CheckpointError, checkpoint_config, load_checkpoint, model_mismatch, save_checkpoint
+from asd_se.checkpoint import CheckpointError, checkpoint_config, model_mismatch, save_checkpoint
 from asd_se.config import Config
 from asd_se.core.devices import resolve_device
 from asd_se.core.errors import AsdSeError, InputError
@@ -37,6 +37,7 @@ from asd_se.core.progress import Progress
 from asd_se.data import BatchDataset, FeatureBatchDataset, LiveWindows, epoch_rng, make_batches
 from asd_se.evaluate import predict_split, summarise
 from asd_se.features import frozen_parameters, load_features, predict_features
+from asd_se.loading import load_checkpoint
 from asd_se.models import build_model, count_parameters
 from data_prep.store import StoreError, TrackStore
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asd_se.checkpoint import load_model
 from asd_se.explain import build_explainer
+from asd_se.loading import load_model
 from asd_se.models.onnx_model import OnnxAsdModel, export_onnx, random_clip
 from asd_se.scoring import score_clip
 

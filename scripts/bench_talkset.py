@@ -173,11 +173,11 @@ def write_table(path: Path, conditions: str, models: dict[str, dict]) -> None:
 
 def main() -> None:
     from asd_se.breakdowns import map_difference, mean_map_difference
-    from asd_se.checkpoint import load_model
     from asd_se.core.devices import resolve_device
     from asd_se.core.media import MODEL_FPS
     from asd_se.evaluate import face_widths, predict_split, read_categories
     from asd_se.features import load_features, predict_features
+    from asd_se.loading import load_model
     from asd_se.models.streaming import chain_layers
     from asd_se.scoring import live_windows
     from data_prep.store import TrackStore

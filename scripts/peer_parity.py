@@ -73,9 +73,9 @@ def main() -> None:
     check_peer_arguments(args)
     import torch
 
-    from asd_se.checkpoint import load_model
     from asd_se.core.crop import face_crop, smooth_crop_boxes
     from asd_se.core.media import decode, read_audio
+    from asd_se.loading import load_model
     from asd_se.scoring import score_clip
 
     work = Path(tempfile.mkdtemp(prefix="asd-se-parity-"))

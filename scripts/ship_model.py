@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
-from asd_se.checkpoint import load_checkpoint, model_mismatch, save_checkpoint
+from asd_se.checkpoint import model_mismatch, save_checkpoint
+
 from asd_se.features import FROZEN
+from asd_se.loading import load_checkpoint
 
 
 def data_summary(manifest_path: Path) -> dict:

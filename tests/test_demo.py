@@ -6,8 +6,8 @@ import json
 
 from conftest import TINY
 
-from asd_se.checkpoint import load_checkpoint
 from asd_se.demo import run_demo
+from asd_se.loading import load_checkpoint
 from asd_se.zoo import DEFAULT_MODEL
 
 

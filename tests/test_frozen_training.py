@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from asd_se.checkpoint import load_model
 from asd_se.cli import main
 from asd_se.config import load_config
 from asd_se.core.errors import ConfigError
 from asd_se.data import FeatureBatchDataset, LiveWindows, Window
 from asd_se.features import FROZEN, SplitFeatures, decide_track, load_features, predict_features
+from asd_se.loading import load_model
 from asd_se.scoring import live_windows, score_track
 from data_prep.store import TrackMeta, TrackRows, TrackStore
 

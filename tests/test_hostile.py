@@ -25,12 +25,14 @@ import numpy as np
 import pytest
 import torch
 
-from asd_se.checkpoint import load_checkpoint, save_checkpoint
+from asd_se.checkpoint import save_checkpoint
+
 from asd_se.cli import main
 from asd_se.config import load_config
 from asd_se.core.annotations import read_csv
 from asd_se.core.fsio import STAGING_PREFIX
 from asd_se.core.media import probe
+from asd_se.loading import load_checkpoint
 from asd_se.models import ActiveSpeakerModel
 from asd_se.render.pipeline import RenderSettings, render_video
 from asd_se.review.document import read_render

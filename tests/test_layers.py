@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     ("asd_se.core", "core"),
     ("data_prep", "datasets"),
-    ("asd_se.config", "models"), ("asd_se.checkpoint", "models"), ("asd_se.models", "models"), ("asd_se.zoo", "models"),
+    ("asd_se.config", "models"), ("asd_se.checkpoint", "models"), ("asd_se.loading", "models"), ("asd_se.models", "models"), ("asd_se.zoo", "models"),
     ("asd_se.faces", "faces"),
     ("asd_se.explain.evaluation", "explain_eval"), ("asd_se.explain.report", "explain_eval"),
     ("asd_se.explain.mouths", "explain_eval"), ("asd_se.explain.sanity", "explain_eval"),
@@ -83,3 +83,60 @@ def test_the_checker_sees_a_violation(tmp_path):
     bad.write_text("def f():\n    from asd_se.train import Trainer\n")
     assert layer_of("asd_se.render.pipeline") == "render"
     assert any(layer_of(m) not in MAY_USE["render"] for m in project_imports(bad))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each project module -> the project modules it imports (``from package import module`` resolved to the
+    module; function-level imports included)."""
+    known = {module for module, _ in modules()}
+    graph = {}
+    for module, path in modules():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                named = {f"{node.module}.{alias.name}" for alias in node.names} & known
+                targets |= named or ({node.module} & known)
+            elif isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names} & known
+        graph[module] = targets - {module}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm), each sorted."""
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_modules_import_each_other_in_a_cycle():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_finder_sees_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []

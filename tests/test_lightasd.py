@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from asd_se.checkpoint import load_checkpoint, load_model, save_checkpoint
+from asd_se.checkpoint import save_checkpoint
+
 from asd_se.cli import main
 from asd_se.core.crop import face_crop, smooth_crop_boxes
 from asd_se.features import FROZEN
+from asd_se.loading import load_checkpoint, load_model
 from asd_se.models.frontend import MfccFrontEnd
 from asd_se.scoring import audio_span, score_track
 from asd_se.zoo import DEFAULT_MODEL, SHIPPED, models_table

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import torch
 
-from asd_se.checkpoint import load_runtime
 from asd_se.cli import main
 from asd_se.config import ModelConfig
 from asd_se.core.annotations import read_csv
@@ -34,6 +33,7 @@ from asd_se.live.decide import LiveDecider
 from asd_se.live.faces import LiveTrack
 from asd_se.live.pipeline import Pace, _Run
 from asd_se.live.sound import SoundStream
+from asd_se.loading import load_runtime
 from asd_se.models import build_model
 from asd_se.models.streaming import EncoderStream, chain_layers
 from asd_se.render.tracks import FaceFinder

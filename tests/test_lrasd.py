@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from asd_se.checkpoint import load_model
 from asd_se.cli import main
+from asd_se.loading import load_model
 from asd_se.scoring import score_track
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -41,7 +41,7 @@ def test_every_variant_exports_with_parity_at_two_lengths(tmp_path, model_settin
 
 
 def test_the_scoring_engine_gives_the_same_scores_and_se_maps_through_onnxruntime(tmp_path):
-    from asd_se.checkpoint import load_model
+    from asd_se.loading import load_model
 
     model, config = load_model(DEFAULT_MODEL, torch.device("cpu"))
     export_onnx(model, config, DEFAULT_MODEL, tmp_path / "m.onnx")

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from asd_se.checkpoint import load_model
 from asd_se.cli import main
 from asd_se.core.annotations import read_csv
 from asd_se.core.ava import ava_key
@@ -23,6 +22,7 @@ from asd_se.core.sampling import nearest_frames, sample_grid
 from asd_se.core.writer import VideoWriter
 from asd_se.evaluate import predict_split
 from asd_se.explain import ChannelSelection
+from asd_se.loading import load_model
 from asd_se.render import pipeline
 from asd_se.render.draw import blend_heatmap
 from asd_se.render.pipeline import RenderSettings, output_paths, render_video

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asd_se.checkpoint import load_model
 from asd_se.config import load_config
 from asd_se.core.media import SAMPLES_PER_FRAME
 from asd_se.explain import ChannelSelection, build_explainer
+from asd_se.loading import load_model
 from asd_se.models import build_model
 from asd_se.scoring import score_clip, score_clips
 

@@ -16,9 +16,10 @@ import torch
 from conftest import TINY_TRAINING
 
 from asd_se import train as train_module
-from asd_se.checkpoint import CheckpointError, load_checkpoint, load_model
+from asd_se.checkpoint import CheckpointError
 from asd_se.cli import EXIT_UNDEFINED, main
 from asd_se.config import load_config
+from asd_se.loading import load_checkpoint, load_model
 from asd_se.train import Trainer, TrainingDiverged, val_map_cell
 from data_prep.store import StoreError
 

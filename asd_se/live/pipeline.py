@@ -24,7 +24,6 @@ import av
 import cv2
 import numpy as np
 
-from asd_se.checkpoint import RUNTIMES, load_runtime
 from asd_se.core.crop import crop_future
 from asd_se.core.devices import resolve_device
 from asd_se.core.fsio import check_outputs, standard_output, stream_errors
@@ -43,6 +42,7 @@ from asd_se.live.emit import Emitter
 from asd_se.live.faces import FrameFaces, LiveFaces
 from asd_se.live.serve import LiveServer
 from asd_se.live.source import Arrival, Ended, LiveSource, Stalled, source_kind
+from asd_se.loading import RUNTIMES, load_runtime
 from asd_se.render.pipeline import RenderError, check_runtime_explainer, choose_explainer
 from asd_se.render.tracks import FaceFinder
 

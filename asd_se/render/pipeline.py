@@ -21,7 +21,6 @@ import av
 import cv2
 import numpy as np
 
-from asd_se.checkpoint import RUNTIMES, load_runtime
 from asd_se.core.annotations import read_annotations
 from asd_se.core.ava import write_predictions
 from asd_se.core.devices import resolve_device
@@ -34,6 +33,7 @@ from asd_se.core.timing import StageTimer
 from asd_se.core.writer import X264_PRESETS, VideoWriter
 from asd_se.explain import EXPLAINERS, SE_EXPLAINERS, ChannelSelection, Explainer, build_explainer
 from asd_se.faces.detect import FaceDetector
+from asd_se.loading import RUNTIMES, load_runtime
 from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
 from asd_se.render.report import plot_timeline, predictions, write_report
 from asd_se.render.scan import SourceScan, scan
