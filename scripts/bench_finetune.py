@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from asd_se.config import Config, load_config
+from asd_se.models.config import Config, load_config
 from asd_se.models.lightasd_weights import LIGHTASD
 from asd_se.models.published import import_published, model_config
-from asd_se.train import Trainer, val_map_cell
+from asd_se.training.loop import Trainer, val_map_cell
 from data_prep.prep import PrepConfig, prepare
 from data_prep.store import StoreSettings
 from data_prep.synth.dataset import SynthConfig, make_dataset

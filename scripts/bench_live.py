@@ -35,14 +35,14 @@ import numpy as np
 import torch
 from bench_render import make_video  # scripts/: the synthetic benchmark videos, made once
 
-from asd_se.breakdowns import map_difference, overall_interval
 from asd_se.core.annotations import read_csv
 from asd_se.core.ava import Prediction
 from asd_se.core.boxes import iou
 from asd_se.core.media import probe
 from asd_se.core.metrics import average_precision
+from asd_se.models.zoo import DEFAULT_MODEL
 from asd_se.review.document import read_render
-from asd_se.zoo import DEFAULT_MODEL
+from asd_se.training.breakdowns import map_difference, overall_interval
 
 LOOKAHEADS = (0.0, 0.2, 0.5, 1.0, 2.0)
 SIZES = {"640x360": (640, 360), "1280x720": (1280, 720)}

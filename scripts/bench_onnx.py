@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from asd_se.explain import build_explainer
-from asd_se.loading import load_model
+from asd_se.models.loading import load_model
 from asd_se.models.onnx_model import OnnxAsdModel, export_onnx, random_clip
-from asd_se.scoring import score_clip
+from asd_se.scoring.engine import score_clip
 
 
 def seconds(model, faces, audio, explainer, repeats: int) -> tuple[float, object]:

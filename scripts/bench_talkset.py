@@ -117,7 +117,7 @@ def false_positives(predictions: list, categories: dict) -> dict:
 
 def report(predictions: list, categories: dict, widths: dict, bootstrap: int) -> dict:
     """mAP overall, per category and per kind of negative (intervals), whose voice, false positives."""
-    from asd_se.evaluate import summarise
+    from asd_se.training.evaluate import summarise
 
     summary = summarise(predictions, categories, widths, bootstrap)
     return {"rows": summary.rows, "positives": summary.positives, "whose_voice": whose_voice(predictions, categories),
@@ -172,14 +172,14 @@ def write_table(path: Path, conditions: str, models: dict[str, dict]) -> None:
 
 
 def main() -> None:
-    from asd_se.breakdowns import map_difference, mean_map_difference
     from asd_se.core.devices import resolve_device
     from asd_se.core.media import MODEL_FPS
-    from asd_se.evaluate import face_widths, predict_split, read_categories
-    from asd_se.features import load_features, predict_features
-    from asd_se.loading import load_model
+    from asd_se.models.loading import load_model
     from asd_se.models.streaming import chain_layers
-    from asd_se.scoring import live_windows
+    from asd_se.scoring.engine import live_windows
+    from asd_se.training.breakdowns import map_difference, mean_map_difference
+    from asd_se.training.evaluate import face_widths, predict_split, read_categories
+    from asd_se.training.features import load_features, predict_features
     from data_prep.store import TrackStore
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

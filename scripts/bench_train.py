@@ -6,7 +6,7 @@ interruption), then the whole report, indented. Progress goes to stderr.
 
 Per variant: training frames/s, loader frames/s (the training loader itself, with its worker processes),
 wall time, and the val mAP of the AV head and of the audio-only and visual-only heads after each epoch; the
-final model's val mAP by group with 95% bootstrap intervals (``asd_se/breakdowns.py``); and, where both
+final model's val mAP by group with 95% bootstrap intervals (``asd_se/training/breakdowns.py``); and, where both
 ``light`` and ``light_no_se`` were trained, SE on minus off with a paired interval (the same video draws).
 ``--steps-only`` variants (resnet18 on CPU by default) are timed over a few steps instead of trained.
 ``--seeds N`` trains each variant N times (training seeds ``train.seed`` ... ``+ N - 1``) and reports the final
@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asd_se.breakdowns import map_difference
-from asd_se.config import Config, load_config
 from asd_se.core.ava import Prediction
-from asd_se.evaluate import face_widths, predict_split, summarise
 from asd_se.models import count_parameters
-from asd_se.train import Trainer, training_loss, val_map_cell
+from asd_se.models.config import Config, load_config
+from asd_se.training.breakdowns import map_difference
+from asd_se.training.evaluate import face_widths, predict_split, summarise
+from asd_se.training.loop import Trainer, training_loss, val_map_cell
 from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 

@@ -75,8 +75,8 @@ def main() -> None:
 
     from asd_se.core.crop import face_crop, smooth_crop_boxes
     from asd_se.core.media import decode, read_audio
-    from asd_se.loading import load_model
-    from asd_se.scoring import score_clip
+    from asd_se.models.loading import load_model
+    from asd_se.scoring.engine import score_clip
 
     work = Path(tempfile.mkdtemp(prefix="asd-se-parity-"))
     try:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from asd_se.checkpoint import model_mismatch, save_checkpoint
+from asd_se.models.checkpoint import model_mismatch, save_checkpoint
 
-from asd_se.features import FROZEN
-from asd_se.loading import load_checkpoint
+from asd_se.models.loading import load_checkpoint
+from asd_se.training.features import FROZEN
 
 
 def data_summary(manifest_path: Path) -> dict:

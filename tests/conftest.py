@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from browser import browser  # noqa: F401 (the real-browser fixture, for the pages' tests)
 
-from asd_se.checkpoint import save_checkpoint
 from asd_se.cli import main
-from asd_se.config import load_config
 from asd_se.models import ActiveSpeakerModel
+from asd_se.models.checkpoint import save_checkpoint
+from asd_se.models.config import load_config
 from data_prep.prep import PrepConfig, prepare
 from data_prep.synth.dataset import SynthConfig, make_dataset
 

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from asd_se.breakdowns import (
+from asd_se.cli import main
+from asd_se.core.ava import POSITIVE, Prediction
+from asd_se.training.breakdowns import (
     breakdowns,
     face_count,
     face_size,
@@ -15,9 +17,7 @@ from asd_se.breakdowns import (
     mean_map_difference,
     overall_interval,
 )
-from asd_se.cli import main
-from asd_se.core.ava import POSITIVE, Prediction
-from asd_se.evaluate import summarise
+from asd_se.training.evaluate import summarise
 
 NEG = "NOT_SPEAKING"
 
@@ -66,7 +66,7 @@ def test_each_group_has_the_map_worked_out_by_hand():
 
 
 def test_track_categories_and_each_kind_of_negative_against_every_positive(tmp_path):
-    from asd_se.evaluate import read_categories
+    from asd_se.training.evaluate import read_categories
 
     path = tmp_path / "categories.csv"  # as asd-se talkset writes it: one face track per line
     path.write_text("video_id,entity_id,category\na,a:1,own\nb,b:1,own\nb,b:2,other\nb,b:3,other\n")

@@ -7,8 +7,8 @@ import json
 from conftest import TINY
 
 from asd_se.demo import run_demo
-from asd_se.loading import load_checkpoint
-from asd_se.zoo import DEFAULT_MODEL
+from asd_se.models.loading import load_checkpoint
+from asd_se.models.zoo import DEFAULT_MODEL
 
 
 def test_demo_runs_every_stage_and_points_at_the_render(tmp_path):

@@ -10,15 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from asd_se.checkpoint import save_checkpoint
 from asd_se.cli import main
-from asd_se.config import load_config
 from asd_se.explain import ChannelSelection, build_explainer
-from asd_se.explain.faithfulness import average_drop_increase, curve_auc, perturbation_curves
-from asd_se.explain.localisation import energy_inside, pointing_hits, rank_inside
 from asd_se.explain.se_map import SeExplainer
+from asd_se.explain_eval.faithfulness import average_drop_increase, curve_auc, perturbation_curves
+from asd_se.explain_eval.localisation import energy_inside, pointing_hits, rank_inside
 from asd_se.models import ActiveSpeakerModel, ASDOutput
-from asd_se.scoring import score_clip
+from asd_se.models.checkpoint import save_checkpoint
+from asd_se.models.config import load_config
+from asd_se.scoring.engine import score_clip
 from data_prep.prep import PrepConfig, prepare
 
 

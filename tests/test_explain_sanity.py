@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from asd_se.config import load_config
 from asd_se.explain import build_explainer
 from asd_se.explain.base import Explainer
-from asd_se.explain.sanity import (
+from asd_se.explain_eval.sanity import (
     overlap_consistency,
     randomisation_cascade,
     randomisation_stages,
@@ -19,6 +18,7 @@ from asd_se.explain.sanity import (
     ssim,
 )
 from asd_se.models import ActiveSpeakerModel
+from asd_se.models.config import load_config
 
 
 class InputOnly(Explainer):
@@ -116,7 +116,7 @@ def test_the_se_contrast_map_is_the_principal_component_of_the_selected_channels
 
 
 def test_a_method_passes_randomisation_only_if_every_seed_does():
-    from asd_se.explain.report import sanity_lines
+    from asd_se.explain_eval.report import sanity_lines
 
     step = {"stage": "visual.stem.0", "spearman": {"steady": 0.2, "lucky": 0.225},
             "ssim": {"steady": 0.3, "lucky": 0.3},

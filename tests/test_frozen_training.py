@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from asd_se.cli import main
-from asd_se.config import load_config
 from asd_se.core.errors import ConfigError
-from asd_se.data import FeatureBatchDataset, LiveWindows, Window
-from asd_se.features import FROZEN, SplitFeatures, decide_track, load_features, predict_features
-from asd_se.loading import load_model
-from asd_se.scoring import live_windows, score_track
+from asd_se.models.config import load_config
+from asd_se.models.loading import load_model
+from asd_se.scoring.engine import live_windows, score_track
+from asd_se.training.batches import FeatureBatchDataset, LiveWindows, Window
+from asd_se.training.features import FROZEN, SplitFeatures, decide_track, load_features, predict_features
 from data_prep.store import TrackMeta, TrackRows, TrackStore
 
 BASE = "lrasd-talkset-se"  # a shipped model: LR-ASD's published TalkSet weights, SE block at its identity start
@@ -146,7 +146,7 @@ def test_live_windows_leave_only_the_frames_with_a_short_future_labelled():
 
 def test_the_loss_ignores_unlabelled_frames():
     from asd_se.models.output import ASDOutput
-    from asd_se.train import training_loss
+    from asd_se.training.loop import training_loss
 
     logits = torch.tensor([[5.0, -3.0, 0.5, 2.0]], requires_grad=True)
     labels = torch.tensor([[float("nan"), float("nan"), 1.0, 0.0]])
@@ -159,7 +159,7 @@ def test_the_loss_ignores_unlabelled_frames():
 
 def test_se_sparsity_adds_the_mean_se_value_to_the_loss_and_reaches_the_gates():
     from asd_se.models.output import ASDOutput
-    from asd_se.train import training_loss
+    from asd_se.training.loop import training_loss
 
     logits = torch.tensor([[1.0, -2.0]])
     labels = torch.tensor([[1.0, 0.0]])

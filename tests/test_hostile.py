@@ -1,7 +1,7 @@
 """The hostile-input suite: every command given what a careless user or script gives it. Each case asserts the
 exit code, that the message names the file (or option), that no partial output is left, and that every input's
-bytes are unchanged (hashed before and after). The rules (README, "What asd-se promises"): no command writes over
-a path it reads; outputs appear all together or not at all; bad arguments exit 2, unusable input 1, Ctrl-C 130."""
+bytes are unchanged (hashed before and after). The rules (docs/guide.md, "What asd-se promises"): no command writes
+over a path it reads; outputs appear all together or not at all; bad arguments exit 2, unusable input 1, Ctrl-C 130."""
 
 from __future__ import annotations
 
@@ -25,19 +25,19 @@ import numpy as np
 import pytest
 import torch
 
-from asd_se.checkpoint import save_checkpoint
+from asd_se.models.checkpoint import save_checkpoint
 
 from asd_se.cli import main
-from asd_se.config import load_config
 from asd_se.core.annotations import read_csv
 from asd_se.core.fsio import STAGING_PREFIX
 from asd_se.core.media import probe
-from asd_se.loading import load_checkpoint
 from asd_se.models import ActiveSpeakerModel
+from asd_se.models.config import load_config
+from asd_se.models.loading import load_checkpoint
+from asd_se.models.zoo import SHIPPED
 from asd_se.render.pipeline import RenderSettings, render_video
 from asd_se.review.document import read_render
-from asd_se.scoring import NonFiniteOutput, score_clip
-from asd_se.zoo import SHIPPED
+from asd_se.scoring.engine import NonFiniteOutput, score_clip
 from media_kit import check_stream, decoded_frames, joined, read_lines, remuxed, restamped, to_ts
 
 TINY_TRAIN = ["--set", "train.epochs=1", "--set", "train.frame_budget=100", "--set", "train.max_frames=25",

@@ -10,23 +10,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Most specific prefix first: the layer a module belongs to.
+# One prefix per folder: the folders inside asd_se are the layers (the root's own modules are the interface).
 LAYERS = [
     ("asd_se.core", "core"),
     ("data_prep", "datasets"),
-    ("asd_se.config", "models"), ("asd_se.checkpoint", "models"), ("asd_se.loading", "models"), ("asd_se.models", "models"), ("asd_se.zoo", "models"),
+    ("asd_se.models", "models"),
     ("asd_se.faces", "faces"),
-    ("asd_se.explain.evaluation", "explain_eval"), ("asd_se.explain.report", "explain_eval"),
-    ("asd_se.explain.mouths", "explain_eval"), ("asd_se.explain.sanity", "explain_eval"),
     ("asd_se.explain", "explain"),
+    ("asd_se.explain_eval", "explain_eval"),
     ("asd_se.scoring", "scoring"),
-    ("asd_se.breakdowns", "learning"), ("asd_se.data", "learning"), ("asd_se.evaluate", "learning"),
-    ("asd_se.features", "learning"),
-    ("asd_se.train", "learning"),
+    ("asd_se.training", "training"),
     ("asd_se.render", "render"),
     ("asd_se.live", "live"),
     ("asd_se.review", "review"),
-    ("asd_se.cli", "interface"), ("asd_se.demo", "interface"), ("asd_se.__main__", "interface"),
     ("asd_se", "interface"),
 ]
 MAY_USE = {
@@ -36,12 +32,12 @@ MAY_USE = {
     "faces": {"core"},
     "explain": {"core", "models"},
     "scoring": {"core", "models", "explain"},
-    "learning": {"core", "datasets", "models", "scoring"},
+    "training": {"core", "datasets", "models", "scoring"},
     "explain_eval": {"core", "datasets", "models", "explain", "scoring"},
     "review": {"core"},
     "render": {"core", "models", "faces", "explain", "scoring", "review"},
     "live": {"core", "models", "faces", "explain", "scoring", "review", "render"},
-    "interface": {"core", "datasets", "models", "faces", "explain", "scoring", "learning", "explain_eval",
+    "interface": {"core", "datasets", "models", "faces", "explain", "scoring", "training", "explain_eval",
                   "review", "render", "live"},
 }
 
@@ -78,9 +74,16 @@ def test_no_import_runs_up_the_layers(module, path):
     assert not wrong, f"{module} ({own}) imports up or across the layers: {', '.join(wrong)}"
 
 
+def test_every_folder_is_one_layer_and_the_root_holds_only_the_interface():
+    folders = {f"asd_se.{p.name}" for p in (ROOT / "asd_se").iterdir() if (p / "__init__.py").is_file()}
+    assert {prefix for prefix, _ in LAYERS} == folders | {"asd_se", "data_prep"}
+    loose = sorted(p.name for p in (ROOT / "asd_se").glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "cli.py", "demo.py"], loose
+
+
 def test_the_checker_sees_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from asd_se.train import Trainer\n")
+    bad.write_text("def f():\n    from asd_se.training.loop import Trainer\n")
     assert layer_of("asd_se.render.pipeline") == "render"
     assert any(layer_of(m) not in MAY_USE["render"] for m in project_imports(bad))
 

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from asd_se.checkpoint import save_checkpoint
+from asd_se.models.checkpoint import save_checkpoint
 
 from asd_se.cli import main
 from asd_se.core.crop import face_crop, smooth_crop_boxes
-from asd_se.features import FROZEN
-from asd_se.loading import load_checkpoint, load_model
 from asd_se.models.frontend import MfccFrontEnd
-from asd_se.scoring import audio_span, score_track
-from asd_se.zoo import DEFAULT_MODEL, SHIPPED, models_table
+from asd_se.models.loading import load_checkpoint, load_model
+from asd_se.models.zoo import DEFAULT_MODEL, SHIPPED, models_table
+from asd_se.scoring.engine import audio_span, score_track
+from asd_se.training.features import FROZEN
 
 WEIGHTS = SHIPPED["lightasd-ava"].path.parent  # the package's copy of Light-ASD's weight/ folder
 REFERENCE = Path(__file__).resolve().parent / "fixtures" / "lightasd"
@@ -157,8 +157,8 @@ def test_fine_tuning_from_the_import_starts_at_its_outputs_and_moves_the_se_bloc
     store = tmp_path / "store"
     assert main(["prep", "--annotations", str(synth_root / "annotations"), "--videos", str(synth_root / "videos"),
                  "--out", str(store), "--checkpoint", str(plain)]) == 0
-    from asd_se.config import Config, load_config
-    from asd_se.train import Trainer
+    from asd_se.models.config import Config, load_config
+    from asd_se.training.loop import Trainer
 
     base = Config(model=Config.from_dict(load_checkpoint(plain)["config"]).model)
     config = load_config(None, ["model.se=true", "train.epochs=1", "train.frame_budget=100", "train.max_frames=25",
@@ -191,8 +191,8 @@ def test_a_real_models_heatmaps_land_on_the_speaking_mouth(imported, synth_root,
     """The imported TalkSet model (SE inserted at its identity start, so its map is the mean of every channel)
     on the tiny synthetic set cut with its own crop: the map's peak lies in the mouth box of speaking faces. This
     exercises the whole explanation path — the lightasd crop, mouth boxes mapped onto it, the SE explainer."""
-    from asd_se.explain.evaluation import ExplainEvalConfig, evaluate_explainers
-    from asd_se.explain.mouths import load_mouth_boxes
+    from asd_se.explain_eval.evaluation import ExplainEvalConfig, evaluate_explainers
+    from asd_se.explain_eval.mouths import load_mouth_boxes
     from data_prep.store import TrackStore
 
     checkpoint = imported["finetuning_TalkSet"]
@@ -239,7 +239,7 @@ def test_models_lists_every_shipped_model_with_its_sha256(capsys):
 
 
 def test_models_prints_the_validation_table_by_slice(monkeypatch):
-    from asd_se import zoo
+    from asd_se.models import zoo
 
     measured = {"conditions": "val split of a test store", "slices": ["all", "scene-panel"],
                 "models": {"lrasd-ava": {"all": [46.6, 40.4, 53.8], "scene-panel": [70.25, 60.0, 80.5]},

@@ -23,7 +23,6 @@ import pytest
 import torch
 
 from asd_se.cli import main
-from asd_se.config import ModelConfig
 from asd_se.core.annotations import read_csv
 from asd_se.core.media import SAMPLES_PER_FRAME, probe
 from asd_se.explain import ChannelSelection, build_explainer
@@ -33,11 +32,12 @@ from asd_se.live.decide import LiveDecider
 from asd_se.live.faces import LiveTrack
 from asd_se.live.pipeline import Pace, _Run
 from asd_se.live.sound import SoundStream
-from asd_se.loading import load_runtime
 from asd_se.models import build_model
+from asd_se.models.config import ModelConfig
+from asd_se.models.loading import load_runtime
 from asd_se.models.streaming import EncoderStream, chain_layers
 from asd_se.render.tracks import FaceFinder
-from asd_se.scoring import score_track
+from asd_se.scoring.engine import score_track
 from data_prep.synth.dataset import write_video
 from data_prep.synth.plan import VideoSpec
 from media_kit import check_stream, decoded_frames, feed, read_lines, to_ts

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from asd_se.cli import main
-from asd_se.loading import load_model
-from asd_se.scoring import score_track
+from asd_se.models.loading import load_model
+from asd_se.scoring.engine import score_track
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TRACKS = FIXTURES / "lightasd"  # the inputs: faces, audio (LR-ASD's pre-processing is Light-ASD's)
@@ -57,7 +57,7 @@ def test_the_se_block_starts_as_the_identity():
 
 
 def test_import_lrasd_writes_a_checkpoint_and_refuses_light_asd_weights(tmp_path, capsys):
-    from asd_se.zoo import SHIPPED
+    from asd_se.models.zoo import SHIPPED
 
     out = tmp_path / "lr.pt"
     assert main(["import", "lrasd", str(SHIPPED["lrasd-ava"].path), "-o", str(out), "--se"]) == 0

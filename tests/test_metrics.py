@@ -10,7 +10,7 @@ import pytest
 
 from asd_se.core.ava import Prediction, write_predictions
 from asd_se.core.metrics import MetricUndefined, ava_average_precision, average_precision
-from asd_se.evaluate import summarise
+from asd_se.training.evaluate import summarise
 
 
 def test_hand_computed_ap():

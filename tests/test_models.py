@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asd_se.config import ModelConfig, load_config
 from asd_se.core.errors import ConfigError
 from asd_se.models import ActiveSpeakerModel, build_model, count_parameters, lightasd
 from asd_se.models.asd import FACE_MEAN, FACE_STD
+from asd_se.models.config import ModelConfig, load_config
 from asd_se.models.frontend import MfccFrontEnd
 from asd_se.models.visual import EVAL_CHUNK
 

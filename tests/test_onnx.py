@@ -10,17 +10,17 @@ import pytest
 import torch
 
 from asd_se.cli import main
-from asd_se.config import Config
 from asd_se.explain import build_explainer
 from asd_se.models import build_model
+from asd_se.models.config import Config
 from asd_se.models.onnx_model import (
     PARITY_TOLERANCE,
     OnnxAsdModel,
     export_onnx,
     random_clip,
 )
-from asd_se.scoring import score_clip
-from asd_se.zoo import DEFAULT_MODEL
+from asd_se.models.zoo import DEFAULT_MODEL
+from asd_se.scoring.engine import score_clip
 
 
 @pytest.mark.parametrize("model_settings", [
@@ -41,7 +41,7 @@ def test_every_variant_exports_with_parity_at_two_lengths(tmp_path, model_settin
 
 
 def test_the_scoring_engine_gives_the_same_scores_and_se_maps_through_onnxruntime(tmp_path):
-    from asd_se.loading import load_model
+    from asd_se.models.loading import load_model
 
     model, config = load_model(DEFAULT_MODEL, torch.device("cpu"))
     export_onnx(model, config, DEFAULT_MODEL, tmp_path / "m.onnx")

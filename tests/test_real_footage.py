@@ -46,7 +46,7 @@ def test_the_default_model_ranks_the_face_that_moves_with_speech_above_a_still_o
     0.04.) The speech is not the carphone speaker's own, so only the ranking is asked, not a confident "speaking"."""
     from real_media import split_screen_clip
 
-    from asd_se.zoo import DEFAULT_MODEL
+    from asd_se.models.zoo import DEFAULT_MODEL
 
     clip = split_screen_clip(tmp_path / "two.mp4")
     out = tmp_path / "out.mp4"

@@ -20,13 +20,13 @@ from asd_se.core.boxes import iou
 from asd_se.core.media import DecodedVideo, decode, demux, probe
 from asd_se.core.sampling import nearest_frames, sample_grid
 from asd_se.core.writer import VideoWriter
-from asd_se.evaluate import predict_split
 from asd_se.explain import ChannelSelection
-from asd_se.loading import load_model
+from asd_se.models.loading import load_model
 from asd_se.render import pipeline
 from asd_se.render.draw import blend_heatmap
 from asd_se.render.pipeline import RenderSettings, output_paths, render_video
 from asd_se.render.scores import TrackResult, same_channels_everywhere
+from asd_se.training.evaluate import predict_split
 from data_prep.store import TrackStore
 
 FAST = RenderSettings(preset="ultrafast")

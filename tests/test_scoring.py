@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asd_se.config import load_config
 from asd_se.core.media import SAMPLES_PER_FRAME
 from asd_se.explain import ChannelSelection, build_explainer
-from asd_se.loading import load_model
 from asd_se.models import build_model
-from asd_se.scoring import score_clip, score_clips
+from asd_se.models.config import load_config
+from asd_se.models.loading import load_model
+from asd_se.scoring.engine import score_clip, score_clips
 
 # pieces of 5, 25 (twice), 50 and 62 frames over 160: under 4 encoder radii a piece is encoded whole, above it its
 # inner edges are encoded once and shared (Light-ASD's radius 6, LR-ASD's 9, asd-se light's 3)

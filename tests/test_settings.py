@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from asd_se.cli import build_parser, main
-from asd_se.config import load_config
 from asd_se.core.errors import ConfigError
 from asd_se.core.options import settings_from
 from asd_se.explain import ChannelSelection
-from asd_se.explain.evaluation import ExplainEvalConfig
+from asd_se.explain_eval.evaluation import ExplainEvalConfig
 from asd_se.models import ActiveSpeakerModel
+from asd_se.models.config import load_config
 from asd_se.render.pipeline import RenderSettings
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))

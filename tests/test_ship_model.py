@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from asd_se.checkpoint import save_checkpoint
+from asd_se.models.checkpoint import save_checkpoint
 
-from asd_se.loading import load_checkpoint
+from asd_se.models.loading import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "lrasd-talkset-se"

@@ -15,12 +15,12 @@ import pytest
 import torch
 from conftest import TINY_TRAINING
 
-from asd_se import train as train_module
-from asd_se.checkpoint import CheckpointError
 from asd_se.cli import EXIT_UNDEFINED, main
-from asd_se.config import load_config
-from asd_se.loading import load_checkpoint, load_model
-from asd_se.train import Trainer, TrainingDiverged, val_map_cell
+from asd_se.models.checkpoint import CheckpointError
+from asd_se.models.config import load_config
+from asd_se.models.loading import load_checkpoint, load_model
+from asd_se.training import loop as train_module
+from asd_se.training.loop import Trainer, TrainingDiverged, val_map_cell
 from data_prep.store import StoreError
 
 TINY = TINY_TRAINING

@@ -31,7 +31,7 @@ from asd_se.live.sound import SoundStream
 from asd_se.models import AsdModel
 from asd_se.models.streaming import EncoderStream, chain_layers
 from asd_se.render.scores import map_peaks
-from asd_se.scoring import ClipScores, score_clips
+from asd_se.scoring.engine import ClipScores, score_clips
 
 
 @dataclass

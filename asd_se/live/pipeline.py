@@ -42,7 +42,7 @@ from asd_se.live.emit import Emitter
 from asd_se.live.faces import FrameFaces, LiveFaces
 from asd_se.live.serve import LiveServer
 from asd_se.live.source import Arrival, Ended, LiveSource, Stalled, source_kind
-from asd_se.loading import RUNTIMES, load_runtime
+from asd_se.models.loading import RUNTIMES, load_runtime
 from asd_se.render.pipeline import RenderError, check_runtime_explainer, choose_explainer
 from asd_se.render.tracks import FaceFinder
 

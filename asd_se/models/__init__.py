@@ -2,8 +2,8 @@
 
 from torch import nn
 
-from asd_se.config import ModelConfig
 from asd_se.models.asd import ActiveSpeakerModel, count_parameters
+from asd_se.models.config import ModelConfig
 from asd_se.models.lightasd import LightAsdModel
 from asd_se.models.lrasd import LrAsdModel
 from asd_se.models.output import AsdModel, ASDOutput

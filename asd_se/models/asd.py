@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asd_se.config import ModelConfig
 from asd_se.models.audio_encoder import AudioEncoder
+from asd_se.models.config import ModelConfig
 from asd_se.models.frontend import MfccFrontEnd
 from asd_se.models.fusion import build_backend, build_fusion
 from asd_se.models.output import ASDOutput

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asd_se.config import ModelConfig
+from asd_se.models.config import ModelConfig
 from asd_se.models.framewise import FrameMaxPool, batch_norm, conv_bn_relu, same_padding
 from asd_se.models.frontend import MfccFrontEnd
 from asd_se.models.output import ASDOutput

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asd_se.config import ModelConfig
-from asd_se.models.frontend import MfccFrontEnd
+from asd_se.models.config import ModelConfig
 from asd_se.models.framewise import ConvStep, FrameMaxPool, batch_norm
+from asd_se.models.frontend import MfccFrontEnd
 from asd_se.models.lightasd import CHANNELS, TwoClassModel
 from asd_se.models.se import SEBlock
 

@@ -33,7 +33,7 @@ from asd_se.core.timing import StageTimer
 from asd_se.core.writer import X264_PRESETS, VideoWriter
 from asd_se.explain import EXPLAINERS, SE_EXPLAINERS, ChannelSelection, Explainer, build_explainer
 from asd_se.faces.detect import FaceDetector
-from asd_se.loading import RUNTIMES, load_runtime
+from asd_se.models.loading import RUNTIMES, load_runtime
 from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
 from asd_se.render.report import plot_timeline, predictions, write_report
 from asd_se.render.scan import SourceScan, scan
@@ -42,7 +42,7 @@ from asd_se.render.tracks import FaceFinder, RenderTrack, annotated_tracks
 from asd_se.review.document import RenderDocument, read_render
 from asd_se.review.page import write_review
 from asd_se.review.segments import SegmentSettings, document_segments, to_rttm
-from asd_se.scoring import DURATION
+from asd_se.scoring.engine import DURATION
 
 log = logging.getLogger(__name__)
 

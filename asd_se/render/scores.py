@@ -24,7 +24,7 @@ from asd_se.explain.maps import peaks, upsample
 from asd_se.models import AsdModel
 from asd_se.render.scan import SourceScan
 from asd_se.render.tracks import RenderTrack
-from asd_se.scoring import score_track
+from asd_se.scoring.engine import score_track
 
 
 class CropSpool:

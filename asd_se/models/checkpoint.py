@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from asd_se.config import Config
 from asd_se.core.errors import AsdSeError, ConfigError
 from asd_se.core.fsio import atomic_path, not_a_file
+from asd_se.models.config import Config
 
 CHECKPOINT_FORMAT = "asd-se-checkpoint"
 CHECKPOINT_VERSION = 1

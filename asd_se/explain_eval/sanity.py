@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from asd_se.explain.base import Explainer
 from asd_se.explain.maps import upsample
 from asd_se.models.visual import TwoStreamModel
-from asd_se.scoring import score_clip
+from asd_se.scoring.engine import score_clip
 
 Clip = tuple[torch.Tensor, torch.Tensor]  # faces (T, S, S) uint8, audio (samples,) float32, on the device
 SSIM_SIGMA, SSIM_C1, SSIM_C2 = 1.5, 0.01 ** 2, 0.03 ** 2  # Wang et al. (2004), data range 1

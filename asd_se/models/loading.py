@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 
-from asd_se.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError, checkpoint_config,
-                               read_checkpoint)
-from asd_se.config import Config
 from asd_se.models import AsdModel, build_model
+from asd_se.models.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError, checkpoint_config,
+                               read_checkpoint)
+from asd_se.models.config import Config
 from asd_se.models.onnx_model import OnnxAsdModel
 from asd_se.models.visual import channels_last_convolutions
-from asd_se.zoo import SHIPPED, shipped_payload
+from asd_se.models.zoo import SHIPPED, shipped_payload
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ import torch
 
 from asd_se.core.ava import Prediction
 from asd_se.core.progress import with_progress
-from asd_se.evaluate import track_predictions
-from asd_se.scoring import WINDOW_FRAMES, iter_windows, windows
+from asd_se.scoring.engine import WINDOW_FRAMES, iter_windows, windows
+from asd_se.training.evaluate import track_predictions
 from data_prep.store import TrackMeta, TrackStore
 
 log = logging.getLogger(__name__)

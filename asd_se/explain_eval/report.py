@@ -13,8 +13,8 @@ import torch
 
 from asd_se.core.figures import new_figure, save_figure
 from asd_se.core.fsio import atomic_path, write_json_atomic, write_text_atomic
-from asd_se.explain.evaluation import ExplainEvalResult, GridSample
 from asd_se.explain.se_map import Z_TOP_10, ChannelSelection, paper_threshold, select_channels
+from asd_se.explain_eval.evaluation import ExplainEvalResult, GridSample
 
 RANDOMISATION_PASS = 0.3  # rank correlation a map must fall below, for every seed, once the model is random
 NO_MOUTH_BOXES = ("NO MOUTH BOXES: pointing game and mouth energy were not measured (none given with --mouth-boxes, "

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from asd_se.core.ava import POSITIVE_CODE
-from asd_se.features import SplitFeatures
+from asd_se.training.features import SplitFeatures
 from data_prep.store import TrackMeta, TrackStore
 
 

@@ -25,20 +25,20 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from asd_se.breakdowns import overall_interval
-from asd_se.checkpoint import CheckpointError, checkpoint_config, model_mismatch, save_checkpoint
-from asd_se.config import Config
 from asd_se.core.devices import resolve_device
 from asd_se.core.errors import AsdSeError, InputError
 from asd_se.core.figures import new_figure, save_figure
 from asd_se.core.fsio import check_outputs, write_text_atomic
 from asd_se.core.heap import keep_freed_memory
 from asd_se.core.progress import Progress
-from asd_se.data import BatchDataset, FeatureBatchDataset, LiveWindows, epoch_rng, make_batches
-from asd_se.evaluate import predict_split, summarise
-from asd_se.features import frozen_parameters, load_features, predict_features
-from asd_se.loading import load_checkpoint
 from asd_se.models import build_model, count_parameters
+from asd_se.models.checkpoint import CheckpointError, checkpoint_config, model_mismatch, save_checkpoint
+from asd_se.models.config import Config
+from asd_se.models.loading import load_checkpoint
+from asd_se.training.batches import BatchDataset, FeatureBatchDataset, LiveWindows, epoch_rng, make_batches
+from asd_se.training.breakdowns import overall_interval
+from asd_se.training.evaluate import predict_split, summarise
+from asd_se.training.features import frozen_parameters, load_features, predict_features
 from data_prep.store import StoreError, TrackStore
 
 log = logging.getLogger(__name__)

@@ -23,19 +23,19 @@ from asd_se.core.options import AT_LEAST_ONE, NOT_NEGATIVE, check_settings, sett
 from asd_se.core.progress import with_progress
 from asd_se.core.timing import StageTimer
 from asd_se.explain import BASELINES, EXPLAINERS, ChannelSelection, build_explainer
-from asd_se.explain.faithfulness import (
+from asd_se.explain.maps import upsample
+from asd_se.explain_eval.faithfulness import (
     average_drop_increase,
     curve_auc,
     explanation_masked,
     mean_or_none,
     perturbation_curves,
 )
-from asd_se.explain.localisation import TOLERANCE_PX, energy_inside, pointing_hits, rank_inside
-from asd_se.explain.maps import upsample
-from asd_se.explain.mouths import MouthBoxes, mouth_boxes_on_crops
-from asd_se.explain.sanity import CascadeStep, overlap_consistency, randomisation_cascade
+from asd_se.explain_eval.localisation import TOLERANCE_PX, energy_inside, pointing_hits, rank_inside
+from asd_se.explain_eval.mouths import MouthBoxes, mouth_boxes_on_crops
+from asd_se.explain_eval.sanity import CascadeStep, overlap_consistency, randomisation_cascade
 from asd_se.models import AsdModel
-from asd_se.scoring import score_clip
+from asd_se.scoring.engine import score_clip
 from data_prep.store import TrackMeta, TrackStore
 
 BASELINE_BLUR = 12.0  # sigma (crop pixels) of the blurred crop that deleted pixels become

@@ -172,7 +172,8 @@ def validation_table(measured: dict) -> list[str]:
     measures = measured.get("measures", {})
     names = list(dict.fromkeys(key for row in measures.values() for key in row))
     for key in names:
-        lines.append(f"{key}: " + "; ".join(f"{model} {_measure(key, row.get(key))}" for model, row in measures.items()))
+        values = "; ".join(f"{model} {_measure(key, row.get(key))}" for model, row in measures.items())
+        lines.append(f"{key}: {values}")
     return lines
 
 

@@ -1,0 +1,1 @@
+"""Explanations measured: localisation on mouths, faithfulness, sanity checks, the explain-eval run and report."""

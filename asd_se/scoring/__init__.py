@@ -1,0 +1,1 @@
+"""THE scoring engine (``engine.py``): evaluate, render, live and explain-eval score through it."""
