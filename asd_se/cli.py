@@ -8,15 +8,12 @@ import sys
 import traceback
 from pathlib import Path
 
+from asd_se.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_UNDEFINED, EXIT_USAGE
 from asd_se.core.fsio import check_outputs
 from asd_se.core.options import AT_LEAST_ONE, NOT_NEGATIVE, Range, ranged
-from asd_se.core.signals import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 log = logging.getLogger("asd_se")
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2  # bad arguments or settings (argparse's own code, and ConfigError's)
-EXIT_UNDEFINED = 4  # evaluate: the split has no positives, mAP is undefined
 CHECKPOINT_HELP = "an asd-se checkpoint (best.pt / last.pt of asd-se train) or a shipped model's name (asd-se models)"
 
 
@@ -62,7 +59,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     for split in ("train", "val"):
         labels = ", ".join(f"{label} {counts[f'{split}_{label}']}" for label in LABELS)
         print(f"  {split}: {counts[f'{split}_videos']} videos, {counts[f'{split}_rows']} rows ({labels})")
-    return 0
+    return EXIT_OK
 
 
 def cmd_prep(args: argparse.Namespace) -> int:
@@ -134,7 +131,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
     check_outputs(args.stores, folders=[args.out])
     print(f"{args.out}: index of {merge(args.out, args.stores)} tracks")
-    return 0
+    return EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -155,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       features=args.features).fit()
     if history:
         print(f"run folder: {args.out} (last.pt, best.pt, metrics.jsonl, curves.png); last epoch: {history[-1]}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -184,7 +181,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         write_json_atomic(groups, as_json(result.groups, args.bootstrap, args.seed))
         print(f"mAP by group: {groups}")
     print(result.render())
-    return 0 if result.undefined is None else EXIT_UNDEFINED
+    return EXIT_OK if result.undefined is None else EXIT_UNDEFINED
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -197,7 +194,7 @@ def cmd_render(args: argparse.Namespace) -> int:
           f"in {result.seconds:.1f} s ({result.duration / max(result.seconds, 1e-9):.2f}x real time)")
     for name, path in result.outputs.items():
         print(f"  {name}: {path}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_live(args: argparse.Namespace) -> int:
@@ -210,7 +207,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     print(f"live: {result.reason}; {result.frames} frames read, {result.decided} decided, {result.dropped} dropped"
           + (f"; latency p50 {latency['p50_ms']} ms, p95 {latency['p95_ms']} ms" if latency.get("frames") else ""),
           file=sys.stderr)
-    return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(result.reason, 0)
+    return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(result.reason, EXIT_OK)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -227,7 +224,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     for note in write_review(document, page, settings_from(SegmentSettings, args, "segments-")):
         log.warning(note)
     print(f"review page: {page}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
@@ -244,12 +241,12 @@ def cmd_segments(args: argparse.Namespace) -> int:
         with stream_errors("standard output", out):
             out.write(text)
             out.flush()
-        return 0
+        return EXIT_OK
     check_outputs([args.json, *document.media], [args.out])
     refuse_overwrite(args.out, args.force)
     write_text_atomic(args.out, text)
     print(f"segments ({args.format}): {args.out}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_explain_eval(args: argparse.Namespace) -> int:
@@ -278,7 +275,7 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
     print(paths["markdown"].read_text())
     for name, path in paths.items():
         print(f"  {name}: {path}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -293,7 +290,7 @@ def cmd_import(args: argparse.Namespace) -> int:
           f"crop {config.model.crop}, SE block {'inserted (identity start)' if config.model.se else 'none'}")
     print(f"  render a video: asd-se render VIDEO --checkpoint {args.out}")
     print(f"  prepare a store for it: asd-se prep ... --checkpoint {args.out}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -309,7 +306,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"{args.out}: {args.checkpoint} as ONNX (opset {OPSET}, any number of frames); onnxruntime vs torch, "
           f"largest per-frame probability difference: {lengths}")
     print(f"  render with it: asd-se render VIDEO --runtime onnx --checkpoint {args.out}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -320,7 +317,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     with stream_errors("standard output", out):
         out.write(models_table())
         out.flush()
-    return 0
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -329,7 +326,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     check_outputs([], folders=[args.out])
     for line in run_demo(args.out, workers=args.workers, epochs=args.epochs):
         print(line)
-    return 0
+    return EXIT_OK
 
 
 def _synth_parser(commands) -> None:

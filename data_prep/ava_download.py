@@ -21,9 +21,10 @@ from pathlib import Path
 
 import requests
 
+from asd_se.core.errors import EXIT_OK, EXIT_SKIPPED, FetchError
 from asd_se.core.fsio import atomic_path
 from asd_se.core.progress import Progress
-from data_prep.fetch import FetchError, FetchSettings, fetch, remote_size
+from data_prep.fetch import FetchSettings, fetch, remote_size
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class DownloadReport:
 
     @property
     def exit_code(self) -> int:
-        return 3 if self.failed else 0
+        return EXIT_SKIPPED if self.failed else EXIT_OK
 
     def render(self) -> str:
         if self.dry_run:

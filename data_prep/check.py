@@ -20,9 +20,10 @@ import numpy as np
 from asd_se.core.annotated_tracks import plan_tracks
 from asd_se.core.annotations import Problem, Row
 from asd_se.core.crop import face_crop
-from asd_se.core.media import SAMPLES_PER_FRAME, MediaError, VideoInfo, decode, probe
+from asd_se.core.errors import EXIT_OK, EXIT_SKIPPED, MediaError
+from asd_se.core.media import SAMPLES_PER_FRAME, VideoInfo, decode, probe
 from data_prep.extract import SPAN_MARGIN_S
-from data_prep.prep import EXIT_SKIPPED, PrepConfig, group_problems, plan_prep
+from data_prep.prep import PrepConfig, group_problems, plan_prep
 from data_prep.store import encode_crop
 
 TIMED_FRAMES = 6  # decoded (and cropped) per video to time this machine
@@ -73,7 +74,7 @@ class CheckReport:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_SKIPPED if self.problems else 0
+        return EXIT_SKIPPED if self.problems else EXIT_OK
 
     def render(self) -> str:
         """The summary table, the problems, and the estimates."""

@@ -14,7 +14,8 @@ from asd_se.core.annotated_tracks import TrackPlan, plan_tracks
 from asd_se.core.annotations import Problem, Row
 from asd_se.core.ava import LABEL_CODES
 from asd_se.core.crop import face_crop, smooth_crop_boxes
-from asd_se.core.media import DecodedVideo, MediaError, decode, probe
+from asd_se.core.errors import MediaError
+from asd_se.core.media import DecodedVideo, decode, probe
 from asd_se.core.sampling import audio_segment, nearest_frames
 from data_prep.store import StoreSettings, Track, TrackMeta, TrackRows, encode_crop
 

@@ -13,11 +13,7 @@ from typing import Callable
 
 import requests
 
-from asd_se.core.errors import AsdSeError
-
-
-class FetchError(AsdSeError):
-    """A file that could not be fetched or written; the message names the URL or the path."""
+from asd_se.core.errors import FetchError
 
 
 class _Transient(Exception):

@@ -17,17 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from asd_se.core.annotations import Problem, Row, read_annotations
-from asd_se.core.errors import InputError
+from asd_se.core.errors import EXIT_OK, EXIT_SKIPPED, InputError, StoreError
 from asd_se.core.fsio import atomic_path, require_folder, write_json_atomic
 from asd_se.core.parallel import parallel_map
 from asd_se.core.progress import with_progress
 from data_prep.extract import extract_video
-from data_prep.store import StoreError, StoreSettings, TrackStore
+from data_prep.store import StoreSettings, TrackStore
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
-EXIT_SKIPPED = 3  # finished, but some rows or videos were skipped: see the summary
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class PrepSummary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_SKIPPED if self.problems else 0
+        return EXIT_SKIPPED if self.problems else EXIT_OK
 
     def render(self) -> str:
         """A human-readable summary."""

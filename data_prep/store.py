@@ -23,17 +23,13 @@ import cv2
 import numpy as np
 
 from asd_se.core.crop import CROP_MARGIN, CROP_SIZE
-from asd_se.core.errors import AsdSeError
+from asd_se.core.errors import StoreError
 from asd_se.core.fsio import atomic_path, inside, require_folder, safe_stem, write_json_atomic, write_text_atomic
 from asd_se.core.media import AUDIO_RATE, MODEL_FPS
 from data_prep.npz_slices import ArrayLayout, array_layouts, read_slice
 
 STORE_FORMAT = "asd-se-track-store"
 STORE_VERSION = 1
-
-
-class StoreError(AsdSeError):
-    """A store that cannot be used as asked; the message names it."""
 
 
 @dataclass(frozen=True)

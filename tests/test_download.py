@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from asd_se.cli import main
+from asd_se.core.errors import FetchError
 from data_prep.ava_download import AvaSources, DownloadConfig, download_ava, split_csv
-from data_prep.fetch import FetchError, FetchSettings, fetch, part_path
+from data_prep.fetch import FetchSettings, fetch, part_path
 
 FAST = FetchSettings(retries=3, backoff_s=0.01, timeout_s=5.0, chunk_bytes=4096)
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -29,6 +28,7 @@ from asd_se.models.checkpoint import save_checkpoint
 
 from asd_se.cli import main
 from asd_se.core.annotations import read_csv
+from asd_se.core.errors import NonFiniteOutput
 from asd_se.core.fsio import STAGING_PREFIX
 from asd_se.core.media import probe
 from asd_se.models import ActiveSpeakerModel
@@ -37,7 +37,7 @@ from asd_se.models.loading import load_checkpoint
 from asd_se.models.zoo import SHIPPED
 from asd_se.render.pipeline import RenderSettings, render_video
 from asd_se.review.document import read_render
-from asd_se.scoring.engine import NonFiniteOutput, score_clip
+from asd_se.scoring.engine import score_clip
 from media_kit import check_stream, decoded_frames, joined, read_lines, remuxed, restamped, to_ts
 
 TINY_TRAIN = ["--set", "train.epochs=1", "--set", "train.frame_budget=100", "--set", "train.max_frames=25",

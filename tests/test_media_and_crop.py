@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from asd_se.core.crop import PAD_VALUE, face_crop
-from asd_se.core.media import MediaError, decode, probe, read_audio
+from asd_se.core.errors import MediaError
+from asd_se.core.media import decode, probe, read_audio
 from asd_se.core.writer import VideoWriter
 
 

@@ -19,9 +19,10 @@ from asd_se.core.parallel import parallel_map
 _SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
+    from asd_se.core.errors import EXIT_TERMINATED
     from asd_se.core.fsio import atomic_path
     from asd_se.core.parallel import parallel_map
-    from asd_se.core.signals import EXIT_TERMINATED, Terminated, sigterm_raises
+    from asd_se.core.signals import Terminated, sigterm_raises
 
     def job(index):
         out = Path(sys.argv[1])

@@ -15,7 +15,8 @@ import numpy as np
 
 from asd_se.cli import main
 from asd_se.core.ava import LABEL_CODES
-from data_prep.prep import EXIT_SKIPPED, PrepConfig, merge, prepare
+from asd_se.core.errors import EXIT_SKIPPED
+from data_prep.prep import PrepConfig, merge, prepare
 from data_prep.store import TrackStore
 
 

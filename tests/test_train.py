@@ -15,13 +15,13 @@ import pytest
 import torch
 from conftest import TINY_TRAINING
 
-from asd_se.cli import EXIT_UNDEFINED, main
-from asd_se.models.checkpoint import CheckpointError
+from asd_se.cli import main
+from asd_se.core.errors import EXIT_UNDEFINED
+from asd_se.core.errors import CheckpointError, StoreError, TrainingDiverged
 from asd_se.models.config import load_config
 from asd_se.models.loading import load_checkpoint, load_model
 from asd_se.training import loop as train_module
-from asd_se.training.loop import Trainer, TrainingDiverged, val_map_cell
-from data_prep.store import StoreError
+from asd_se.training.loop import Trainer, val_map_cell
 
 TINY = TINY_TRAINING
 

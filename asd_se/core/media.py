@@ -18,7 +18,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from asd_se.core.clock import StreamClock
-from asd_se.core.errors import AsdSeError
+from asd_se.core.errors import MediaError
 from asd_se.core.fsio import not_a_file
 
 log = logging.getLogger(__name__)
@@ -26,10 +26,6 @@ log = logging.getLogger(__name__)
 AUDIO_RATE = 16_000  # every waveform inside asd-se
 MODEL_FPS = 25  # the one internal frame rate: tracks, features and scores
 SAMPLES_PER_FRAME = AUDIO_RATE // MODEL_FPS  # 640
-
-
-class MediaError(AsdSeError):
-    """A media file that cannot be used; the message names the file."""
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,6 @@ from typing import Callable, Iterator, TypeVar
 
 T = TypeVar("T")
 
-EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
 POLL_S = 0.1  # how often a wait looks at a stop request: a signal is honoured well within a second
 
 

@@ -18,14 +18,10 @@ import time
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from asd_se.core.media import MediaError
+from asd_se.core.errors import Stalled
 from asd_se.core.signals import POLL_S
 
 HEAD_LIMIT = 16 << 20  # bytes of leading MP4 boxes kept while looking for the index or the media
-
-
-class Stalled(MediaError):
-    """No frame (or no byte) came from the source for longer than the stall timeout."""
 
 
 class TimedPipe:

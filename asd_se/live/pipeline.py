@@ -26,8 +26,9 @@ import numpy as np
 
 from asd_se.core.crop import crop_future
 from asd_se.core.devices import resolve_device
+from asd_se.core.errors import MediaError, RenderError
 from asd_se.core.fsio import check_outputs, standard_output, stream_errors
-from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME, FrameConverter, MediaError, MonoAudio
+from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME, FrameConverter, MonoAudio
 from asd_se.core.options import AT_LEAST_ONE, FRACTION, NOT_NEGATIVE, Range, check_settings, setting
 from asd_se.core.signals import StopRequest
 from asd_se.core.timing import StageTimer
@@ -43,7 +44,7 @@ from asd_se.live.faces import FrameFaces, LiveFaces
 from asd_se.live.serve import LiveServer
 from asd_se.live.source import Arrival, Ended, LiveSource, Stalled, source_kind
 from asd_se.models.loading import RUNTIMES, load_runtime
-from asd_se.render.pipeline import RenderError, check_runtime_explainer, choose_explainer
+from asd_se.render.pipeline import check_runtime_explainer, choose_explainer
 from asd_se.render.tracks import FaceFinder
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
 import queue
 import re
-import select
 import sys
 import threading
 import time
@@ -22,10 +20,11 @@ from typing import Iterator
 
 import av
 
+from asd_se.core.errors import Stalled
 from asd_se.core.media import (DecodedVideo, MediaError, choose_audio_stream, decoded_packets, open_media,
                                 select_streams)
 from asd_se.core.signals import POLL_S, interruptible
-from asd_se.live.pipe import Stalled, TimedPipe, open_stdin
+from asd_se.live.pipe import TimedPipe, open_stdin
 
 log = logging.getLogger(__name__)
 

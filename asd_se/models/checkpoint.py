@@ -10,16 +10,12 @@ from pathlib import Path
 
 import torch
 
-from asd_se.core.errors import AsdSeError, ConfigError
+from asd_se.core.errors import CheckpointError, ConfigError
 from asd_se.core.fsio import atomic_path, not_a_file
 from asd_se.models.config import Config
 
 CHECKPOINT_FORMAT = "asd-se-checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-class CheckpointError(AsdSeError):
-    """A file that is not a usable asd-se checkpoint; the message names it and why."""
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:

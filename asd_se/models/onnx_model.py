@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from asd_se.core.errors import CheckpointError
 from asd_se.core.fsio import atomic_path
 from asd_se.core.media import SAMPLES_PER_FRAME
-from asd_se.models.checkpoint import CheckpointError
 from asd_se.models.config import Config
 from asd_se.models.frontend import MfccFrontEnd
 from asd_se.models.output import ASDOutput

@@ -15,8 +15,9 @@ from typing import Callable
 
 import torch
 
+from asd_se.core.errors import CheckpointError
 from asd_se.models import build_model
-from asd_se.models.checkpoint import CHECKPOINT_FORMAT, CheckpointError, save_checkpoint
+from asd_se.models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from asd_se.models.config import Config, ModelConfig
 
 NEW_IN_ASD_SE = ("audio_head.", "se.")  # parameters no published file has

@@ -24,7 +24,7 @@ import numpy as np
 from asd_se.core.annotations import read_annotations
 from asd_se.core.ava import write_predictions
 from asd_se.core.devices import resolve_device
-from asd_se.core.errors import AsdSeError, ConfigError
+from asd_se.core.errors import ConfigError, RenderError
 from asd_se.core.fsio import check_outputs, staged_outputs, write_text_atomic
 from asd_se.core.media import DecodedVideo, FrameConverter, choose_audio_stream, demux, probe
 from asd_se.core.options import AT_LEAST_ONE, FRACTION, NOT_NEGATIVE, Range, check_settings, setting
@@ -45,10 +45,6 @@ from asd_se.review.segments import SegmentSettings, document_segments, to_rttm
 from asd_se.scoring.engine import DURATION
 
 log = logging.getLogger(__name__)
-
-
-class RenderError(AsdSeError):
-    """A render that cannot start (bad paths, annotations that do not fit); the message says why."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from asd_se.core.media import DecodedVideo, FrameConverter, MediaError, MonoAudio, demux, probe
+from asd_se.core.media import DecodedVideo, FrameConverter, MonoAudio, demux, probe
+
+from asd_se.core.errors import MediaError
 from asd_se.core.progress import Progress
 from asd_se.core.timing import StageTimer
 from asd_se.faces.pool import DetectionPool

@@ -19,8 +19,9 @@ from urllib.parse import quote
 
 import numpy as np
 
+from asd_se.core.errors import MediaError
 from asd_se.core.fsio import write_text_atomic
-from asd_se.core.media import MediaError, probe
+from asd_se.core.media import probe
 from asd_se.review.document import RenderDocument
 from asd_se.review.segments import SegmentSettings, column, track_name, track_segments
 from asd_se.review.truth import summarise

@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from asd_se.core.errors import AsdSeError
+from asd_se.core.errors import NonFiniteOutput
 from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME
 from asd_se.core.options import Range
 from asd_se.core.timing import StageTimer
@@ -20,10 +20,6 @@ from asd_se.explain.base import Explainer
 from asd_se.models import AsdModel
 from asd_se.models.output import ASDOutput
 from asd_se.models.visual import TwoStreamModel
-
-
-class NonFiniteOutput(AsdSeError):
-    """A model whose outputs are NaN or infinite: nothing it scored is kept."""
 
 
 WINDOW_FRAMES = 1000  # 40 s: longer tracks are scored in overlapping windows

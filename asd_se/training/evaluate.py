@@ -10,12 +10,13 @@ import numpy as np
 import torch
 
 from asd_se.core.ava import POSITIVE, Key, Prediction, ava_key
+from asd_se.core.errors import StoreError
 from asd_se.core.metrics import MetricUndefined, ava_average_precision
 from asd_se.core.progress import with_progress
 from asd_se.models import AsdModel
 from asd_se.scoring.engine import score_track
 from asd_se.training.breakdowns import Breakdown, breakdowns, render_table
-from data_prep.store import StoreError, TrackMeta, TrackStore
+from data_prep.store import TrackMeta, TrackStore
 
 
 @dataclass

@@ -26,29 +26,25 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from asd_se.core.devices import resolve_device
-from asd_se.core.errors import AsdSeError, InputError
+from asd_se.core.errors import CheckpointError, InputError, StoreError, TrainingDiverged
 from asd_se.core.figures import new_figure, save_figure
 from asd_se.core.fsio import check_outputs, write_text_atomic
 from asd_se.core.heap import keep_freed_memory
 from asd_se.core.progress import Progress
 from asd_se.models import build_model, count_parameters
-from asd_se.models.checkpoint import CheckpointError, checkpoint_config, model_mismatch, save_checkpoint
+from asd_se.models.checkpoint import checkpoint_config, model_mismatch, save_checkpoint
 from asd_se.models.config import Config
 from asd_se.models.loading import load_checkpoint
 from asd_se.training.batches import BatchDataset, FeatureBatchDataset, LiveWindows, epoch_rng, make_batches
 from asd_se.training.breakdowns import overall_interval
 from asd_se.training.evaluate import predict_split, summarise
 from asd_se.training.features import frozen_parameters, load_features, predict_features
-from data_prep.store import StoreError, TrackStore
+from data_prep.store import TrackStore
 
 log = logging.getLogger(__name__)
 
 
 RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "curves.png")  # what a run folder holds
-
-
-class TrainingDiverged(AsdSeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from asd_se.core.annotations import mouth_box_sidecar
 from asd_se.core.ava import LABELS
-from asd_se.core.errors import InputError
+from asd_se.core.errors import EXIT_OK, EXIT_SKIPPED, InputError
 from asd_se.core.fsio import write_csv_atomic, write_json_atomic
 from asd_se.core.media import AUDIO_RATE, decode, read_audio
 from asd_se.core.options import AT_LEAST_ONE, FRACTION, NOT_NEGATIVE, check_settings, setting
@@ -74,9 +74,8 @@ class TalksetSummary:
 
     @property
     def exit_code(self) -> int:
-        from data_prep.prep import EXIT_SKIPPED
 
-        return EXIT_SKIPPED if self.skipped else 0
+        return EXIT_SKIPPED if self.skipped else EXIT_OK
 
     def render(self) -> str:
         lines = [f"clips: {self.clips_used} of {self.clips_found} used"]

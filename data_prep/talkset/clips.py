@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from asd_se.core.errors import MediaError
 from asd_se.core.fsio import atomic_path, require_folder
-from asd_se.core.media import DecodedVideo, MediaError, decode, probe
+from asd_se.core.media import DecodedVideo, decode, probe
 from asd_se.faces.detect import Detection, FaceDetector
 from data_prep.prep import VIDEO_SUFFIXES
 from data_prep.talkset.lips import LipFinder
