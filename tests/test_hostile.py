@@ -653,8 +653,9 @@ def test_the_map_sits_on_the_box_the_crop_was_cut_around_and_no_map_is_said():
     from asd_se.core.crop import crop_region, smooth_crop_boxes
     from asd_se.render.report import frame_records
     from asd_se.render.scan import SourceScan
-    from asd_se.render.scores import TrackResult, map_peaks
-    from asd_se.render.tracks import RenderTrack
+    from asd_se.render.scores import TrackResult
+    from asd_se.video.explainers import map_peaks
+    from asd_se.video.tracks import RenderTrack
 
     count = 30
     jitter = np.random.default_rng(0).normal(0, 6, (count, 4))

@@ -20,6 +20,7 @@ LAYERS = [
     ("asd_se.explain_eval", "explain_eval"),
     ("asd_se.scoring", "scoring"),
     ("asd_se.training", "training"),
+    ("asd_se.video", "video"),
     ("asd_se.render", "render"),
     ("asd_se.live", "live"),
     ("asd_se.review", "review"),
@@ -35,10 +36,11 @@ MAY_USE = {
     "training": {"core", "datasets", "models", "scoring"},
     "explain_eval": {"core", "datasets", "models", "explain", "scoring"},
     "review": {"core"},
-    "render": {"core", "models", "faces", "explain", "scoring", "review"},
-    "live": {"core", "models", "faces", "explain", "scoring", "review", "render"},
+    "video": {"core", "faces", "explain"},
+    "render": {"core", "models", "faces", "explain", "scoring", "review", "video"},
+    "live": {"core", "models", "faces", "explain", "scoring", "review", "video"},  # render's sibling, not its tenant
     "interface": {"core", "datasets", "models", "faces", "explain", "scoring", "training", "explain_eval",
-                  "review", "render", "live"},
+                  "review", "video", "render", "live"},
 }
 
 

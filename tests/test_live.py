@@ -17,7 +17,6 @@ from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -36,8 +35,8 @@ from asd_se.models import build_model
 from asd_se.models.config import ModelConfig
 from asd_se.models.loading import load_runtime
 from asd_se.models.streaming import EncoderStream, chain_layers
-from asd_se.render.tracks import FaceFinder
 from asd_se.scoring.engine import score_track
+from asd_se.video.tracks import FaceFinder
 from data_prep.synth.dataset import write_video
 from data_prep.synth.plan import VideoSpec
 from media_kit import check_stream, decoded_frames, feed, read_lines, to_ts

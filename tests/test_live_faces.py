@@ -9,7 +9,7 @@ import pytest
 from asd_se.core.crop import crop_future, smooth_crop_boxes
 from asd_se.faces.detect import Detection, FaceDetector
 from asd_se.live.faces import LiveFaces
-from asd_se.render.tracks import FaceFinder
+from asd_se.video.tracks import FaceFinder
 
 FRAMES, EVERY = 60, 5
 

@@ -23,10 +23,10 @@ from asd_se.core.writer import VideoWriter
 from asd_se.explain import ChannelSelection
 from asd_se.models.loading import load_model
 from asd_se.render import pipeline
-from asd_se.render.draw import blend_heatmap
 from asd_se.render.pipeline import RenderSettings, output_paths, render_video
 from asd_se.render.scores import TrackResult, same_channels_everywhere
 from asd_se.training.evaluate import predict_split
+from asd_se.video.draw import blend_heatmap
 from data_prep.store import TrackStore
 
 FAST = RenderSettings(preset="ultrafast")

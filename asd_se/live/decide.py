@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from asd_se.core.crop import CROP_SIZE
-from asd_se.core.media import MODEL_FPS, SAMPLES_PER_FRAME
+from asd_se.core.media import SAMPLES_PER_FRAME
 from asd_se.core.timing import StageTimer
 from asd_se.explain import Explainer
 from asd_se.live.buffers import AudioRing, Ring
@@ -30,8 +30,8 @@ from asd_se.live.faces import LiveTrack
 from asd_se.live.sound import SoundStream
 from asd_se.models import AsdModel
 from asd_se.models.streaming import EncoderStream, chain_layers
-from asd_se.render.scores import map_peaks
 from asd_se.scoring.engine import ClipScores, score_clips
+from asd_se.video.explainers import map_peaks
 
 
 @dataclass

@@ -16,10 +16,10 @@ import numpy as np
 
 from asd_se.core.fsio import stream_errors
 from asd_se.live.faces import FrameFaces, LiveTrack
-from asd_se.render.draw import FaceDrawing, draw_face
-from asd_se.render.report import face_record
 from asd_se.review.document import encode_maps
 from asd_se.review.truth import DECISION
+from asd_se.video.draw import FaceDrawing, draw_face
+from asd_se.video.record import face_record
 
 Sink = Callable[[FrameFaces, dict, list[FaceDrawing]], None]  # gets each frame, its record and its faces drawn
 

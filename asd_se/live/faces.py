@@ -25,7 +25,7 @@ from asd_se.core.boxes import interpolate_boxes
 from asd_se.core.crop import CROP_SIZE, crop_future, face_crop, smooth_crop_boxes
 from asd_se.core.media import MODEL_FPS
 from asd_se.live.buffers import Ring
-from asd_se.render.tracks import FaceFinder
+from asd_se.video.tracks import FaceFinder
 
 
 @dataclass(eq=False)

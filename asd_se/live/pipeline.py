@@ -44,8 +44,8 @@ from asd_se.live.faces import FrameFaces, LiveFaces
 from asd_se.live.serve import LiveServer
 from asd_se.live.source import Arrival, Ended, LiveSource, Stalled, source_kind
 from asd_se.models.loading import RUNTIMES, load_runtime
-from asd_se.render.pipeline import check_runtime_explainer, choose_explainer
-from asd_se.render.tracks import FaceFinder
+from asd_se.video.explainers import check_runtime_explainer, choose_explainer
+from asd_se.video.tracks import FaceFinder
 
 log = logging.getLogger(__name__)
 

@@ -24,25 +24,27 @@ import numpy as np
 from asd_se.core.annotations import read_annotations
 from asd_se.core.ava import write_predictions
 from asd_se.core.devices import resolve_device
-from asd_se.core.errors import ConfigError, RenderError
+from asd_se.core.errors import RenderError
 from asd_se.core.fsio import check_outputs, staged_outputs, write_text_atomic
 from asd_se.core.media import DecodedVideo, FrameConverter, choose_audio_stream, demux, probe
 from asd_se.core.options import AT_LEAST_ONE, FRACTION, NOT_NEGATIVE, Range, check_settings, setting
 from asd_se.core.progress import Progress
 from asd_se.core.timing import StageTimer
 from asd_se.core.writer import X264_PRESETS, VideoWriter
-from asd_se.explain import EXPLAINERS, SE_EXPLAINERS, ChannelSelection, Explainer, build_explainer
+from asd_se.explain import EXPLAINERS, ChannelSelection
 from asd_se.faces.detect import FaceDetector
 from asd_se.models.loading import RUNTIMES, load_runtime
-from asd_se.render.draw import FaceDrawing, draw_banner, draw_face, side_panel
 from asd_se.render.report import plot_timeline, predictions, write_report
 from asd_se.render.scan import SourceScan, scan
 from asd_se.render.scores import CropSpool, TrackResult, cut_crops, same_channels_everywhere, score_tracks
-from asd_se.render.tracks import FaceFinder, RenderTrack, annotated_tracks
+from asd_se.render.tracks import annotated_tracks
 from asd_se.review.document import RenderDocument, read_render
 from asd_se.review.page import write_review
 from asd_se.review.segments import SegmentSettings, document_segments, to_rttm
 from asd_se.scoring.engine import DURATION
+from asd_se.video.draw import FaceDrawing, draw_banner, draw_face, side_panel
+from asd_se.video.explainers import choose_explainer, check_runtime_explainer
+from asd_se.video.tracks import FaceFinder, RenderTrack
 
 log = logging.getLogger(__name__)
 
@@ -164,38 +166,6 @@ def _draw_frames(source: SourceScan, tracks: list[RenderTrack], results: list[Tr
             with timer.stage("encode"):
                 writer.write_frame(image, pts=int(round(frame_time / source.time_base)))
     return index + 1
-
-
-def choose_explainer(model, checkpoint: Path, name: str, selection: ChannelSelection, runtime: str
-                     ) -> tuple[Explainer, bool, list[str]]:
-    """The heatmap method for ``model`` (``name`` as ``--explainer`` gives it; auto: se where the model has an SE
-    block, else Grad-CAM under torch and Eigen-CAM under onnxruntime), whether its SE vector carries information
-    (a trained block), and notes for the user. RenderError for a choice the model or runtime cannot give."""
-    notes = []
-    if model.se is None and name in ("auto", *SE_EXPLAINERS):
-        if name != "auto":
-            raise RenderError(f"{checkpoint}: the model has no SE block, so it has no SE maps; use --explainer "
-                              f"gradcam (or gradcampp, eigencam), or fine-tune it with one (asd-se train --init)")
-        name, shown = ("gradcam", "Grad-CAM") if runtime == "torch" else ("eigencam", "Eigen-CAM")
-        notes.append(f"{checkpoint}: the model has no SE block; heatmaps are {shown}'s")
-    se_informative = model.se is not None and not model.se.untrained
-    if model.se is not None and not se_informative:
-        if name == "se_contrast":
-            raise RenderError(f"{checkpoint}: its SE block is untrained (identity start), so se_contrast has no "
-                              f"channel selection to work on; use --explainer se, gradcam or eigencam, or fine-tune "
-                              f"the block first (asd-se train --init)")
-        notes.append(f"{checkpoint}: its SE block is untrained (identity start: every channel weighs the same), so "
-                     f"the SE map is the mean of all channels and no SE channels are reported; fine-tune it "
-                     f"(asd-se train --init) for the paper's explanation")
-    return build_explainer("se" if name == "auto" else name, selection), se_informative, notes
-
-
-def check_runtime_explainer(runtime: str, explainer: str) -> None:
-    """ConfigError (a conflict of arguments, before any work) where ``--explainer`` needs gradients that
-    ``--runtime`` does not give."""
-    if runtime != "torch" and explainer != "auto" and build_explainer(explainer).needs_gradients:
-        raise ConfigError(f"--explainer {explainer} needs gradients, which --runtime {runtime} (onnxruntime) does "
-                          f"not give; use --explainer se (or se_contrast, eigencam), or --runtime torch")
 
 
 def render_video(video: Path, checkpoint: Path, out: Path | None = None, annotations: Path | None = None,

@@ -17,7 +17,7 @@ from asd_se.core.progress import Progress
 from asd_se.core.timing import StageTimer
 from asd_se.faces.pool import DetectionPool
 from asd_se.faces.shots import THUMB_SIZE
-from asd_se.render.tracks import FaceFinder
+from asd_se.video.tracks import FaceFinder
 
 
 @dataclass

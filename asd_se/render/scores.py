@@ -20,11 +20,11 @@ from asd_se.core.progress import with_progress
 from asd_se.core.sampling import audio_segment, nearest_frames
 from asd_se.core.timing import StageTimer
 from asd_se.explain import Explainer
-from asd_se.explain.maps import peaks, upsample
 from asd_se.models import AsdModel
 from asd_se.render.scan import SourceScan
-from asd_se.render.tracks import RenderTrack
 from asd_se.scoring.engine import score_track
+from asd_se.video.explainers import map_peaks
+from asd_se.video.tracks import RenderTrack
 
 
 class CropSpool:
@@ -119,18 +119,6 @@ def same_channels_everywhere(results: list[TrackResult]) -> list[int] | None:
     if len(selections) != 1 or not next(iter(selections)) or probs.min() >= 0.5 or probs.max() < 0.5:
         return None
     return next(chosen for result in results for chosen in result.channels)
-
-
-PEAK_CHUNK = 1000  # samples whose maps are upsampled at once to find their peaks
-
-
-def map_peaks(maps: np.ndarray, crop_size: int) -> np.ndarray:
-    """``(T, 2)`` the peak of each map ``(T, h, w)``, located on a half-resolution grid of the crop: within one
-    crop pixel, at a quarter of the cost."""
-    located = np.concatenate([peaks(upsample(torch.from_numpy(maps[i:i + PEAK_CHUNK]), crop_size // 2)).numpy()
-                              for i in range(0, len(maps), PEAK_CHUNK)])
-    located[maps.reshape(len(maps), -1).max(axis=1) <= 0] = np.nan  # an all-zero map has no peak
-    return located
 
 
 def score_tracks(model: AsdModel, tracks: list[RenderTrack], spool: CropSpool, audio: np.ndarray,
